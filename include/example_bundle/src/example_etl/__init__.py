@@ -1,0 +1,1 @@
+"""Example ETL deployed by the example bundle."""

@@ -1,0 +1,1 @@
+"""Promote Databricks bundles through environments with Apache Airflow 3."""
