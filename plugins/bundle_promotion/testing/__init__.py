@@ -1,0 +1,4 @@
+"""Local emulators of the services bundle-promotion talks to, for tests, the demo and offline dry runs.
+
+- ``bundle_promotion.testing.workspace``: Databricks workspaces (``WorkspaceEmulator``, ``serve``).
+"""
