@@ -6,6 +6,8 @@ text is written for the person reading a task log at 3 am.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class BundlePromotionError(Exception):
     """Base of every error this package raises on purpose."""
@@ -21,6 +23,17 @@ class SpecError(BundlePromotionError):
         self.line = line
         where = f"{file}:{line}" if line is not None else file
         super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
+
+
+class InvalidSpecs(BundlePromotionError):
+    """One or more promotion specs of a folder are invalid; each keeps its own message."""
+
+    def __init__(self, errors: Sequence[SpecError]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(f"- {error}" for error in self.errors)
+        super().__init__(
+            f"{len(self.errors)} promotion spec(s) are invalid; their DAGs were not made:\n{lines}"
+        )
 
 
 class BundleConfigError(BundlePromotionError):

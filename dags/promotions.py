@@ -1,0 +1,13 @@
+"""One promotion DAG per spec in include/promotions/*.yaml (or the folder set in
+``[bundle_promotion] specs_folder``). A bad spec shows as an import error naming its
+file, line and field; the other specs still produce their DAGs."""
+
+from pathlib import Path
+
+from airflow.sdk import conf
+
+from bundle_promotion.dag_factory import promotion_dags
+
+_DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "include" / "promotions"
+
+globals().update(promotion_dags(Path(conf.get("bundle_promotion", "specs_folder", fallback=str(_DEFAULT_SPECS)))))

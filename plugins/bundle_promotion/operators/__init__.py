@@ -1,0 +1,15 @@
+"""Operators of a promotion: thin adapters from Airflow's context to the core steps in ``promotion``."""
+
+from bundle_promotion.operators.deploy import BundleDeployOperator
+from bundle_promotion.operators.record import RecordDeploymentOperator
+from bundle_promotion.operators.release import BuildReleaseOperator
+from bundle_promotion.operators.schedules import ApplySchedulePolicyOperator
+from bundle_promotion.operators.run_job import RunBundleJobOperator
+
+__all__ = [
+    "ApplySchedulePolicyOperator",
+    "BuildReleaseOperator",
+    "BundleDeployOperator",
+    "RecordDeploymentOperator",
+    "RunBundleJobOperator",
+]

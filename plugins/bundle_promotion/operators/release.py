@@ -1,0 +1,55 @@
+"""The first task of a promotion: cut the release every environment will get."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from bundle_promotion.operators import storage
+
+
+class BuildReleaseOperator(BaseOperator):
+    """Resolve ``version`` to a commit, check the bundle for every target, build its artifacts once.
+
+    Returns the ledger's release id; later tasks fetch the source by commit and the artifacts by
+    digest, so they may run on any worker. Running it again for a recorded version builds nothing.
+    """
+
+    template_fields: Sequence[str] = ("version", "repo")
+    ui_color = "#e8f1fb"
+
+    def __init__(
+        self,
+        *,
+        bundle: str,
+        repo: str,
+        bundle_path: str = ".",
+        version: str,
+        targets: Sequence[str],
+        test_jobs: Sequence[str] = (),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bundle = bundle
+        self.repo = repo
+        self.bundle_path = bundle_path
+        self.version = version
+        self.targets = list(targets)
+        self.test_jobs = list(test_jobs)
+
+    def execute(self, context: Context) -> int:
+        from bundle_promotion.promotion import BundleSource, cut_release
+
+        release_id = cut_release(
+            BundleSource(self.bundle, self.repo, self.bundle_path),
+            self.version,
+            targets=self.targets,
+            test_jobs=self.test_jobs,
+            ledger=storage.ledger(),
+            store=storage.artifact_store(),
+            checkouts=storage.checkouts(),
+        )
+        self.log.info("Release %s of %s is ledger release %s", self.version, self.bundle, release_id)
+        return release_id

@@ -1,0 +1,117 @@
+"""Run one of the bundle's jobs in an environment and wait for it without holding a worker slot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, BaseOperatorLink, Context
+
+from bundle_promotion.errors import TestRunFailed
+
+if TYPE_CHECKING:
+    from airflow.sdk.types import TaskInstanceKey
+    from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
+
+RUN_PAGE_URL_KEY = "run_page_url"
+# How much of a failed task's trace goes into the Airflow log.
+TRACE_TAIL_LINES = 20
+
+
+class DatabricksRunPageLink(BaseOperatorLink):
+    """The Databricks page of the run a task started."""
+
+    name = "Databricks run"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.get_value(key=RUN_PAGE_URL_KEY, ti_key=ti_key) or ""
+
+
+class RunBundleJobOperator(BaseOperator):
+    """Start the job deployed under bundle key ``job_key`` and defer until it ends; fail unless SUCCESS.
+
+    The job id comes from the environment's deploy task, so the task follows the deployment
+    rather than a job name. Waiting happens in the triggerer, through the Databricks provider's
+    ``DatabricksExecutionTrigger``. A retry starts a fresh run: a run is evidence, not state.
+    """
+
+    template_fields: Sequence[str] = ("databricks_conn_id", "job_parameters")
+    operator_extra_links = (DatabricksRunPageLink(),)
+    ui_color = "#fff4cc"
+
+    def __init__(
+        self,
+        *,
+        databricks_conn_id: str,
+        job_key: str,
+        deploy_task_id: str,
+        job_parameters: dict[str, str] | None = None,
+        polling_period_seconds: int = 30,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.databricks_conn_id = databricks_conn_id
+        self.job_key = job_key
+        self.deploy_task_id = deploy_task_id
+        self.job_parameters = job_parameters or {}
+        self.polling_period_seconds = polling_period_seconds
+
+    def _hook(self) -> DatabricksHook:
+        from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+        return DatabricksHook(self.databricks_conn_id, caller=type(self).__name__)
+
+    def execute(self, context: Context) -> None:
+        from airflow.providers.databricks.hooks.databricks import RunState
+        from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
+
+        deployed = context["ti"].xcom_pull(task_ids=self.deploy_task_id)
+        job = deployed["jobs"][self.job_key]
+        hook = self._hook()
+        run_id = hook.run_now({"job_id": int(job["id"]), "job_parameters": self.job_parameters})
+        run_page_url = hook.get_run_page_url(run_id)
+        context["ti"].xcom_push(key=RUN_PAGE_URL_KEY, value=run_page_url)
+        self.log.info("Started %r (job %s), run %s: %s", job["name"], job["id"], run_id, run_page_url)
+        state = RunState(**hook.get_run(run_id)["state"])
+        if state.is_terminal:
+            self._finish(run_id, run_page_url, state)
+            return
+        self.defer(
+            trigger=DatabricksExecutionTrigger(
+                run_id=run_id,
+                databricks_conn_id=self.databricks_conn_id,
+                polling_period_seconds=self.polling_period_seconds,
+                run_page_url=run_page_url,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        from airflow.providers.databricks.hooks.databricks import RunState
+
+        self._finish(event["run_id"], event["run_page_url"], RunState.from_json(event["run_state"]))
+
+    def _finish(self, run_id: int, run_page_url: str, state: RunState) -> None:
+        if state.is_successful:
+            self.log.info("Run %s of %s succeeded", run_id, self.job_key)
+            return
+        for failure in self._task_failures(run_id):
+            self.log.error("%s", failure)
+        raise TestRunFailed(
+            f"job {self.job_key} run {run_id} ended {state.result_state or state.life_cycle_state}: "
+            f"{state.state_message}. Run page: {run_page_url}"
+        )
+
+    def _task_failures(self, run_id: int) -> list[str]:
+        """Each failed task's error and the tail of its trace, for the Airflow log."""
+        hook = self._hook()
+        failures = []
+        for task in hook.get_run(run_id).get("tasks", []):
+            if task.get("state", {}).get("result_state") in (None, "SUCCESS"):
+                continue
+            output = hook.get_run_output(task["run_id"])
+            trace = "\n".join(str(output.get("error_trace", "")).splitlines()[-TRACE_TAIL_LINES:])
+            failures.append(f"task {task['task_key']}: {output.get('error', 'no error message')}\n{trace}")
+        return failures

@@ -1,0 +1,74 @@
+"""The plugin registers once, by entry point when installed and by the plugins folder otherwise."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import PROJECT
+
+PLUGIN_FILE = PROJECT / "plugins" / "bundle_promotion_plugin.py"
+
+
+def test_airflow_lists_the_plugin_once_from_the_installed_entry_point() -> None:
+    result = subprocess.run(
+        ["airflow", "plugins", "--output", "json"], capture_output=True, text=True, check=True, env=os.environ
+    )
+
+    ours = [plugin for plugin in json.loads(result.stdout) if plugin["name"] == "bundle_promotion"]
+    assert len(ours) == 1
+    assert "EntryPoint(name='bundle_promotion'" in ours[0]["source"]
+
+
+def test_loading_plugins_reports_no_import_error() -> None:
+    script = (
+        "from airflow import plugins_manager as p; p.ensure_plugins_loaded(); print(p.get_import_errors())"
+    )
+    result = subprocess.run(
+        ["python", "-c", script], capture_output=True, text=True, check=True, env=os.environ
+    )
+
+    assert result.stdout.strip().splitlines()[-1] == "{}"
+
+
+def load_plugin_file(monkeypatch: pytest.MonkeyPatch, installed: bool) -> ModuleType:
+    import importlib.metadata
+
+    real_entry_points = importlib.metadata.entry_points
+
+    def entry_points(**selection: str) -> object:
+        return real_entry_points(**selection) if installed else ()
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    spec = importlib.util.spec_from_file_location("bundle_promotion_plugin_under_test", PLUGIN_FILE)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_plugins_folder_file_registers_the_plugin_when_the_package_is_not_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = load_plugin_file(monkeypatch, installed=False)
+
+    assert module.BundlePromotionPlugin.name == "bundle_promotion"
+
+
+def test_the_plugins_folder_file_stays_empty_when_the_entry_point_registers_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module = load_plugin_file(monkeypatch, installed=True)
+
+    assert not hasattr(module, "BundlePromotionPlugin")
+
+
+def test_the_package_is_ignored_by_the_plugins_folder_scan() -> None:
+    ignored = (PROJECT / "plugins" / ".airflowignore").read_text().split()
+
+    assert "bundle_promotion/" in ignored
