@@ -1,0 +1,171 @@
+"""A bundle's configuration, resolved for one target the way `databricks bundle validate` does.
+
+`target_names` and `job_keys` are the cheap reads used while Airflow parses DAGs:
+they parse YAML and nothing else. `load_bundle` runs the full resolution as named
+steps (see `config_steps`), in the CLI's order.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bundle_promotion import config_steps as steps
+from bundle_promotion.bundle_yaml import plain, read_yaml
+from bundle_promotion.errors import BundleConfigError
+
+ROOT_FILE_NAMES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
+
+# Config resolution, in order: load → merge target → resolve variables → default workspace
+# paths → interpolate → translate paths → annotate jobs → validate.
+STEPS: tuple[Callable[[steps.Loading], None], ...] = (
+    steps.load_files,
+    steps.select_target,
+    steps.merge_keyed_lists,
+    steps.reject_unsupported,
+    steps.set_variable_values,
+    steps.default_workspace_paths,
+    steps.default_sync_paths,
+    steps.interpolate,
+    steps.translate_paths,
+    steps.apply_run_as,
+    steps.annotate_jobs,
+    steps.validate_production_mode,
+)
+
+# Top-level keys of `databricks bundle validate -o json`, in its order.
+_VALIDATE_KEYS = (
+    "bundle",
+    "workspace",
+    "variables",
+    "artifacts",
+    "resources",
+    "sync",
+    "presets",
+    "permissions",
+    "run_as",
+)
+
+
+@dataclass(frozen=True)
+class WorkspacePaths:
+    """Where a target lives in the workspace, each path with the `/Workspace` prefix."""
+
+    root_path: str
+    file_path: str
+    artifact_path: str
+    state_path: str
+    resource_path: str
+
+
+@dataclass(frozen=True)
+class ArtifactConfig:
+    """An artifact the bundle builds, e.g. a wheel from `uv build --wheel`."""
+
+    key: str
+    type: str
+    build: str | None
+    path: Path  # the absolute local folder the build runs in
+
+
+@dataclass(frozen=True)
+class ResolvedBundle:
+    """One target of a bundle, fully resolved: variables set, references and paths resolved."""
+
+    name: str
+    target: str
+    mode: str | None
+    bundle_dir: Path
+    workspace: WorkspacePaths
+    variables: dict[str, Any]  # name -> value
+    artifacts: dict[str, ArtifactConfig]
+    resources: dict[str, dict[str, dict[str, Any]]]  # {"jobs": {key: JobSettings JSON}}
+    config: dict[str, Any]  # the whole resolved tree, as `validate -o json` shows it
+
+    def as_validate_json(self) -> dict[str, Any]:
+        """The shape of `databricks bundle validate -o json` for this target."""
+        return {key: copy.deepcopy(self.config[key]) for key in _VALIDATE_KEYS if key in self.config}
+
+
+def find_root_file(bundle_dir: Path) -> Path:
+    """The bundle's root configuration file."""
+    for name in ROOT_FILE_NAMES:
+        if (bundle_dir / name).is_file():
+            return bundle_dir / name
+    raise BundleConfigError(
+        str(bundle_dir), "", f"no bundle configuration found; expected one of {', '.join(ROOT_FILE_NAMES)}"
+    )
+
+
+def target_names(bundle_dir: Path) -> list[str]:
+    """The bundle's target names, sorted. Parses YAML only, so it is cheap at DAG-parse time."""
+    return sorted({name for config in _raw_files(bundle_dir) for name in config.get("targets") or {}})
+
+
+def job_keys(bundle_dir: Path) -> list[str]:
+    """The keys under `resources.jobs` in the root, the includes and every target, sorted."""
+    keys: set[str] = set()
+    for config in _raw_files(bundle_dir):
+        sections = [config, *((config.get("targets") or {}).values())]
+        for section in sections:
+            keys.update(((section or {}).get("resources") or {}).get("jobs") or {})
+    return sorted(keys)
+
+
+def load_bundle(
+    bundle_dir: Path,
+    target: str,
+    variables: Mapping[str, str] | None = None,
+    current_user: Mapping[str, Any] | None = None,
+) -> ResolvedBundle:
+    """Resolve `target` of the bundle in `bundle_dir` (an empty `target` picks the default one).
+
+    `variables` act like `--var name=value`. `current_user` is the answer of the
+    workspace's `/api/2.0/preview/scim/v2/Me`; it is needed only where the config
+    uses the user (the default root path, `${workspace.current_user.*}`).
+    """
+    bundle_dir = bundle_dir.resolve()
+    loading = steps.Loading(
+        bundle_dir=bundle_dir,
+        root_file=find_root_file(bundle_dir),
+        target=target,
+        variable_overrides=dict(variables or {}),
+        current_user=current_user,
+    )
+    for step in STEPS:
+        step(loading)
+    return _resolved(loading, plain(loading.tree))
+
+
+def _raw_files(bundle_dir: Path) -> list[dict[str, Any]]:
+    root_file = find_root_file(bundle_dir)
+    root = read_yaml(root_file)
+    return [root, *(read_yaml(path) for path in steps.include_files(bundle_dir, root_file, root))]
+
+
+def _resolved(loading: steps.Loading, tree: dict[str, Any]) -> ResolvedBundle:
+    bundle = tree["bundle"]
+    if not bundle.get("name"):
+        raise BundleConfigError(str(loading.root_file), "bundle.name", "every bundle needs a name")
+    workspace = tree["workspace"]
+    return ResolvedBundle(
+        name=bundle["name"],
+        target=bundle["target"],
+        mode=bundle.get("mode"),
+        bundle_dir=loading.bundle_dir,
+        workspace=WorkspacePaths(
+            **{name: workspace[name] for name in ("root_path", *steps.WORKSPACE_SUBPATHS)}
+        ),
+        variables={name: spec["value"] for name, spec in tree["variables"].items()},
+        artifacts={
+            key: ArtifactConfig(
+                key=key, type=spec.get("type", "whl"), build=spec.get("build"), path=Path(spec["path"])
+            )
+            for key, spec in (tree.get("artifacts") or {}).items()
+        },
+        resources=tree.get("resources") or {},
+        config=tree,
+    )

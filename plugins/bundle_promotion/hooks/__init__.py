@@ -1,0 +1,1 @@
+"""Airflow hooks: the one transport to Databricks workspaces, and the ledger's database."""
