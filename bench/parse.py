@@ -26,7 +26,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 SPEC_COUNTS = (1, 10, 50)
 ENVIRONMENTS = ("dev", "staging", "prod")
 
-BASELINE_DAG_FILE = '''
+BASELINE_DAG_FILE = """
 from airflow.sdk import DAG, TaskGroup
 from airflow.providers.standard.operators.empty import EmptyOperator
 
@@ -43,7 +43,7 @@ for index in range({count}):
             previous >> group
             previous = group
     globals()[dag.dag_id] = dag
-'''
+"""
 
 # Runs in a fresh process: import Airflow first (the DAG processor has it loaded), then time the parse.
 PARSE_ONE_FILE = """
@@ -93,7 +93,9 @@ def parse_seconds(dag_file: Path, expected_dags: int, env: dict[str, str], repea
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=5, help="fresh processes per figure (median)")
     args = parser.parse_args()
 
@@ -121,7 +123,9 @@ def main() -> None:
                 args.repeat,
             )
             empty = parse_seconds(baseline, count, env, args.repeat)
-            print(f"{count:>5}  {promotion * 1000:>12.1f} ms  {empty * 1000:>15.1f} ms  {promotion / empty:>5.2f}x")
+            print(
+                f"{count:>5}  {promotion * 1000:>12.1f} ms  {empty * 1000:>15.1f} ms  {promotion / empty:>5.2f}x"
+            )
 
 
 if __name__ == "__main__":

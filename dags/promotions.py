@@ -10,4 +10,5 @@ from bundle_promotion.dag_factory import promotion_dags
 
 _DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "include" / "promotions"
 
-globals().update(promotion_dags(Path(conf.get("bundle_promotion", "specs_folder", fallback=str(_DEFAULT_SPECS)))))
+_specs_folder = Path(conf.get("bundle_promotion", "specs_folder", fallback=str(_DEFAULT_SPECS)))
+globals().update(promotion_dags(_specs_folder))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -37,8 +38,6 @@ def test_loading_plugins_reports_no_import_error() -> None:
 
 
 def load_plugin_file(monkeypatch: pytest.MonkeyPatch, installed: bool) -> ModuleType:
-    import importlib.metadata
-
     real_entry_points = importlib.metadata.entry_points
 
     def entry_points(**selection: str) -> object:
@@ -46,7 +45,8 @@ def load_plugin_file(monkeypatch: pytest.MonkeyPatch, installed: bool) -> Module
 
     monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
     spec = importlib.util.spec_from_file_location("bundle_promotion_plugin_under_test", PLUGIN_FILE)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -3,8 +3,8 @@
 from bundle_promotion.operators.deploy import BundleDeployOperator
 from bundle_promotion.operators.record import RecordDeploymentOperator
 from bundle_promotion.operators.release import BuildReleaseOperator
-from bundle_promotion.operators.schedules import ApplySchedulePolicyOperator
 from bundle_promotion.operators.run_job import RunBundleJobOperator
+from bundle_promotion.operators.schedules import ApplySchedulePolicyOperator
 
 __all__ = [
     "ApplySchedulePolicyOperator",

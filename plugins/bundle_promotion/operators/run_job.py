@@ -10,8 +10,8 @@ from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 from bundle_promotion.errors import TestRunFailed
 
 if TYPE_CHECKING:
-    from airflow.sdk.types import TaskInstanceKey
     from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
+    from airflow.sdk.types import TaskInstanceKey
 
 RUN_PAGE_URL_KEY = "run_page_url"
 # How much of a failed task's trace goes into the Airflow log.
