@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BaseOperatorLink, Context
@@ -34,7 +35,9 @@ class RunBundleJobOperator(BaseOperator):
 
     The job id comes from the environment's deploy task, so the task follows the deployment
     rather than a job name. Waiting happens in the triggerer, through the Databricks provider's
-    ``DatabricksExecutionTrigger``. A retry starts a fresh run: a run is evidence, not state.
+    ``DatabricksExecutionTrigger``, for at most ``run_timeout`` (then the task fails with the
+    run page in its log). A retry starts a fresh run: a run is evidence, not state. Each task's result
+    and output are logged; a failed task's error and the tail of its trace too.
     """
 
     template_fields: Sequence[str] = ("databricks_conn_id", "job_parameters")
@@ -48,10 +51,12 @@ class RunBundleJobOperator(BaseOperator):
         job_key: str,
         deploy_task_id: str,
         job_parameters: dict[str, str] | None = None,
+        run_timeout: timedelta | None = None,
         polling_period_seconds: int = 30,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.run_timeout = run_timeout
         self.databricks_conn_id = databricks_conn_id
         self.job_key = job_key
         self.deploy_task_id = deploy_task_id
@@ -76,7 +81,7 @@ class RunBundleJobOperator(BaseOperator):
         self.log.info("Started %r (job %s), run %s: %s", job["name"], job["id"], run_id, run_page_url)
         state = RunState(**hook.get_run(run_id)["state"])
         if state.is_terminal:
-            self._finish(run_id, run_page_url, state)
+            self._finish(context, run_id, run_page_url, state)
             return
         self.defer(
             trigger=DatabricksExecutionTrigger(
@@ -86,16 +91,20 @@ class RunBundleJobOperator(BaseOperator):
                 run_page_url=run_page_url,
             ),
             method_name="execute_complete",
+            timeout=self.run_timeout,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from airflow.providers.databricks.hooks.databricks import RunState
 
-        self._finish(event["run_id"], event["run_page_url"], RunState.from_json(event["run_state"]))
+        run_state = RunState.from_json(event["run_state"])
+        self._finish(context, event["run_id"], event["run_page_url"], run_state)
 
-    def _finish(self, run_id: int, run_page_url: str, state: RunState) -> None:
+    def _finish(self, context: Context, run_id: int, run_page_url: str, state: RunState) -> None:
+        self._log_task_results(run_id)
+        self._record_outcome(context, state, run_page_url)
         if state.is_successful:
-            self.log.info("Run %s of %s succeeded", run_id, self.job_key)
+            self.log.info("Run %s of %s succeeded: %s", run_id, self.job_key, run_page_url)
             return
         for failure in self._task_failures(run_id):
             self.log.error("%s", failure)
@@ -103,6 +112,36 @@ class RunBundleJobOperator(BaseOperator):
             f"job {self.job_key} run {run_id} ended {state.result_state or state.life_cycle_state}: "
             f"{state.state_message}. Run page: {run_page_url}"
         )
+
+    def _record_outcome(self, context: Context, state: RunState, run_page_url: str) -> None:
+        """The test result goes to the audit trail: evidence of operational verification."""
+        from bundle_promotion.operators import storage
+
+        deployment_id = int(context["ti"].xcom_pull(task_ids=self.deploy_task_id)["deployment_id"])
+        outcome = state.result_state or state.life_cycle_state
+        storage.ledger().record_check(
+            deployment_id,
+            check="tests",
+            name=self.job_key,
+            passed=state.is_successful,
+            detail=f"{outcome}: {run_page_url}",
+        )
+
+    def _log_task_results(self, run_id: int) -> None:
+        """Each task's result, and its output where the task produced one (a notebook's exit value)."""
+        hook = self._hook()
+        for task in hook.get_run(run_id).get("tasks", []):
+            state = task.get("state", {})
+            result = state.get("result_state") or state.get("life_cycle_state")
+            output = hook.get_run_output(task["run_id"])
+            notebook_result = (output.get("notebook_output") or {}).get("result")
+            logs = output.get("logs")
+            self.log.info(
+                "task %s: %s%s",
+                task["task_key"],
+                result,
+                f", output: {notebook_result or logs}" if notebook_result or logs else "",
+            )
 
     def _task_failures(self, run_id: int) -> list[str]:
         """Each failed task's error and the tail of its trace, for the Airflow log."""

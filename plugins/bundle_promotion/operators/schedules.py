@@ -1,42 +1,271 @@
-"""Leave an environment's job triggers as its schedule policy says."""
+"""Schedule control in Airflow: the policy after a promotion, and maintenance pauses with an exact restore."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast, get_args
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import BaseBranchOperator, BaseOperator, Context
 
+from bundle_promotion.operators import storage
 from bundle_promotion.schedules import SchedulePolicy
+
+if TYPE_CHECKING:
+    from bundle_promotion.schedules import BundleJob, TriggerState
+    from bundle_promotion.workspace_api import WorkspaceApi
+
+# Threads pausing or resuming jobs at once, and the HTTP connections kept open for them.
+MAX_WORKERS = 16
 
 
 class ApplySchedulePolicyOperator(BaseOperator):
-    """Pause or unpause every trigger of the jobs deployed by ``deploy_task_id``.
+    """Pause or unpause every trigger of the jobs deployed by ``deploy_task_id``, per ``policy``.
 
-    A deploy resets ``pause_status`` to the bundle's config, so this runs after every deploy.
-    Only triggers in the wrong state are written; a retry writes nothing more.
+    It runs once the release is verified and tested: until then the deploy step keeps every
+    trigger paused. While a maintenance hold is in force the triggers stay paused; the end of
+    the hold applies the policy. Only triggers in the wrong state are written.
     """
 
     template_fields: Sequence[str] = ("databricks_conn_id", "policy")
     ui_color = "#eef6e8"
 
     def __init__(
-        self, *, databricks_conn_id: str, policy: SchedulePolicy, deploy_task_id: str, **kwargs: Any
+        self,
+        *,
+        bundle: str,
+        environment: str,
+        databricks_conn_id: str,
+        policy: SchedulePolicy,
+        deploy_task_id: str,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.bundle = bundle
+        self.environment = environment
         self.databricks_conn_id = databricks_conn_id
         self.policy = policy
         self.deploy_task_id = deploy_task_id
 
     def execute(self, context: Context) -> dict[str, dict[str, str]]:
-        from bundle_promotion.hooks.workspace import WorkspaceHook
         from bundle_promotion.promotion import EnvironmentDeployment, apply_schedule_policy
 
         deployment = EnvironmentDeployment.from_xcom(context["ti"].xcom_pull(task_ids=self.deploy_task_id))
-        api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
-        triggers = apply_schedule_policy(api, deployment, self.policy)
-        states: dict[str, dict[str, str]] = {}
-        for trigger in triggers:
-            self.log.info("%s %s: %s", trigger.job_name, trigger.field, trigger.pause_status)
-            states.setdefault(trigger.job_name, {})[trigger.field] = trigger.pause_status
-        return states
+        hold = storage.ledger().schedule_hold(self.bundle, self.environment)
+        if hold is not None:
+            self.log.warning(
+                "A maintenance hold is in force since %s (%s): schedules stay paused until it ends",
+                hold.since,
+                hold.reason,
+            )
+        triggers = apply_schedule_policy(
+            workspace_client(self.databricks_conn_id, caller=type(self).__name__),
+            deployment,
+            self.policy,
+            hold_in_force=hold is not None,
+        )
+        return _log_states(self, triggers)
+
+
+def restore_schedules_on_failure(context: Context) -> None:
+    """``on_failure_callback`` after a deploy: put back the trigger states found before it.
+
+    The failed release's new jobs stay paused, as the deploy step left them.
+    """
+    from bundle_promotion.promotion import EnvironmentDeployment, restore_schedules
+
+    task = context["task"]
+    value = context["ti"].xcom_pull(task_ids=getattr(task, "deploy_task_id", None))
+    databricks_conn_id = getattr(task, "databricks_conn_id", None)
+    if value and databricks_conn_id:
+        deployment = EnvironmentDeployment.from_xcom(value)
+        api = workspace_client(databricks_conn_id, caller="restore_schedules_on_failure")
+        restored = restore_schedules(api, deployment.deployment_id, storage.ledger())
+        task.log.info("Restored %d trigger(s) to their state before the deploy", len(restored))
+
+
+class BundleJobsOperator(BaseOperator):
+    """Acts on the schedules of a bundle's jobs in one environment, optionally only some of them.
+
+    ``job_keys`` picks jobs by their bundle key and ``tags`` by job tags (all must match);
+    with neither, the operator acts on every job of the bundle in the environment.
+    """
+
+    template_fields: Sequence[str] = ("environment", "target", "databricks_conn_id", "job_keys", "tags")
+
+    def __init__(
+        self,
+        *,
+        bundle: str,
+        repo: str,
+        bundle_path: str = ".",
+        environment: str,
+        target: str,
+        databricks_conn_id: str,
+        job_keys: Sequence[str] = (),
+        tags: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bundle = bundle
+        self.repo = repo
+        self.bundle_path = bundle_path
+        self.environment = environment
+        self.target = target
+        self.databricks_conn_id = databricks_conn_id
+        self.job_keys = list(job_keys)
+        self.tags = dict(tags or {})
+
+    @property
+    def whole_environment(self) -> bool:
+        return not (self.job_keys or self.tags)
+
+    def selected_jobs(self, api: WorkspaceApi) -> list[BundleJob]:
+        from bundle_promotion.promotion import BundleSource, deployed_jobs
+        from bundle_promotion.schedules import select_jobs
+
+        jobs = deployed_jobs(
+            BundleSource(self.bundle, self.repo, self.bundle_path),
+            environment=self.environment,
+            target=self.target,
+            api=api,
+            ledger=storage.ledger(),
+            checkouts=storage.checkouts(),
+        )
+        selected = select_jobs(jobs, keys=self.job_keys, tags=self.tags)
+        self.log.info(
+            "%d of the %d job(s) of %s in %s", len(selected), len(jobs), self.bundle, self.environment
+        )
+        return selected
+
+
+class PauseSchedulesOperator(BundleJobsOperator):
+    """Pause the bundle's schedules in an environment for maintenance, remembering what to restore.
+
+    The states found go to the ledger before anything is paused; a retry, or a second pause,
+    never records a paused state as the one to restore. Until ``ResumeSchedulesOperator``
+    ends the hold, deploys leave the environment's schedules paused.
+    """
+
+    template_fields: Sequence[str] = (*BundleJobsOperator.template_fields, "reason")
+    ui_color = "#e8eef6"
+
+    def __init__(self, *, reason: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def execute(self, context: Context) -> dict[str, dict[str, str]]:
+        from bundle_promotion.schedules import pause_for_maintenance
+
+        api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
+        triggers = pause_for_maintenance(
+            api,
+            storage.ledger(),
+            bundle=self.bundle,
+            environment=self.environment,
+            job_ids=[job.id for job in self.selected_jobs(api)],
+            reason=self.reason or f"maintenance, {context['dag'].dag_id} run {context['run_id']}",
+            actor=_actor(context),
+            max_workers=MAX_WORKERS,
+        )
+        return _log_states(self, triggers)
+
+
+class ResumeSchedulesOperator(BundleJobsOperator):
+    """End a maintenance pause: held jobs get back exactly the states recorded when it began.
+
+    A job deployed during the hold never had a state to restore; it gets ``policy``.
+    """
+
+    template_fields: Sequence[str] = (*BundleJobsOperator.template_fields, "policy")
+    ui_color = "#e8eef6"
+
+    def __init__(self, *, policy: SchedulePolicy | str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.policy = policy  # templated: "paused" or "unpaused" once rendered
+
+    def execute(self, context: Context) -> dict[str, dict[str, str]]:
+        from bundle_promotion.schedules import end_maintenance
+
+        api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
+        triggers = end_maintenance(
+            api,
+            storage.ledger(),
+            bundle=self.bundle,
+            environment=self.environment,
+            job_ids=[job.id for job in self.selected_jobs(api)],
+            policy=_policy(self.policy),
+            whole_environment=self.whole_environment,
+            actor=_actor(context),
+            max_workers=MAX_WORKERS,
+        )
+        return _log_states(self, triggers)
+
+
+class MaintenanceWindowOperator(BaseOperator):
+    """Wait ``hours`` without a worker slot, then end, so the restore after it runs.
+
+    Ending the window early: mark this task success, or clear it. A cleared task runs again
+    with a higher try number and ends at once (so it takes no retries).
+    """
+
+    template_fields: Sequence[str] = ("hours",)
+    ui_color = "#f6f0e8"
+
+    def __init__(self, *, hours: float | str, **kwargs: Any) -> None:
+        super().__init__(retries=0, **kwargs)
+        self.hours = hours
+
+    def execute(self, context: Context) -> None:
+        from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+        if context["ti"].try_number > 1:
+            self.log.info("Cleared during the window: ending it now")
+            return
+        end = datetime.now(UTC) + timedelta(hours=float(self.hours))
+        self.log.info("The maintenance window ends at %s; mark this task success to end it earlier", end)
+        self.defer(trigger=DateTimeTrigger(moment=end), method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: Any = None) -> None:
+        self.log.info("The maintenance window is over")
+
+
+def workspace_client(databricks_conn_id: str, *, caller: str) -> WorkspaceApi:
+    from bundle_promotion.hooks.workspace import WorkspaceHook
+
+    return WorkspaceHook(databricks_conn_id=databricks_conn_id, caller=caller, max_connections=MAX_WORKERS)
+
+
+def _policy(rendered: str) -> SchedulePolicy:
+    if rendered not in get_args(SchedulePolicy):
+        raise ValueError(f"policy must be one of {get_args(SchedulePolicy)}, not {rendered!r}")
+    return cast("SchedulePolicy", rendered)
+
+
+def _actor(context: Context) -> str:
+    """Who asked: the user who triggered the run, when Airflow knows one."""
+    return str(getattr(context["dag_run"], "triggering_user_name", None) or "airflow")
+
+
+def _log_states(task: BaseOperator, triggers: Sequence[TriggerState]) -> dict[str, dict[str, str]]:
+    states: dict[str, dict[str, str]] = {}
+    for trigger in triggers:
+        task.log.info("%s %s: %s", trigger.job_name, trigger.field, trigger.pause_status)
+        states.setdefault(trigger.job_name, {})[trigger.field] = trigger.pause_status
+    return states
+
+
+class ScheduleActionOperator(BaseBranchOperator):
+    """Follow the branch of the run's ``action``: ``branches`` maps each action to its first task."""
+
+    template_fields: Sequence[str] = ("action",)
+
+    def __init__(self, *, action: str, branches: Mapping[str, str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.action = action
+        self.branches = dict(branches)
+
+    def choose_branch(self, context: Context) -> str:
+        if self.action not in self.branches:
+            raise ValueError(f"action must be one of {', '.join(self.branches)}, not {self.action!r}")
+        return self.branches[self.action]

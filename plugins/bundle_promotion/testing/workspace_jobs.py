@@ -20,6 +20,11 @@ KEYED_ARRAYS = {"tasks": "task_key", "job_clusters": "job_cluster_key"}
 # What jobs/list leaves out unless expand_tasks=true.
 EXPANDED_ONLY_FIELDS = ("tasks", "job_clusters")
 
+# What starts a job. Each carries its own pause_status; the ``triggers`` list (a preview)
+# replaces the three single ones and cannot be combined with them.
+SINGLE_TRIGGERS = ("schedule", "trigger", "continuous")
+TRIGGER_LIST = "triggers"
+
 # Not settings: the ACL of a job lives in the permissions API.
 REQUEST_ONLY_FIELDS = ("access_control_list",)
 
@@ -105,6 +110,7 @@ def with_server_defaults(settings: dict[str, Any]) -> dict[str, Any]:
     workspace returns for notifications and task ``run_if``.
     """
     _check_keyed_arrays(settings)
+    _check_triggers(settings)
     settings.setdefault("name", "Untitled")
     settings.setdefault("max_concurrent_runs", 1)
     settings.setdefault("timeout_seconds", 0)
@@ -126,6 +132,11 @@ def _check_keyed_arrays(settings: dict[str, Any]) -> None:
             )
         if not all(isinstance(entry.get(key), str) and entry[key] for entry in entries):
             raise invalid_parameter(f"Every entry of {field} needs a non-empty {key}.")
+
+
+def _check_triggers(settings: dict[str, Any]) -> None:
+    if settings.get(TRIGGER_LIST) and any(settings.get(field) for field in SINGLE_TRIGGERS):
+        raise invalid_parameter(f"{TRIGGER_LIST} cannot be combined with {', '.join(SINGLE_TRIGGERS)}.")
 
 
 def merge_settings(current: dict[str, Any], new_settings: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,12 @@
 A run's outcome is deterministic. Its effective job parameters (the job's
 ``parameters`` defaults overridden by run-now ``job_parameters``) decide it:
 
-- ``emulator_result``: the ``result_state`` it ends in (default ``SUCCESS``).
-- ``emulator_run_seconds``: how long it stays ``RUNNING`` (default ``0``).
+- ``emulator_result``: the ``result_state`` it ends in (default ``SUCCESS``; ``FAILED``
+  and ``CANCELED`` among others).
+- ``emulator_queue_seconds``: how long it stays ``QUEUED`` first (default ``0``).
+- ``emulator_run_seconds``: how long it then stays ``RUNNING`` (default ``0``).
+
+A run goes QUEUED → RUNNING → TERMINATED, like a real one; ``runs/cancel`` ends it early.
 
 State is computed from the wall clock whenever a run is read, so no background
 work is needed to move a run along.
@@ -20,6 +24,8 @@ from bundle_promotion.testing.workspace_protocol import IdSequence, invalid_para
 
 RESULT_PARAMETER = "emulator_result"
 DURATION_PARAMETER = "emulator_run_seconds"
+QUEUE_PARAMETER = "emulator_queue_seconds"
+ACTIVE_STATES = ("QUEUED", "RUNNING")
 
 TASK_FAILURE_MESSAGE = "Workload failed, see run output for details"
 MULTI_TASK_OUTPUT_MESSAGE = (
@@ -83,6 +89,7 @@ class Run:
     run_id: int
     job: Job
     start_time: int
+    running_from: int
     planned_end_time: int
     result_state: str
     job_parameters: list[dict[str, str]]
@@ -93,14 +100,18 @@ class Run:
     def phase(self, now: int) -> Phase:
         if self.canceled_at is not None:
             return Phase("TERMINATED", "CANCELED", self.canceled_at, USER_CANCELED, user_cancelled=True)
+        if now < self.running_from:
+            return Phase("QUEUED", None, 0, None)
         if now < self.planned_end_time:
             return Phase("RUNNING", None, 0, None)
         return Phase("TERMINATED", self.result_state, self.planned_end_time, TERMINATIONS[self.result_state])
 
     def is_active(self, now: int) -> bool:
-        return self.phase(now).life_cycle_state == "RUNNING"
+        return self.phase(now).life_cycle_state in ACTIVE_STATES
 
     def run_message(self, phase: Phase) -> str:
+        if phase.life_cycle_state == "QUEUED":
+            return "Waiting for an available cluster"
         if phase.termination is None:
             return "In run"
         if phase.result_state == "FAILED" and self.tasks:
@@ -231,15 +242,17 @@ class RunStore:
             self.cancel(run.run_id)
 
     def _start(self, job: Job, parameters: dict[str, str]) -> Run:
-        result_state, seconds = outcome_of(parameters)
+        result_state, queued, seconds = outcome_of(parameters)
         run_id = self._ids.next()
         start = now_ms()
+        running_from = start + round(queued * 1000)
         tasks = [TaskRun(self._ids.next(), task["task_key"]) for task in job.settings.get("tasks", [])]
         run = Run(
             run_id=run_id,
             job=job,
             start_time=start,
-            planned_end_time=start + round(seconds * 1000),
+            running_from=running_from,
+            planned_end_time=running_from + round(seconds * 1000),
             result_state=result_state,
             job_parameters=parameter_list(job, parameters),
             tasks=tasks,
@@ -271,19 +284,23 @@ def parameter_list(job: Job, parameters: dict[str, str]) -> list[dict[str, str]]
     return listed
 
 
-def outcome_of(parameters: dict[str, str]) -> tuple[str, float]:
-    """The result state and the running time in seconds that the emulator parameters ask for."""
+def outcome_of(parameters: dict[str, str]) -> tuple[str, float, float]:
+    """The result state, and the seconds queued and running, that the emulator parameters ask for."""
     result_state = parameters.get(RESULT_PARAMETER, "SUCCESS").upper()
     if result_state not in TERMINATIONS:
         allowed = ", ".join(TERMINATIONS)
         raise invalid_parameter(f"{RESULT_PARAMETER} must be one of {allowed}, not {result_state!r}.")
+    return result_state, _seconds(parameters, QUEUE_PARAMETER), _seconds(parameters, DURATION_PARAMETER)
+
+
+def _seconds(parameters: dict[str, str], name: str) -> float:
     try:
-        seconds = float(parameters.get(DURATION_PARAMETER, "0"))
+        seconds = float(parameters.get(name, "0"))
     except ValueError:
         seconds = -1.0
     if seconds < 0:
-        raise invalid_parameter(f"{DURATION_PARAMETER} must be a number of seconds >= 0.")
-    return result_state, seconds
+        raise invalid_parameter(f"{name} must be a number of seconds >= 0.")
+    return seconds
 
 
 def task_output(metadata: dict[str, Any], run: Run, task_key: str, now: int) -> dict[str, Any]:

@@ -1,0 +1,79 @@
+"""Installation verification of a deployed release, as a task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+from bundle_promotion.operators import storage
+
+
+class VerifyInstallationOperator(BaseOperator):
+    """Check that the environment holds exactly the release deployed by ``deploy_task_id``.
+
+    Every job of the bundle's resolved config must exist with the expected name, tags,
+    libraries, ``run_as`` and paused triggers (the deploy step pauses them; the schedule
+    policy applies only after verification and tests), and every artifact must read back
+    with the release's sha256. Fails listing each mismatch, field by field. Reads only.
+    """
+
+    template_fields: Sequence[str] = ("target", "databricks_conn_id")
+    ui_color = "#e8f6ee"
+
+    def __init__(
+        self,
+        *,
+        bundle: str,
+        repo: str,
+        bundle_path: str = ".",
+        target: str,
+        databricks_conn_id: str,
+        deploy_task_id: str,
+        release_task_id: str = "release",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bundle = bundle
+        self.repo = repo
+        self.bundle_path = bundle_path
+        self.target = target
+        self.databricks_conn_id = databricks_conn_id
+        self.deploy_task_id = deploy_task_id
+        self.release_task_id = release_task_id
+
+    def execute(self, context: Context) -> None:
+        from bundle_promotion.errors import VerificationFailed
+        from bundle_promotion.hooks.workspace import WorkspaceHook
+        from bundle_promotion.promotion import BundleSource, EnvironmentDeployment
+        from bundle_promotion.verification import verify_release
+
+        ti = context["ti"]
+        deployment = EnvironmentDeployment.from_xcom(ti.xcom_pull(task_ids=self.deploy_task_id))
+        release_id = int(ti.xcom_pull(task_ids=self.release_task_id))
+        ledger = storage.ledger()
+        source = BundleSource(self.bundle, self.repo, self.bundle_path)
+        try:
+            verify_release(
+                WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__),
+                ledger,
+                bundle_dir=source.checkout(ledger.release(release_id).commit, storage.checkouts()),
+                target=self.target,
+                release_id=release_id,
+                job_ids={key: job.id for key, job in deployment.jobs.items()},
+                pause_status="PAUSED",
+            )
+        except VerificationFailed as failed:
+            ledger.record_check(
+                deployment.deployment_id,
+                check="verification",
+                name="installation",
+                passed=False,
+                detail=str(failed),
+            )
+            raise
+        ledger.record_check(deployment.deployment_id, check="verification", name="installation", passed=True)
+        self.log.info(
+            "The installation in %s matches the release, job by job and artifact by artifact", self.target
+        )

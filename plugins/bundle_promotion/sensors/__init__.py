@@ -1,0 +1,1 @@
+"""Sensors of bundle-promotion: deferrable waits on a workspace or on gates, one module each."""

@@ -1,0 +1,117 @@
+"""Hold a release before an environment until all of the environment's gates pass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, Context, conf
+
+from bundle_promotion.errors import GateFailed
+
+if TYPE_CHECKING:
+    from bundle_promotion.gates import GateCheck
+
+DEFAULT_TIMEOUT = timedelta(days=7)
+GATES_XCOM_KEY = "gates"
+
+
+class GateSensor(BaseOperator):
+    """Evaluate the environment's gates; pass when all pass, fail at once when one fails.
+
+    While a gate waits the task defers to ``GateTrigger``, which re-evaluates in the
+    triggerer every ``poke_interval`` seconds (sooner when a gate asks, e.g. a window about
+    to open), so waiting holds no worker slot. Every evaluation goes to the ledger; the log
+    and the ``gates`` XCom carry the reasons, e.g. "waiting: 1 of 2 QC approvals (have: alice)".
+    ``poke_interval`` defaults to ``[bundle_promotion] gate_poke_interval`` (60 s).
+    """
+
+    ui_color = "#fbe9e7"
+
+    def __init__(
+        self,
+        *,
+        bundle: str,
+        environment: str,
+        previous_environment: str | None,
+        repo: str,
+        bundle_path: str = ".",
+        gates: Sequence[Mapping[str, Any]],
+        approvals_from_reviews: bool = False,
+        github_repo: str | None = None,
+        github_conn_id: str | None = None,
+        release_task_id: str = "release",
+        poke_interval: float | None = None,
+        timeout: timedelta = DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bundle = bundle
+        self.environment = environment
+        self.previous_environment = previous_environment
+        self.repo = repo
+        self.bundle_path = bundle_path
+        self.gates = [dict(gate) for gate in gates]
+        self.approvals_from_reviews = approvals_from_reviews
+        self.github_repo = github_repo
+        self.github_conn_id = github_conn_id
+        self.release_task_id = release_task_id
+        self.poke_interval = poke_interval
+        self.timeout = timeout
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from bundle_promotion.triggers.gate import GateTrigger, evaluate_gates, event_payload
+
+        check = self._check(context)
+        payload = event_payload(evaluate_gates(check.to_json(), self.github_repo, self.github_conn_id))
+        if payload["status"] != "waiting":
+            return self.execute_complete(context, payload)
+        self.log.info("Gates of %s: %s", self.environment, payload["summary"])
+        context["ti"].xcom_push(key=GATES_XCOM_KEY, value=payload)
+        self.defer(
+            trigger=GateTrigger(
+                check=check.to_json(),
+                poke_interval=self._poke_interval(),
+                github_repo=self.github_repo,
+                github_conn_id=self.github_conn_id,
+            ),
+            method_name="execute_complete",
+            timeout=self.timeout,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        context["ti"].xcom_push(key=GATES_XCOM_KEY, value=event)
+        if event["status"] == "failed":
+            raise GateFailed(f"{self.environment}: {event['summary']}")
+        self.log.info("Gates of %s: %s", self.environment, event["summary"])
+        return event
+
+    def _check(self, context: Context) -> GateCheck:
+        """The run's facts, gathered once: who triggered it and who wrote the release's commits."""
+        from bundle_promotion.gates import GateCheck, commit_authors
+        from bundle_promotion.operators import storage
+
+        release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
+        ledger = storage.ledger()
+        release = ledger.release(release_id)
+        current = ledger.current_release(self.bundle, self.environment)
+        since = current[0].commit if current else None
+        return GateCheck(
+            bundle=self.bundle,
+            environment=self.environment,
+            previous_environment=self.previous_environment,
+            release_id=release_id,
+            repo=self.repo,
+            bundle_path=self.bundle_path,
+            run_id=context["run_id"],
+            triggered_by=context["dag_run"].triggering_user_name,
+            commit_authors=commit_authors(self.repo, release.commit, since, storage.checkouts()),
+            gates=tuple(self.gates),
+            approvals_from_reviews=self.approvals_from_reviews,
+        )
+
+    def _poke_interval(self) -> float:
+        if self.poke_interval is not None:
+            return self.poke_interval
+        return conf.getfloat("bundle_promotion", "gate_poke_interval", fallback=60.0)

@@ -1,0 +1,57 @@
+"""Wait until none of a bundle's jobs is running in an environment."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Context
+
+from bundle_promotion.errors import SchedulesNotQuiet
+from bundle_promotion.operators.schedules import BundleJobsOperator, workspace_client
+
+
+class WaitForQuietSensor(BundleJobsOperator):
+    """Wait, deferred, until no run of the bundle's jobs in the environment is queued or running.
+
+    Fails after ``timeout`` seconds with the runs still going, each with its run page. Use it
+    after pausing schedules, before work that must not overlap a run (a deploy, maintenance).
+    """
+
+    ui_color = "#e8f6f4"
+
+    def __init__(self, *, timeout: float = 3600, poll_interval: float = 30, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.timeout_seconds = timeout
+        self.poll_interval = poll_interval
+
+    def execute(self, context: Context) -> None:
+        from bundle_promotion.schedules import active_runs
+        from bundle_promotion.triggers.quiet import QuietTrigger
+
+        api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
+        job_ids = [job.id for job in self.selected_jobs(api)]
+        running = active_runs(api, job_ids)
+        if not running:
+            self.log.info("Quiet: no run of %s is active in %s", self.bundle, self.environment)
+            return
+        self.log.info("Waiting for %d active run(s): %s", len(running), "; ".join(map(str, running)))
+        self.defer(
+            trigger=QuietTrigger(
+                databricks_conn_id=self.databricks_conn_id,
+                job_ids=job_ids,
+                deadline=datetime.now(UTC) + timedelta(seconds=self.timeout_seconds),
+                poll_interval=self.poll_interval,
+            ),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
+        if event["status"] == "quiet":
+            self.log.info("Quiet: every run of %s in %s has ended", self.bundle, self.environment)
+            return
+        raise SchedulesNotQuiet(
+            f"{self.bundle} in {self.environment}: still running after {self.timeout_seconds:g}s: "
+            + "; ".join(event["running"])
+            + ". Wait longer (timeout=), or cancel these runs"
+        )

@@ -1,0 +1,60 @@
+"""Wait in the triggerer until none of some jobs is queued or running."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class QuietTrigger(BaseTrigger):
+    """Fire ``{"status": "quiet"}`` once no run of ``job_ids`` is active, or ``{"status": "timeout",
+    "running": [...]}`` at ``deadline``, listing what still runs.
+
+    The workspace client is blocking, so each poll runs in a thread: the triggerer's event
+    loop stays free for every other trigger.
+    """
+
+    def __init__(
+        self,
+        *,
+        databricks_conn_id: str,
+        job_ids: Sequence[str],
+        deadline: datetime,
+        poll_interval: float = 30.0,
+    ) -> None:
+        super().__init__()
+        self.databricks_conn_id = databricks_conn_id
+        self.job_ids = list(job_ids)
+        self.deadline = deadline
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "databricks_conn_id": self.databricks_conn_id,
+                "job_ids": self.job_ids,
+                "deadline": self.deadline,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from bundle_promotion.hooks.workspace import WorkspaceHook
+        from bundle_promotion.schedules import active_runs
+
+        api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
+        while True:
+            running = await asyncio.to_thread(active_runs, api, self.job_ids)
+            if not running:
+                yield TriggerEvent({"status": "quiet"})
+                return
+            if datetime.now(self.deadline.tzinfo) >= self.deadline:
+                yield TriggerEvent({"status": "timeout", "running": [str(run) for run in running]})
+                return
+            self.log.info("Waiting for %d active run(s): %s", len(running), "; ".join(map(str, running)))
+            await asyncio.sleep(self.poll_interval)
