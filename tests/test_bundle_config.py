@@ -454,22 +454,6 @@ def test_production_mode_accepts_jobs_that_all_run_as_someone(tmp_path: Path) ->
     assert load_bundle(tmp_path, "dev", current_user=USER).mode == "production"
 
 
-def test_development_mode_is_not_supported_yet(tmp_path: Path) -> None:
-    one_target_bundle(tmp_path, target="mode: development")
-
-    with pytest.raises(
-        BundleConfigError, match="mode: development is not supported by the native engine yet"
-    ):
-        load_bundle(tmp_path, "dev", current_user=USER)
-
-
-def test_presets_are_not_supported_yet(tmp_path: Path) -> None:
-    one_target_bundle(tmp_path, target="presets: {name_prefix: '[qa] '}")
-
-    with pytest.raises(BundleConfigError, match="presets are not supported by the native engine yet"):
-        load_bundle(tmp_path, "dev", current_user=USER)
-
-
 # --- parse-time reads ------------------------------------------------------------------------------
 
 
@@ -517,3 +501,33 @@ def test_validate_json_of_the_example_bundle() -> None:
         {"name": "catalog", "default": "staging"}
     ]
     json.dumps(document)  # plain JSON, ready to print
+
+
+# --- the bundle command ----------------------------------------------------------------------------
+
+
+def test_bundle_validate_prints_the_resolved_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from bundle_promotion.cli import main
+
+    code = main(["bundle", "validate", "-t", "staging", "-o", "json", "--bundle-dir", str(EXAMPLE_BUNDLE)])
+
+    printed = json.loads(capsys.readouterr().out.split("\nValidation OK!")[0])
+    assert code == 0
+    assert printed == load_bundle(EXAMPLE_BUNDLE, "staging").as_validate_json()
+
+
+def test_bundle_validate_of_an_invalid_bundle_prints_the_json_and_found_1_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bundle_promotion.cli import main
+
+    one_target_bundle(tmp_path, body="variables: {catalog: {}}")
+
+    code = main(["bundle", "validate", "-o", "json", "--var", "schema=x", "--bundle-dir", str(tmp_path)])
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert json.loads(captured.out)["bundle"]["name"] == "demo"
+    assert captured.err.startswith("Error: ")
+    assert "variable schema has not been defined" in captured.err
+    assert captured.err.rstrip().endswith("Found 1 error")

@@ -14,11 +14,11 @@ from tenacity import stop_after_attempt, wait_none
 
 from bundle_promotion import workspace_files
 from bundle_promotion.bundle_config import ResolvedBundle, load_bundle
-from bundle_promotion.engine import NativeEngine
+from bundle_promotion.engine import KINDS, NativeEngine
 from bundle_promotion.errors import DeployError, LockHeld, WorkspaceApiError
 from bundle_promotion.hooks.workspace import WorkspaceHook
-from bundle_promotion.job_plan import plan_jobs
 from bundle_promotion.job_settings import differs
+from bundle_promotion.plan import plan_resources
 from bundle_promotion.state import DeploymentState
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from bundle_promotion.workspace_api import WorkspaceApi
@@ -290,7 +290,7 @@ def test_jobs_are_planned_after_the_jobs_whose_ids_they_use() -> None:
         "resources.jobs.etl": {"name": "e"},
     }
 
-    changes = plan_jobs(desired, DeploymentState.new(), {})
+    changes = plan_resources(desired, DeploymentState.new(), {}, KINDS)
 
     assert [(change.key, change.action, change.depends_on) for change in changes] == [
         ("resources.jobs.etl", "create", ()),
@@ -301,8 +301,8 @@ def test_jobs_are_planned_after_the_jobs_whose_ids_they_use() -> None:
 def test_a_reference_to_an_undefined_job_is_a_deploy_error() -> None:
     desired = {"resources.jobs.report": {"name": "r", "description": "after ${resources.jobs.etl.id}"}}
 
-    with pytest.raises(DeployError, match="names a job the bundle does not define"):
-        plan_jobs(desired, DeploymentState.new(), {})
+    with pytest.raises(DeployError, match="names a resource the bundle does not define"):
+        plan_resources(desired, DeploymentState.new(), {}, KINDS)
 
 
 # --- lock ------------------------------------------------------------------------------------------
@@ -375,7 +375,10 @@ def test_a_state_written_by_the_cli_is_continued(hook: WorkspaceHook, bundle_dir
         "serial": 7,
         "state": {
             "resources.jobs.etl": {"__id__": str(etl_id), "state": settings},
-            "resources.jobs.etl.permissions": {"__id__": f"/jobs/{etl_id}", "state": {"object_id": "x"}},
+            "resources.schemas.sales": {
+                "__id__": "main.sales",
+                "state": {"catalog_name": "main", "name": "sales"},
+            },
         },
     }
     workspace_files.make_dirs(hook, f"{STAGING_ROOT}/state")
@@ -387,10 +390,7 @@ def test_a_state_written_by_the_cli_is_continued(hook: WorkspaceHook, bundle_dir
     assert result.resources["resources.jobs.etl"].id == str(etl_id)
     state = remote_state(hook)
     assert (state["lineage"], state["serial"]) == (cli_state["lineage"], 8)
-    assert (
-        state["state"]["resources.jobs.etl.permissions"]
-        == cli_state["state"]["resources.jobs.etl.permissions"]
-    )
+    assert state["state"]["resources.schemas.sales"] == cli_state["state"]["resources.schemas.sales"]
 
 
 def test_terraform_state_is_refused(hook: WorkspaceHook, bundle_dir: Path) -> None:
@@ -459,12 +459,12 @@ def test_jobs_are_created_with_bounded_concurrency(
 def test_put_and_delete_send_their_bodies(emulator: WorkspaceEmulator, hook: WorkspaceHook) -> None:
     for method in ("PUT", "DELETE"):
         with pytest.raises(WorkspaceApiError, match="ENDPOINT_NOT_FOUND"):
-            hook.call(method, "2.0/permissions/jobs/1", body={"access_control_list": []})
+            hook.call(method, "2.0/no-such-api/1", body={"access_control_list": []})
 
     sent = [(r.method, r.path, r.body) for r in emulator.requests("staging")]
     assert sent == [
-        ("PUT", "/api/2.0/permissions/jobs/1", {"access_control_list": []}),
-        ("DELETE", "/api/2.0/permissions/jobs/1", {"access_control_list": []}),
+        ("PUT", "/api/2.0/no-such-api/1", {"access_control_list": []}),
+        ("DELETE", "/api/2.0/no-such-api/1", {"access_control_list": []}),
     ]
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from bundle_promotion import config_steps as steps
+from bundle_promotion import target_mode
 from bundle_promotion.bundle_yaml import plain, read_yaml
-from bundle_promotion.errors import BundleConfigError
+from bundle_promotion.errors import BundleConfigError, InvalidBundle
 
 ROOT_FILE_NAMES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 
 # Config resolution, in order: load → merge target → resolve variables → default workspace
-# paths → interpolate → translate paths → annotate jobs → validate.
+# paths → interpolate → mode and presets → translate paths → run_as, permissions → annotate → validate.
 STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.load_files,
     steps.select_target,
@@ -30,10 +31,13 @@ STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.default_workspace_paths,
     steps.default_sync_paths,
     steps.interpolate,
+    target_mode.apply_target_mode,
+    target_mode.apply_presets,
     steps.translate_paths,
     steps.apply_run_as,
-    steps.annotate_jobs,
-    steps.validate_production_mode,
+    steps.apply_permissions,
+    steps.annotate_resources,
+    target_mode.validate_target_mode,
 )
 
 # Top-level keys of `databricks bundle validate -o json`, in its order.
@@ -120,24 +124,76 @@ def load_bundle(
     target: str,
     variables: Mapping[str, str] | None = None,
     current_user: Mapping[str, Any] | None = None,
+    lookup: steps.Lookup | None = None,
 ) -> ResolvedBundle:
     """Resolve `target` of the bundle in `bundle_dir` (an empty `target` picks the default one).
 
     `variables` act like `--var name=value`. `current_user` is the answer of the
     workspace's `/api/2.0/preview/scim/v2/Me`; it is needed only where the config
-    uses the user (the default root path, `${workspace.current_user.*}`).
+    uses the user (the default root path, `${workspace.current_user.*}`, development mode).
+    `lookup` resolves variables' `lookup`s (see `variable_lookup.api_lookup`).
     """
+    loading = _loading(bundle_dir, target, variables, current_user, lookup)
+    for step in STEPS:
+        step(loading)
+    return _resolved(loading, plain(loading.tree))
+
+
+def _loading(
+    bundle_dir: Path,
+    target: str,
+    variables: Mapping[str, str] | None,
+    current_user: Mapping[str, Any] | None,
+    lookup: steps.Lookup | None,
+) -> steps.Loading:
     bundle_dir = bundle_dir.resolve()
-    loading = steps.Loading(
+    return steps.Loading(
         bundle_dir=bundle_dir,
         root_file=find_root_file(bundle_dir),
         target=target,
         variable_overrides=dict(variables or {}),
         current_user=current_user,
+        lookup=lookup,
     )
-    for step in STEPS:
-        step(loading)
-    return _resolved(loading, plain(loading.tree))
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What `databricks bundle validate -o json` reports: the config as far as it resolved, and errors."""
+
+    document: dict[str, Any]
+    errors: list[BundleConfigError]
+
+    def stderr(self) -> str:
+        """The CLI's error lines and its closing count, e.g. `Found 1 error`."""
+        if not self.errors:
+            return "Validation OK!"
+        lines = [f"Error: {error}" for error in self.errors]
+        count = len(self.errors)
+        return "\n".join([*lines, "", f"Found {count} error{'s' if count != 1 else ''}"])
+
+
+def validate(
+    bundle_dir: Path,
+    target: str,
+    variables: Mapping[str, str] | None = None,
+    current_user: Mapping[str, Any] | None = None,
+    lookup: steps.Lookup | None = None,
+) -> Validation:
+    """Resolve like `load_bundle`; on failure keep the config resolved so far, as the CLI prints it."""
+    try:
+        loading = _loading(bundle_dir, target, variables, current_user, lookup)
+    except BundleConfigError as error:
+        return Validation({}, [error])
+    try:
+        for step in STEPS:
+            step(loading)
+        bundle = _resolved(loading, plain(loading.tree))
+    except BundleConfigError as error:
+        tree = plain(loading.tree)
+        errors = error.errors if isinstance(error, InvalidBundle) else [error]
+        return Validation({key: tree[key] for key in _VALIDATE_KEYS if key in tree}, errors)
+    return Validation(bundle.as_validate_json(), [])
 
 
 def _raw_files(bundle_dir: Path) -> list[dict[str, Any]]:

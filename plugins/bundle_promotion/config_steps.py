@@ -12,14 +12,14 @@ import json
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bundle_promotion.bundle_files import notebook_import
 from bundle_promotion.bundle_yaml import kind_of, read_yaml, source_of
-from bundle_promotion.errors import BundleConfigError
+from bundle_promotion.errors import BundleConfigError, InvalidBundle
 from bundle_promotion.interpolation import resolve_references
 from bundle_promotion.job_settings import (
     KEYED_LISTS,
@@ -34,6 +34,18 @@ from bundle_promotion.job_settings import (
 MERGED_TARGET_SECTIONS = ("bundle", "workspace", "artifacts", "resources", "sync", "permissions", "presets")
 # Task fields naming a notebook or file of the bundle, uploaded under `workspace.file_path`.
 _TASK_FILE_FIELDS = (("notebook_task", "notebook_path"), ("spark_python_task", "python_file"))
+# Pipeline library fields naming a notebook or file of the bundle.
+_PIPELINE_LIBRARY_FIELDS = (("notebook", "path"), ("file", "path"))
+# Resource kinds the native engine deploys; any other kind fails validation.
+SUPPORTED_KINDS = ("jobs", "pipelines")
+# Bundle-level permission levels and what each means for a job and a pipeline (`bundle/permissions`).
+PERMISSION_LEVELS = {
+    "jobs": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_MANAGE_RUN"},
+    "pipelines": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_RUN"},
+}
+PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
+# Resolves a variable's `lookup` (kind, name) to an id, e.g. ("warehouse", "Shared") -> "abc123".
+Lookup = Callable[[str, str], str]
 WORKSPACE_SUBPATHS = {
     "file_path": "files",
     "artifact_path": "artifacts",
@@ -51,6 +63,7 @@ class Loading:
     target: str
     variable_overrides: Mapping[str, str]
     current_user: Mapping[str, Any] | None
+    lookup: Lookup | None = None
     tree: dict[str, Any] = field(default_factory=dict)
     target_tree: dict[str, Any] = field(default_factory=dict)
 
@@ -189,10 +202,12 @@ def _override_variable_values(loading: Loading, values: Mapping[str, Any], where
                 f"{where}.variables.{name}", f"variable {name} is not defined but is assigned a value"
             )
         spec = dict(_variable_spec(declared[name]))
-        if isinstance(value, dict) and ("default" in value or "lookup" in value):
-            spec.update({key: value[key] for key in ("default", "lookup") if key in value})
-        else:
-            spec["default"] = value
+        full_form = isinstance(value, dict) and ("default" in value or "lookup" in value)
+        given = {key: value[key] for key in ("default", "lookup") if key in value} if full_form else None
+        # The target's default or lookup replaces the root's; a value given one way drops the other.
+        spec.pop("default", None)
+        spec.pop("lookup", None)
+        spec.update(given if given is not None else {"default": value})
         declared[name] = spec
 
 
@@ -225,27 +240,53 @@ def _merge_by_key(items: list[Any], key_field: str, file: Path) -> list[Any]:
 
 
 def set_variable_values(loading: Loading) -> None:
-    """Give each variable its `value`: --var, BUNDLE_VAR_<name>, the overrides file, or its default."""
+    """Give each variable its `value`, from the first that has one, in the CLI's order:
+
+    `--var`, `BUNDLE_VAR_<name>`, the `lookup`, the variable-overrides file, the default.
+    """
     declared = loading.tree.setdefault("variables", {})
     for name in loading.variable_overrides:
         if name not in declared:
             raise loading.error(f"variables.{name}", f"variable {name} has not been defined")
     from_file = _variable_overrides_file(loading)
+    unassigned = []
     for name, declaration in declared.items():
         spec = dict(_variable_spec(declaration))
-        value = _first_value(
-            loading.variable_overrides.get(name),
-            os.environ.get(f"BUNDLE_VAR_{name}"),
-            from_file.get(name),
-            spec.get("default"),
-        )
-        if value is None and "lookup" in spec:
-            raise loading.error(
-                f"variables.{name}.lookup", "lookup variables are not supported by the native engine yet"
-            )
+        value = _first_value(loading.variable_overrides.get(name), os.environ.get(f"BUNDLE_VAR_{name}"))
+        if value is None and spec.get("lookup"):
+            value = _looked_up(loading, name, spec["lookup"])
+        value = _first_value(value, from_file.get(name), spec.get("default"))
         if value is None:
-            raise loading.error(f"variables.{name}", _no_value_message(name, loading.target))
+            unassigned.append(loading.error(f"variables.{name}", _no_value_message(name, loading.target)))
+            continue
+        if isinstance(value, dict | list) and spec.get("type") != "complex":
+            raise loading.error(
+                f"variables.{name}",
+                f"variable {name} is not of type complex, but the value in the variable is a complex type; "
+                "declare it with `type: complex`",
+            )
+        if spec.get("type") == "complex" and name in loading.variable_overrides:
+            raise loading.error(
+                f"variables.{name}",
+                f"setting variables of complex type via --var flag is not supported: {name}",
+            )
         declared[name] = {**spec, "value": value}
+    if unassigned:
+        raise unassigned[0] if len(unassigned) == 1 else InvalidBundle(unassigned)
+
+
+def _looked_up(loading: Loading, name: str, lookup: Any) -> str:
+    """The id a `lookup: {<kind>: <name>}` names, asked of the workspace."""
+    if not isinstance(lookup, dict) or len(lookup) != 1:
+        raise loading.error(f"variables.{name}.lookup", "expected exactly one kind, e.g. `warehouse: Shared`")
+    ((kind, wanted),) = lookup.items()
+    if loading.lookup is None:
+        raise loading.error(
+            f"variables.{name}.lookup",
+            f"resolving {kind} {wanted!r} needs the workspace; validate against a workspace "
+            f"or give the value with --var {name}=<id>",
+        )
+    return loading.lookup(str(kind), str(wanted))
 
 
 def _first_value(*candidates: Any) -> Any:
@@ -317,13 +358,13 @@ def _with_short_name(user: Mapping[str, Any]) -> dict[str, Any]:
     For a service principal (its user name is an application id) the display name is used.
     """
     name = str(user.get("userName", ""))
-    if _is_service_principal(user) and user.get("displayName"):
+    if is_service_principal(user) and user.get("displayName"):
         name = str(user["displayName"])
     short = re.sub(r"[^a-z0-9_]", "_", name.split("@", 1)[0].lower())
     return {**user, "short_name": user.get("short_name", short)}
 
 
-def _is_service_principal(user: Mapping[str, Any]) -> bool:
+def is_service_principal(user: Mapping[str, Any]) -> bool:
     return bool(
         re.fullmatch(
             r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", user.get("userName", "")
@@ -337,46 +378,20 @@ def default_sync_paths(loading: Loading) -> None:
     sync.setdefault("paths", ["."])
 
 
-# --- modes and unsupported features -----------------------------------------------------------
+# --- supported resource kinds ---------------------------------------------------------------
 
 
 def reject_unsupported(loading: Loading) -> None:
-    """Stop early on what the native engine does not do yet, rather than deploy something else."""
-    mode = loading.tree["bundle"].get("mode")
-    if mode == "development":
+    """A resource kind the native engine does not deploy fails validation, naming kind and key."""
+    for kind, resources in (loading.tree.get("resources") or {}).items():
+        if kind in SUPPORTED_KINDS:
+            continue
+        key = next(iter(resources or {}), "")
         raise loading.error(
-            f"targets.{loading.target}.mode",
-            "mode: development is not supported by the native engine yet; "
-            "use the CLI engine for development targets",
+            f"resources.{kind}.{key}".rstrip("."),
+            f"resource kind {kind} ({key}) is not supported by the native engine, which deploys "
+            f"{' and '.join(SUPPORTED_KINDS)}; deploy this bundle with `engine: cli`",
         )
-    if mode not in (None, "production"):
-        raise loading.error(
-            f"targets.{loading.target}.mode", f"unknown mode {mode}; use production or development"
-        )
-    if loading.tree.get("presets"):
-        raise loading.error("presets", "presets are not supported by the native engine yet")
-
-
-def validate_production_mode(loading: Loading) -> None:
-    """A production target pins its root path, so only one copy of it is ever deployed.
-
-    As in the CLI, jobs that all run as a fixed identity, or a deploy by a service
-    principal, make a user-specific path harmless.
-    """
-    if loading.tree["bundle"].get("mode") != "production":
-        return
-    if (loading.target_tree.get("workspace") or {}).get("root_path"):
-        return
-    jobs = _jobs(loading.tree)
-    if (jobs and all(job.get("run_as") for job in jobs.values())) or _is_service_principal(
-        loading.current_user or {}
-    ):
-        return
-    raise loading.error(
-        f"targets.{loading.target}.workspace.root_path",
-        "target with 'mode: production' must set 'workspace.root_path' "
-        "to make sure only one copy is deployed",
-    )
 
 
 # --- interpolate -------------------------------------------------------------------------------
@@ -396,6 +411,8 @@ def translate_paths(loading: Loading) -> None:
     libraries become `./<path from the bundle root>` globs the engine builds and uploads;
     artifact folders become absolute local paths.
     """
+    for key, pipeline in resources_of(loading.tree, "pipelines").items():
+        _translate_pipeline_libraries(loading, f"resources.pipelines.{key}", pipeline)
     for key, job in _jobs(loading.tree).items():
         _translate_task_files(loading, f"resources.jobs.{key}", job)
         for slot in library_slots(job):
@@ -416,10 +433,24 @@ def _translate_task_files(loading: Loading, where: str, job: dict[str, Any]) -> 
             if (spec.get("source") or ("GIT" if job.get("git_source") else "WORKSPACE")) == "GIT":
                 continue  # a path inside the job's git repository, not in the bundle
             field_path = f"{where}.{task_path}.{task_type}.{field_name}"
-            spec[field_name] = _uploaded_copy(loading, spec[field_name], task_type, file_path, field_path)
+            is_notebook = task_type == "notebook_task"
+            spec[field_name] = _uploaded_copy(loading, spec[field_name], is_notebook, file_path, field_path)
 
 
-def _uploaded_copy(loading: Loading, local: str, task_type: str, file_path: str, field_path: str) -> str:
+def _translate_pipeline_libraries(loading: Loading, where: str, pipeline: dict[str, Any]) -> None:
+    file_path = loading.tree["workspace"]["file_path"]
+    for index, library in enumerate(pipeline.get("libraries") or []):
+        for library_type, field_name in _PIPELINE_LIBRARY_FIELDS:
+            spec = library.get(library_type) if isinstance(library, dict) else None
+            if isinstance(spec, dict) and _is_local_path(spec.get(field_name)):
+                field_path = f"{where}.libraries[{index}].{library_type}.{field_name}"
+                is_notebook = library_type == "notebook"
+                spec[field_name] = _uploaded_copy(
+                    loading, spec[field_name], is_notebook, file_path, field_path
+                )
+
+
+def _uploaded_copy(loading: Loading, local: str, is_notebook: bool, file_path: str, field_path: str) -> str:
     """Where the deploy uploads a task's notebook or file: under `file_path`, a notebook without suffix."""
     declared_in = source_of(local, loading.root_file)
     absolute = Path(os.path.normpath(declared_in.parent / local))
@@ -428,10 +459,10 @@ def _uploaded_copy(loading: Loading, local: str, task_type: str, file_path: str,
             field_path, f"{local} is outside the bundle folder {loading.bundle_dir}", declared_in
         )
     if not absolute.is_file():
-        what = "notebook" if task_type == "notebook_task" else "file"
+        what = "notebook" if is_notebook else "file"
         raise loading.error(field_path, f"{what} {local} not found", declared_in)
     relative = absolute.relative_to(loading.bundle_dir).as_posix()
-    if task_type == "notebook_task":
+    if is_notebook:
         if notebook_import(absolute) is None:
             raise loading.error(
                 field_path,
@@ -452,7 +483,7 @@ def _library_reference(loading: Loading, local: str) -> str:
     return LOCAL_LIBRARY_PREFIX + Path(os.path.relpath(absolute, loading.bundle_dir)).as_posix()
 
 
-# --- jobs --------------------------------------------------------------------------------------
+# --- run_as, permissions, annotations ---------------------------------------------------------
 
 
 def apply_run_as(loading: Loading) -> None:
@@ -463,13 +494,65 @@ def apply_run_as(loading: Loading) -> None:
             job.setdefault("run_as", run_as)
 
 
-def annotate_jobs(loading: Loading) -> None:
-    """Mark every job as deployed by a bundle, with its metadata file, as the CLI does."""
-    annotations = bundle_annotations(loading.tree["workspace"]["state_path"])
+def apply_permissions(loading: Loading) -> None:
+    """The bundle's `permissions` join each job's and pipeline's, at the level each kind knows.
+
+    The deploying user is left out: they own what they deploy (the CLI's `FilterCurrentUser`).
+    """
+    top = loading.tree.get("permissions") or []
+    for index, permission in enumerate(top):
+        _check_permission(loading, f"permissions[{index}]", permission, PERMISSION_LEVELS["jobs"])
+    me = str((loading.tree["workspace"].get("current_user") or {}).get("userName", ""))
+    for kind, levels in PERMISSION_LEVELS.items():
+        for key, resource in resources_of(loading.tree, kind).items():
+            own = resource.get("permissions") or []
+            for index, permission in enumerate(own):
+                _check_permission(loading, f"resources.{kind}.{key}.permissions[{index}]", permission, None)
+            inherited = [{**permission, "level": levels[permission["level"]]} for permission in top]
+            merged = [p for p in [*own, *inherited] if not me or me not in _principals(p)]
+            if merged or "permissions" in resource:
+                resource["permissions"] = _unique(merged)
+
+
+def _check_permission(
+    loading: Loading, where: str, permission: Any, levels: Mapping[str, str] | None
+) -> None:
+    if not isinstance(permission, dict) or len(_principals(permission)) != 1:
+        raise loading.error(where, f"a permission names exactly one of {', '.join(PRINCIPAL_FIELDS)}")
+    if not permission.get("level") or (levels is not None and permission["level"] not in levels):
+        allowed = ", ".join(levels or ("a level",))
+        raise loading.error(
+            f"{where}.level", f"unsupported permission level {permission.get('level')}; use {allowed}"
+        )
+
+
+def _principals(permission: Mapping[str, Any]) -> list[str]:
+    return [str(permission[name]) for name in PRINCIPAL_FIELDS if permission.get(name)]
+
+
+def _unique(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    unique: list[dict[str, Any]] = []
+    for permission in permissions:
+        if permission not in unique:
+            unique.append(permission)
+    return unique
+
+
+def annotate_resources(loading: Loading) -> None:
+    """Mark every job and pipeline as deployed by a bundle, with its metadata file, as the CLI does."""
+    state_path = loading.tree["workspace"]["state_path"]
+    annotations = bundle_annotations(state_path)
     for job in _jobs(loading.tree).values():
         job.update(annotations)
+    for pipeline in resources_of(loading.tree, "pipelines").values():
+        pipeline["deployment"] = annotations["deployment"]
+
+
+def resources_of(tree: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """The resources of one kind, by key (`jobs`, `pipelines`)."""
+    resources = (tree.get("resources") or {}).get(kind) or {}
+    return {key: resource for key, resource in resources.items() if isinstance(resource, dict)}
 
 
 def _jobs(tree: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    jobs = (tree.get("resources") or {}).get("jobs") or {}
-    return {key: job for key, job in jobs.items() if isinstance(job, dict)}
+    return resources_of(tree, "jobs")

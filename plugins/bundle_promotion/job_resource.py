@@ -54,3 +54,8 @@ def _is_missing(error: WorkspaceApiError) -> bool:
     """Jobs answers 400 INVALID_PARAMETER_VALUE "Job 1 does not exist." for an unknown id."""
     unknown_id = error.error_code == "INVALID_PARAMETER_VALUE" and "does not exist" in str(error)
     return unknown_id or workspace_files.is_missing(error)
+
+
+def url(host: str, job_id: str) -> str:
+    """The job's page, as `bundle summary` shows it (without the workspace-id query parameter)."""
+    return f"{host}/jobs/{job_id}"

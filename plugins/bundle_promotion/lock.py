@@ -2,7 +2,8 @@
 
 The lock is a JSON file `{"ID", "AcquisitionTime", "IsForced", "User"}`. Whoever
 creates it (create-if-absent) and reads its own ID back holds it, so the CLI and
-this engine never deploy one target at the same time.
+this engine never deploy one target at the same time. `force` (the CLI's
+`--force-lock`) overwrites a lock left by a deploy that died, marking it `IsForced`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ LOCK_FILE = "deploy.lock"
 class DeployLock:
     """The deploy lock of the target whose state lives in `state_path`."""
 
-    def __init__(self, api: WorkspaceApi, state_path: str) -> None:
+    def __init__(self, api: WorkspaceApi, state_path: str, *, force: bool = False) -> None:
         self._api = api
         self._state_path = state_path
         self.path = f"{state_path}/{LOCK_FILE}"
+        self.force = force
         self._id = str(uuid.uuid4())
 
     def raise_if_held(self) -> None:
@@ -49,12 +51,12 @@ class DeployLock:
         lock = {
             "ID": self._id,
             "AcquisitionTime": datetime.now(UTC).isoformat(),
-            "IsForced": False,
+            "IsForced": self.force,
             "User": user,
         }
         workspace_files.make_dirs(self._api, self._state_path)
         try:
-            workspace_files.write_bytes(self._api, self.path, json.dumps(lock).encode(), overwrite=False)
+            workspace_files.write_bytes(self._api, self.path, json.dumps(lock).encode(), overwrite=self.force)
         except WorkspaceApiError as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise

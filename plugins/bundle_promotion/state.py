@@ -8,13 +8,23 @@
 
 Sharing the file (and its lineage) with the CLI keeps a target deployed by the CLI
 and by Airflow one deployment. Entries this engine does not manage are kept as read.
+
+Like the CLI, a deploy also keeps a local copy in
+`<bundle>/.databricks/bundle/<target>/resources.json`. Pulling reconciles the two:
+they must share a lineage, and the one with the highest serial wins. While a deploy
+applies changes it appends each one to the local `resources.json.wal`, as the CLI
+does, so a deploy killed before it pushed the state is recovered by the next one
+instead of creating its resources a second time.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bundle_promotion import workspace_files
@@ -22,6 +32,7 @@ from bundle_promotion.errors import DeployError
 from bundle_promotion.workspace_api import WorkspaceApi
 
 STATE_FILE = "resources.json"
+WAL_FILE = "resources.json.wal"
 TERRAFORM_STATE_FILE = "terraform.tfstate"
 STATE_VERSION = 2
 # Version 3 is version 2 plus optional feature flags; the CLI reads it when no flag is set.
@@ -117,6 +128,94 @@ def write_state(api: WorkspaceApi, state_path: str, state: DeploymentState) -> D
     """Push `state` as the next serial of its lineage and return what was written."""
     written = dataclasses.replace(state, serial=state.serial + 1, cli_version=_writer_version())
     workspace_files.write_json(api, f"{state_path}/{STATE_FILE}", written.to_json())
+    return written
+
+
+def local_state_folder(bundle_dir: Path, target: str) -> Path:
+    """Where the CLI keeps a target's local state; `DATABRICKS_BUNDLE_TMP` moves it, as in the CLI."""
+    override = os.environ.get("DATABRICKS_BUNDLE_TMP")
+    return Path(override) if override else bundle_dir / ".databricks" / "bundle" / target
+
+
+def read_local_state(folder: Path) -> DeploymentState | None:
+    path = folder / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise DeployError(
+            f"{path}: invalid JSON ({error}); delete the file to use the workspace's state"
+        ) from error
+    return DeploymentState.from_json(document, str(path))
+
+
+def pull_state(api: WorkspaceApi, state_path: str, local_folder: Path) -> DeploymentState:
+    """The target's state: the remote and the local copy reconciled, then the write-ahead log replayed."""
+    state = reconcile(
+        read_local_state(local_folder), read_state(api, state_path), str(local_folder / STATE_FILE)
+    )
+    return replay_wal(state, local_folder / WAL_FILE)
+
+
+def replay_wal(state: DeploymentState, wal: Path) -> DeploymentState:
+    """`state` with the changes of an unfinished deploy that started from it; a stale log is ignored."""
+    if not wal.is_file():
+        return state
+    header, *lines = [
+        json.loads(line) for line in wal.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+    if state.serial == 0 and header.get("serial") == 1:
+        state = dataclasses.replace(state, lineage=str(header["lineage"]))  # the first deploy's lineage
+    if (header.get("lineage"), header.get("serial")) != (state.lineage, state.serial + 1):
+        return state
+    entries = dict(state.entries)
+    for line in lines:
+        if "v" in line:
+            entries[line["k"]] = line["v"]
+        else:
+            entries.pop(line["k"], None)
+    return dataclasses.replace(state, entries=entries)
+
+
+class WriteAheadLog:
+    """The local log of one deploy's applied changes, until its state is pushed."""
+
+    def __init__(self, local_folder: Path, state: DeploymentState) -> None:
+        self._path = local_folder / WAL_FILE
+        local_folder.mkdir(parents=True, exist_ok=True)
+        header = {"lineage": state.lineage, "serial": state.serial + 1}
+        self._path.write_text(json.dumps(header) + "\n", encoding="utf-8")
+
+    def record(self, key: str, entry: dict[str, Any] | None) -> None:
+        """Append one change; None is a deletion."""
+        line = {"k": key} if entry is None else {"k": key, "v": entry}
+        with self._path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        self._path.unlink(missing_ok=True)
+
+
+def reconcile(local: DeploymentState | None, remote: DeploymentState, local_path: str) -> DeploymentState:
+    """The highest serial wins; two states of different lineage are two deployments, an error."""
+    if local is None or local.serial == 0:
+        return remote
+    if remote.serial > 0 and local.lineage != remote.lineage:
+        raise DeployError(
+            f"{local_path} has lineage {local.lineage} but the workspace's state has {remote.lineage}: "
+            "they record different deployments. Delete the local file to deploy from the workspace's state."
+        )
+    return local if local.serial > remote.serial else remote
+
+
+def push_state(
+    api: WorkspaceApi, state_path: str, state: DeploymentState, local_folder: Path
+) -> DeploymentState:
+    """Write the next serial to the workspace, then the same document to the local copy."""
+    written = write_state(api, state_path, state)
+    local_folder.mkdir(parents=True, exist_ok=True)
+    (local_folder / STATE_FILE).write_text(json.dumps(written.to_json(), indent=2), encoding="utf-8")
     return written
 
 

@@ -65,10 +65,10 @@ def make_dirs(api: WorkspaceApi, path: str) -> None:
     api.call("POST", "2.0/workspace/mkdirs", body={"path": path})
 
 
-def delete(api: WorkspaceApi, path: str) -> None:
-    """Delete a file; one that is already gone is fine."""
+def delete(api: WorkspaceApi, path: str, *, recursive: bool = False) -> None:
+    """Delete a file (or, `recursive`, a folder and all in it); one that is already gone is fine."""
     try:
-        api.call("POST", "2.0/workspace/delete", body={"path": path, "recursive": False})
+        api.call("POST", "2.0/workspace/delete", body={"path": path, "recursive": recursive})
     except WorkspaceApiError as error:
         if not is_missing(error):
             raise

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -11,6 +11,9 @@ from requests.auth import AuthBase, HTTPBasicAuth
 from tenacity import RetryError
 
 from bundle_promotion.errors import WorkspaceApiError
+
+if TYPE_CHECKING:
+    from bundle_promotion.cli_engine import CliCredentials
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _MAX_ERROR_TEXT = 500
@@ -71,6 +74,17 @@ class WorkspaceHook(DatabricksHook):
         except requests.RequestException as error:
             raise _api_error(method, path, error, token) from None
         return response.json() if response.content else {}
+
+    def cli_credentials(self) -> CliCredentials:
+        """The connection's host and a bearer token for the Databricks CLI's environment.
+
+        The token is the provider's: a PAT as configured, or a short-lived OAuth token of
+        the connection's service principal, so the CLI authenticates as the hook does.
+        """
+        from bundle_promotion.cli_engine import CliCredentials
+
+        token = self._get_token(raise_error=True)
+        return CliCredentials(self.workspace_host_url(), {"DATABRICKS_TOKEN": str(token)})
 
     def workspace_host_url(self) -> str:
         """The workspace's base URL, e.g. `https://adb-1.azuredatabricks.net`, for links to resources."""
