@@ -3,10 +3,12 @@
 For 1, 10 and 50 specs (each with its own copy of the example bundle, since the parse
 reads each bundle's targets and jobs) it parses ``dags/promotions.py`` the way the DAG
 processor does: ``DagBag`` on the file, in a fresh process where Airflow is already
-imported. Side by side it parses a baseline file that builds the same tasks and
-groups from ``EmptyOperator``. Both sides have their libraries imported before the
-clock starts; what importing bundle-promotion costs is measured on its own, against
-its budget of 50 ms over ``import airflow.sdk``. Figures are medians of fresh processes.
+imported. Side by side it parses a baseline file holding the same DAGs with the same
+task ids, task groups and dependencies, every task an ``EmptyOperator``; the shape is
+read from the generated DAGs, so the comparison follows whatever the factory renders.
+Both sides have their libraries imported before the clock starts; what importing
+bundle-promotion costs is measured on its own, against its budget of 50 ms over
+``import airflow.sdk``. Figures are medians of fresh processes.
 
     uv run python bench/parse.py [--repeat 5]
 """
@@ -14,6 +16,7 @@ its budget of 50 ms over ``import airflow.sdk``. Figures are medians of fresh pr
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -25,27 +28,9 @@ from pathlib import Path
 import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
+DAG_FILE = PROJECT / "dags" / "promotions.py"
 SPEC_COUNTS = (1, 10, 50)
 ENVIRONMENTS = ("dev", "staging", "prod")
-
-BASELINE_DAG_FILE = """
-from airflow.sdk import DAG, TaskGroup
-from airflow.providers.standard.operators.empty import EmptyOperator
-
-for index in range({count}):
-    with DAG(dag_id=f"baseline_{{index}}", schedule=None, max_active_runs=1) as dag:
-        previous = EmptyOperator(task_id="release")
-        for environment in {environments!r}:
-            with TaskGroup(group_id=environment) as group:
-                deploy = EmptyOperator(task_id="deploy")
-                test = EmptyOperator(task_id="test_integration_tests")
-                schedules = EmptyOperator(task_id="schedules")
-                record = EmptyOperator(task_id="record")
-                deploy >> test >> schedules >> record
-            previous >> group
-            previous = group
-    globals()[dag.dag_id] = dag
-"""
 
 # Runs in a fresh process: import Airflow and the file's library first, then time the parse alone.
 PARSE_ONE_FILE = """
@@ -58,10 +43,42 @@ started = time.perf_counter()
 bag = DagBag(dag_folder=sys.argv[1])
 elapsed = time.perf_counter() - started
 assert not bag.import_errors, bag.import_errors
-assert len(bag.dags) == int(sys.argv[2]), sorted(bag.dags)
-print(elapsed)
+print(len(bag.dags), elapsed)
 """
 
+# Prints the generated DAGs' shape: per DAG, each task id (in dependency order) and its upstream ids.
+READ_SHAPE = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+print(json.dumps({
+    dag_id: [[task.task_id, sorted(task.upstream_task_ids)] for task in dag.topological_sort()]
+    for dag_id, dag in bag.dags.items()
+}))
+"""
+
+BASELINE_DAG_FILE = """
+from airflow.sdk import DAG, TaskGroup
+from airflow.providers.standard.operators.empty import EmptyOperator
+
+SHAPES = {shapes!r}
+
+for dag_id, tasks in SHAPES.items():
+    with DAG(dag_id=dag_id, schedule=None) as dag:
+        groups, made = {{}}, {{}}
+        for task_id, upstream in tasks:
+            *path, name = task_id.split(".")
+            group = None
+            for depth in range(1, len(path) + 1):
+                key = ".".join(path[:depth])
+                if key not in groups:
+                    groups[key] = TaskGroup(group_id=path[depth - 1], parent_group=group)
+                group = groups[key]
+            made[task_id] = EmptyOperator(task_id=name, task_group=group)
+            for parent in upstream:
+                made[parent] >> made[task_id]
+    globals()[dag_id] = dag
+"""
 
 # Runs in a fresh process: what importing the DAG factory adds once Airflow's SDK is loaded.
 IMPORT_COST = """
@@ -69,7 +86,7 @@ import time
 import airflow.sdk
 started = time.perf_counter()
 import bundle_promotion.dag_factory
-print(time.perf_counter() - started)
+print(1, time.perf_counter() - started)
 """
 
 
@@ -87,7 +104,8 @@ def write_specs(folder: Path, count: int, bundles: Path) -> None:
                     "target": name,
                     "databricks_conn_id": f"databricks_{name}",
                     "schedules": "unpaused" if name == "prod" else "paused",
-                    "tests": ["integration_tests"],
+                    "production": name == "prod",
+                    "tests": [{"job": "integration_tests", "non_destructive": True}],
                 }
                 for name in ENVIRONMENTS
             ],
@@ -95,14 +113,17 @@ def write_specs(folder: Path, count: int, bundles: Path) -> None:
         (folder / f"bench_{index}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
-def median_seconds(script: str, args: list[str], env: dict[str, str], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        result = subprocess.run(
-            [sys.executable, "-c", script, *args], env=env, check=True, capture_output=True, text=True
-        )
-        samples.append(float(result.stdout.strip().splitlines()[-1]))
-    return statistics.median(samples)
+def run_python(script: str, args: list[str], env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+def median_parse(script: str, args: list[str], env: dict[str, str], repeat: int) -> tuple[int, float]:
+    """The DAG count and the median seconds over ``repeat`` fresh processes."""
+    samples = [run_python(script, args, env).split() for _ in range(repeat)]
+    return int(samples[0][0]), statistics.median(float(seconds) for _, seconds in samples)
 
 
 def main() -> None:
@@ -120,12 +141,13 @@ def main() -> None:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
         }
-        imported = median_seconds(IMPORT_COST, [], env, args.repeat)
+        _, imported = median_parse(IMPORT_COST, [], env, args.repeat)
         print(
             f"import bundle_promotion.dag_factory after airflow.sdk: {imported * 1000:.1f} ms (budget 50 ms)"
         )
-        print()
-        print(f"{'specs':>5}  {'promotion DAGs':>15}  {'EmptyOperator DAGs':>18}  {'ratio':>6}")
+        print(
+            f"\n{'specs':>5}  {'DAGs':>4}  {'promotion DAGs':>15}  {'EmptyOperator DAGs':>18}  {'ratio':>6}"
+        )
         for count in SPEC_COUNTS:
             print(row(root, count, env, args.repeat), flush=True)
 
@@ -134,13 +156,17 @@ def row(root: Path, count: int, env: dict[str, str], repeat: int) -> str:
     specs = root / f"specs_{count}"
     specs.mkdir()
     write_specs(specs, count, root / f"bundles_{count}")
-    baseline = root / f"baseline_{count}.py"
-    baseline.write_text(BASELINE_DAG_FILE.format(count=count, environments=ENVIRONMENTS))
     promotion_env = {**env, "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(specs)}
-    dag_file = str(PROJECT / "dags" / "promotions.py")
-    promotion = median_seconds(PARSE_ONE_FILE, [dag_file, str(count)], promotion_env, repeat)
-    empty = median_seconds(PARSE_ONE_FILE, [str(baseline), str(count)], env, repeat)
-    return f"{count:>5}  {promotion * 1000:>12.1f} ms  {empty * 1000:>15.1f} ms  {promotion / empty:>5.2f}x"
+    shapes = json.loads(run_python(READ_SHAPE, [str(DAG_FILE)], promotion_env))
+    baseline = root / f"baseline_{count}.py"
+    baseline.write_text(BASELINE_DAG_FILE.format(shapes=shapes))
+    dags, promotion = median_parse(PARSE_ONE_FILE, [str(DAG_FILE)], promotion_env, repeat)
+    baseline_dags, empty = median_parse(PARSE_ONE_FILE, [str(baseline)], env, repeat)
+    assert dags == baseline_dags == len(shapes), (dags, baseline_dags, len(shapes))
+    return (
+        f"{count:>5}  {dags:>4}  {promotion * 1000:>12.1f} ms  {empty * 1000:>15.1f} ms  "
+        f"{promotion / empty:>5.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -15,10 +15,9 @@ from typing import Any
 
 from bundle_promotion import config_steps as steps
 from bundle_promotion import target_mode
-from bundle_promotion.bundle_yaml import plain, read_yaml
+from bundle_promotion.bundle_outline import find_root_file, read_outline
+from bundle_promotion.bundle_yaml import plain
 from bundle_promotion.errors import BundleConfigError, InvalidBundle
-
-ROOT_FILE_NAMES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 
 # Config resolution, in order: load → merge target → resolve variables → default workspace
 # paths → interpolate → mode and presets → translate paths → run_as, permissions → annotate → validate.
@@ -94,29 +93,14 @@ class ResolvedBundle:
         return {key: copy.deepcopy(self.config[key]) for key in _VALIDATE_KEYS if key in self.config}
 
 
-def find_root_file(bundle_dir: Path) -> Path:
-    """The bundle's root configuration file."""
-    for name in ROOT_FILE_NAMES:
-        if (bundle_dir / name).is_file():
-            return bundle_dir / name
-    raise BundleConfigError(
-        str(bundle_dir), "", f"no bundle configuration found; expected one of {', '.join(ROOT_FILE_NAMES)}"
-    )
-
-
 def target_names(bundle_dir: Path) -> list[str]:
     """The bundle's target names, sorted. Parses YAML only, so it is cheap at DAG-parse time."""
-    return sorted({name for config in _raw_files(bundle_dir) for name in config.get("targets") or {}})
+    return list(read_outline(bundle_dir).targets)
 
 
 def job_keys(bundle_dir: Path) -> list[str]:
     """The keys under `resources.jobs` in the root, the includes and every target, sorted."""
-    keys: set[str] = set()
-    for config in _raw_files(bundle_dir):
-        sections = [config, *((config.get("targets") or {}).values())]
-        for section in sections:
-            keys.update(((section or {}).get("resources") or {}).get("jobs") or {})
-    return sorted(keys)
+    return list(read_outline(bundle_dir).job_keys)
 
 
 def load_bundle(
@@ -194,12 +178,6 @@ def validate(
         errors = error.errors if isinstance(error, InvalidBundle) else [error]
         return Validation({key: tree[key] for key in _VALIDATE_KEYS if key in tree}, errors)
     return Validation(bundle.as_validate_json(), [])
-
-
-def _raw_files(bundle_dir: Path) -> list[dict[str, Any]]:
-    root_file = find_root_file(bundle_dir)
-    root = read_yaml(root_file)
-    return [root, *(read_yaml(path) for path in steps.include_files(bundle_dir, root_file, root))]
 
 
 def _resolved(loading: steps.Loading, tree: dict[str, Any]) -> ResolvedBundle:

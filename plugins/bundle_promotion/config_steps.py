@@ -7,7 +7,6 @@ the order matters and is the one `databricks bundle validate` uses.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import posixpath
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bundle_promotion.bundle_files import notebook_import
+from bundle_promotion.bundle_outline import include_files
 from bundle_promotion.bundle_yaml import kind_of, read_yaml, source_of
 from bundle_promotion.errors import BundleConfigError, InvalidBundle
 from bundle_promotion.interpolation import resolve_references
@@ -72,28 +72,6 @@ class Loading:
 
 
 # --- load ------------------------------------------------------------------------------------
-
-
-def include_files(bundle_dir: Path, root_file: Path, root: Mapping[str, Any]) -> list[Path]:
-    """The files named by the root's `include` globs: per entry sorted, each once, root excluded."""
-    entries = root.get("include") or []
-    if not isinstance(entries, list):
-        raise BundleConfigError(str(root_file), "include", "expected a list of paths or globs")
-    seen = {root_file.resolve()}
-    files: list[Path] = []
-    for entry in entries:
-        if os.path.isabs(entry):
-            raise BundleConfigError(str(root_file), "include", f"{entry}: includes must be relative paths")
-        matches = sorted(glob.glob(str(bundle_dir / entry)))
-        if not matches and not glob.has_magic(entry):
-            raise BundleConfigError(
-                str(root_file), "include", f"{entry} defined in 'include' section does not match any files"
-            )
-        for match in map(Path, matches):
-            if match.resolve() not in seen:
-                seen.add(match.resolve())
-                files.append(match)
-    return files
 
 
 def load_files(loading: Loading) -> None:
