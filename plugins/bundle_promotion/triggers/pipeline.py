@@ -1,0 +1,56 @@
+"""Wait in the triggerer until a pipeline update ends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+
+class PipelineUpdateTrigger(BaseTrigger):
+    """Fire ``{"state": <terminal state>, "update_id", "error"}`` once the update is COMPLETED, FAILED
+    or CANCELED; ``error`` is the update's first ERROR event when it did not complete.
+
+    The workspace client is blocking, so each poll runs in a thread: the triggerer's event loop
+    stays free for every other trigger.
+    """
+
+    def __init__(
+        self, *, databricks_conn_id: str, pipeline_id: str, update_id: str, poll_interval: float = 30.0
+    ) -> None:
+        super().__init__()
+        self.databricks_conn_id = databricks_conn_id
+        self.pipeline_id = pipeline_id
+        self.update_id = update_id
+        self.poll_interval = poll_interval
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "databricks_conn_id": self.databricks_conn_id,
+                "pipeline_id": self.pipeline_id,
+                "update_id": self.update_id,
+                "poll_interval": self.poll_interval,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from bundle_promotion.data_restores import pipeline_update, pipeline_update_error
+        from bundle_promotion.hooks.workspace import WorkspaceHook
+
+        api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
+        while True:
+            update = await asyncio.to_thread(pipeline_update, api, self.pipeline_id, self.update_id)
+            if update.finished:
+                error = None
+                if update.state != "COMPLETED":
+                    error = await asyncio.to_thread(
+                        pipeline_update_error, api, self.pipeline_id, self.update_id
+                    )
+                yield TriggerEvent({"state": update.state, "update_id": self.update_id, "error": error})
+                return
+            self.log.info("Pipeline %s update %s is %s", self.pipeline_id, self.update_id, update.state)
+            await asyncio.sleep(self.poll_interval)
