@@ -27,6 +27,9 @@ os.environ.update(
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        # Fixed here: `airflow db migrate` would write one to airflow.cfg, but a test module that
+        # imports Airflow at collection has read the config before that, and the API needs it.
+        "AIRFLOW__API_AUTH__JWT_SECRET": "bundle-promotion-tests-only",
     }
 )
 
@@ -63,6 +66,27 @@ def workspaces(emulator: object) -> Iterator[object]:
         for name in ENVIRONMENTS:
             patch.setenv(f"AIRFLOW_CONN_DATABRICKS_{name.upper()}", emulator.airflow_connection_uri(name))
         yield emulator
+
+
+@pytest.fixture(scope="session")
+def github_emulator() -> Iterator[object]:
+    """One GitHub Enterprise emulator for the session."""
+    from bundle_promotion.testing.github import GitHubEmulator
+
+    with GitHubEmulator() as running:
+        yield running
+
+
+@pytest.fixture
+def github(github_emulator: object) -> Iterator[object]:
+    """The session GitHub emulator, emptied, with the Airflow connection `github_default` pointing at it."""
+    from bundle_promotion.testing.github import GitHubEmulator
+
+    assert isinstance(github_emulator, GitHubEmulator)
+    github_emulator.reset()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW_CONN_GITHUB_DEFAULT", github_emulator.airflow_connection_json())
+        yield github_emulator
 
 
 def git(repo: Path, *args: str) -> str:

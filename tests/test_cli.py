@@ -134,3 +134,19 @@ def test_installed_command_prints_the_schema() -> None:
     command = Path(sys.executable).parent / "bundle-promotion"
     result = subprocess.run([str(command), "spec", "schema"], check=True, capture_output=True, text=True)
     assert json.loads(result.stdout)["title"] == "PromotionSpec"
+
+
+def test_approve_without_a_token_or_user_says_how_to_authenticate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("BUNDLE_PROMOTION_TOKEN", raising=False)
+
+    assert main(["approve", "example", "prod", "--version", "v1.0.0", "--reason", "ok"]) == 2
+    assert "set BUNDLE_PROMOTION_TOKEN to a JWT of Airflow's API, or pass --user" in capsys.readouterr().err
+
+
+def test_approve_needs_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["approve", "example", "prod", "--version", "v1.0.0"])
+    assert exited.value.code == 2
+    assert "--reason" in capsys.readouterr().err

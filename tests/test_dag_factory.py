@@ -50,9 +50,11 @@ def test_one_dag_per_spec_with_an_ordered_group_per_environment(specs_folder: Pa
 
     assert dag.max_active_runs == 1
     assert set(dag.params) == {"version"}
-    assert [group for group in dag.task_group.children if group != "release"] == ["dev", "staging", "prod"]
-    assert dag.get_task("staging.deploy").upstream_task_ids == {"dev.record"}
-    assert dag.get_task("dev.deploy").upstream_task_ids == {"release"}
+    environments = [group for group in dag.task_group.children if not group.endswith("_rollback")]
+    assert environments == ["release", "dev", "staging", "prod"]
+    assert dag.get_task("staging.prepare_rollback").upstream_task_ids == {"dev.record"}
+    assert dag.get_task("staging.deploy").upstream_task_ids == {"staging.prepare_rollback"}
+    assert dag.get_task("dev.prepare_rollback").upstream_task_ids == {"release"}
     assert dag.get_task("dev.schedules").upstream_task_ids == {"dev.test_integration_tests"}
     assert dag.get_task("dev.record").upstream_task_ids == {"dev.schedules"}
 
@@ -106,7 +108,7 @@ def test_a_bad_spec_is_an_import_error_and_the_others_still_load(specs_folder: P
 
     parsed = parse_dag_file(specs_folder)
 
-    assert parsed["dags"] == ["promote__example"]
+    assert parsed["dags"] == ["promote__example", "rollback__example", "schedules__example"]
     [message] = parsed["errors"].values()
     assert "broken.yaml" in message
     assert "environments" in message

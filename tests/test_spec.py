@@ -71,7 +71,7 @@ def local_spec(text: str = VALID) -> str:
 def test_valid_spec_loads_environments_in_order(tmp_path: Path) -> None:
     spec = load_spec(write_spec(tmp_path, VALID))
     assert [env.name for env in spec.environments] == ["dev", "prod"]
-    assert spec.environments[0].tests == ("integration_tests",)
+    assert [suite.job for suite in spec.environments[0].tests] == ["integration_tests"]
     assert spec.environments[1].schedules == "unpaused"
 
 
@@ -294,18 +294,38 @@ BAD_SPECS = [
         id="bad-environment-name",
     ),
     pytest.param(
-        edited("    schedules: unpaused", "    schedules: unpaused\n    gates: [approval]"),
+        edited("    schedules: unpaused", "    schedules: unpaused\n    gates: [approvl]"),
         14,
-        "environments[1].gates",
-        ["gates are not supported yet", "gates: []"],
-        id="gates-not-supported-yet",
+        "environments[1].gates[0].approvl",
+        ["unknown key 'approvl'", "did you mean 'approval'?"],
+        id="unknown-gate",
     ),
     pytest.param(
-        edited("    schedules: unpaused", "    schedules: unpaused\n    rollback: {on_failure: previous}"),
+        edited(
+            "    schedules: unpaused",
+            "    schedules: unpaused\n    gates: [approval: {groups: [{name: qc}]}]",
+        ),
         14,
-        "environments[1].rollback",
-        ["rollback policies are not supported yet", "rollback: {}"],
-        id="rollback-not-supported-yet",
+        "environments[1].gates[0].approval.groups[0]",
+        ["name who may approve: list users, give a role, or both"],
+        id="approval-group-without-approvers",
+    ),
+    pytest.param(
+        edited(
+            "    schedules: unpaused",
+            "    schedules: unpaused\n    gates: [window: {deny: [{cron: '0 25 * * *', duration: PT1H}]}]",
+        ),
+        14,
+        "environments[1].gates[0].window.deny[0].cron",
+        ["'0 25 * * *' is not a cron expression"],
+        id="bad-cron",
+    ),
+    pytest.param(
+        edited("    schedules: unpaused", "    schedules: unpaused\n    rollback: {tables: [main.s.orders]}"),
+        14,
+        "environments[1].rollback.warehouse_id",
+        ["tables need a warehouse_id"],
+        id="rollback-tables-without-warehouse",
     ),
     pytest.param(
         edited(
@@ -504,3 +524,59 @@ def test_importing_the_spec_module_does_not_import_airflow() -> None:
     probe = "import sys, bundle_promotion.spec; print(any(m.split('.')[0] == 'airflow' for m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
     assert result.stdout.strip() == "False"
+
+
+PROD_SUITE = """\
+    schedules: unpaused
+    production: true
+    tests:
+      - job: smoke
+        params: {catalog: prod}
+        timeout: 30m
+        non_destructive: true
+"""
+
+
+def test_a_test_suite_carries_its_params_timeout_and_non_destructive_flag(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path, edited("    schedules: unpaused\n", PROD_SUITE)))
+
+    [suite] = spec.environments[1].tests
+
+    assert (suite.job, suite.params, suite.timeout, suite.non_destructive) == (
+        "smoke",
+        {"catalog": "prod"},
+        1800,
+        True,
+    )
+    assert spec.environments[1].production
+
+
+def test_a_bare_job_key_is_a_suite_with_the_defaults(tmp_path: Path) -> None:
+    [suite] = load_spec(write_spec(tmp_path, VALID)).environments[0].tests
+
+    assert (suite.job, suite.params, suite.timeout, suite.non_destructive) == (
+        "integration_tests",
+        {},
+        3600,
+        False,
+    )
+
+
+def test_production_refuses_a_suite_not_marked_non_destructive(tmp_path: Path) -> None:
+    error = spec_error(
+        tmp_path, edited("    non_destructive: true\n", "", edited("    schedules: unpaused\n", PROD_SUITE))
+    )
+
+    assert error.field == "environments[1].tests[0]"
+    assert "'prod' is production, where only suites marked non_destructive: true run" in str(error)
+    assert "mark 'smoke' non_destructive: true" in str(error)
+
+
+def test_a_timeout_that_is_no_duration_names_the_accepted_forms(tmp_path: Path) -> None:
+    error = spec_error(
+        tmp_path,
+        edited("timeout: 30m", "timeout: half an hour", edited("    schedules: unpaused\n", PROD_SUITE)),
+    )
+
+    assert error.field == "environments[1].tests[0].timeout"
+    assert "must be a duration like 90s, 30m or 2h" in str(error)

@@ -8,9 +8,14 @@ every other subcommand stay fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bundle_promotion.ledger import Ledger
 
 DEFAULT_SPECS_FOLDER = Path("include/promotions")
 
@@ -28,7 +33,15 @@ def _parser() -> argparse.ArgumentParser:
         prog="bundle-promotion", description="Promote Databricks bundles through environments."
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    for add_command in (_add_spec, _add_workspace_emulator, _add_demo):
+    for add_command in (
+        _add_spec,
+        _add_bundle,
+        _add_workspace_emulator,
+        _add_demo,
+        _add_approve,
+        _add_audit,
+        _add_hold,
+    ):
         add_command(commands)
     return parser
 
@@ -81,6 +94,96 @@ def _check_specs(arguments: argparse.Namespace) -> int:
     for result in results:
         print(result if isinstance(result, SpecError) else f"ok {result.spec_file}")
     return 1 if any(isinstance(result, SpecError) for result in results) else 0
+
+
+def _add_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bundle = commands.add_parser(
+        "bundle", help="resolve a Databricks bundle as `databricks bundle validate|summary` does"
+    )
+    actions = bundle.add_subparsers(title="bundle commands", required=True, metavar="ACTION")
+    for name, run, help_text in (
+        ("validate", _validate_bundle, "print the resolved config; exit 1 with `Found N errors` if invalid"),
+        ("summary", _summarize_bundle, "the resolved config with each deployed resource's id and url"),
+    ):
+        action = actions.add_parser(name, help=help_text)
+        action.add_argument("-t", "--target", default="", help="the bundle target (default: the default)")
+        action.add_argument(
+            "--var",
+            dest="variables",
+            action="append",
+            default=[],
+            type=_name_and_value,
+            metavar="NAME=VALUE",
+            help="set a bundle variable, like the CLI's --var; repeat for more",
+        )
+        action.add_argument("-o", "--output", choices=("text", "json"), default="text")
+        action.add_argument("--bundle-dir", type=Path, default=Path.cwd(), help="the bundle (default: .)")
+        action.add_argument(
+            "--databricks-conn-id",
+            required=name == "summary",
+            default=None,
+            help="the Airflow connection of the workspace (who deploys, lookups, deployed ids)",
+        )
+        action.set_defaults(run=run)
+
+
+def _name_and_value(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not name or not equals:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, for example catalog=main; got '{text}'")
+    return name, value
+
+
+def _validate_bundle(arguments: argparse.Namespace) -> int:
+    import json
+
+    from bundle_promotion.bundle_config import validate
+    from bundle_promotion.variable_lookup import api_lookup
+
+    hook = _workspace_hook(arguments.databricks_conn_id)
+    me = hook.call("GET", "2.0/preview/scim/v2/Me") if hook else None
+    lookup = api_lookup(hook) if hook else None
+    validation = validate(arguments.bundle_dir, arguments.target, dict(arguments.variables), me, lookup)
+    if arguments.output == "json":
+        print(json.dumps(validation.document, indent=2))
+    else:
+        bundle = validation.document.get("bundle", {})
+        print(f"Name: {bundle.get('name', '')}\nTarget: {bundle.get('target', '')}")
+        print(f"Workspace:\n  Path: {validation.document.get('workspace', {}).get('root_path', '')}\n")
+    print(validation.stderr(), file=sys.stderr if validation.errors else sys.stdout)
+    return 1 if validation.errors else 0
+
+
+def _summarize_bundle(arguments: argparse.Namespace) -> int:
+    import json
+
+    from bundle_promotion.engine import NativeEngine
+    from bundle_promotion.errors import BundlePromotionError
+
+    hook = _workspace_hook(arguments.databricks_conn_id)
+    assert hook is not None
+    engine = NativeEngine(hook, variables=dict(arguments.variables))
+    try:
+        bundle = engine.load(arguments.bundle_dir, arguments.target)
+        document = engine.summary(bundle, hook.workspace_host_url())
+    except BundlePromotionError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    if arguments.output == "json":
+        print(json.dumps(document, indent=2))
+        return 0
+    for kind, resources in document.get("resources", {}).items():
+        for key, resource in resources.items():
+            print(f"{kind}.{key}: {resource.get('name', '')} {resource.get('url', '(not deployed)')}")
+    return 0
+
+
+def _workspace_hook(conn_id: str | None) -> Any:
+    if conn_id is None:
+        return None
+    from bundle_promotion.hooks.workspace import WorkspaceHook
+
+    return WorkspaceHook(conn_id, caller="bundle-promotion")
 
 
 def _add_workspace_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -143,3 +246,179 @@ def _run_demo(arguments: argparse.Namespace) -> int:
     from bundle_promotion.demo import run_demo
 
     return run_demo(project, arguments.version)
+
+
+def _add_approve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    approve = commands.add_parser(
+        "approve",
+        help="approve (or reject) a release for an environment, through Airflow's API as yourself",
+        description="Posts to the approvals API; Airflow's auth manager identifies you by your token. "
+        "Set BUNDLE_PROMOTION_TOKEN (a JWT), or give --user and type your password.",
+    )
+    approve.add_argument("bundle", help="the bundle, as in promote__<bundle>")
+    approve.add_argument("environment", help="the environment whose approval gate you answer")
+    release = approve.add_mutually_exclusive_group(required=True)
+    release.add_argument("--version", help="the version waiting at the gate; its digest is looked up")
+    release.add_argument("--digest", help="the release digest to approve, also ahead of the gate")
+    approve.add_argument("--reason", required=True, help="why you approve or reject (required)")
+    approve.add_argument("--reject", action="store_true", help="reject the release instead")
+    approve.add_argument(
+        "--overrides-freeze", action="store_true", help="let the release through a freeze of the window gate"
+    )
+    approve.add_argument(
+        "--meaning",
+        choices=("review", "approval", "responsibility", "authorship"),
+        help="sign under 21 CFR Part 11 with this meaning; asks for your password again",
+    )
+    approve.add_argument(
+        "--api-url",
+        default=os.environ.get("BUNDLE_PROMOTION_API_URL", "http://localhost:8080"),
+        help="Airflow's API server (default: $BUNDLE_PROMOTION_API_URL or %(default)s)",
+    )
+    approve.add_argument("--user", help="log in as this user when BUNDLE_PROMOTION_TOKEN is not set")
+    approve.set_defaults(run=_approve)
+
+
+def _approve(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.approvals_client import ApprovalsClient
+    from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
+
+    bundle, environment = arguments.bundle, arguments.environment
+    try:
+        client = ApprovalsClient(arguments.api_url, _api_token(arguments))
+        digest = arguments.digest or client.release_digest(bundle, environment, arguments.version)
+        given = client.submit(bundle, environment, _decision(arguments, digest))
+    except ApprovalRefused as refused:
+        print(f"refused: {refused}", file=sys.stderr)
+        return 1
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{given['decision']} of {digest[:12]} for {environment} recorded as {given['approver']}")
+    return 0
+
+
+def _api_token(arguments: argparse.Namespace) -> str:
+    import getpass
+
+    from bundle_promotion.approvals_client import login
+    from bundle_promotion.errors import BundlePromotionError
+
+    if token := os.environ.get("BUNDLE_PROMOTION_TOKEN"):
+        return token
+    if not arguments.user:
+        raise BundlePromotionError("set BUNDLE_PROMOTION_TOKEN to a JWT of Airflow's API, or pass --user")
+    return login(arguments.api_url, arguments.user, getpass.getpass(f"Password for {arguments.user}: "))
+
+
+def _decision(arguments: argparse.Namespace, digest: str) -> dict[str, object]:
+    import getpass
+
+    decision: dict[str, object] = {
+        "release_digest": digest,
+        "decision": "reject" if arguments.reject else "approve",
+        "reason": arguments.reason,
+        "overrides_freeze": arguments.overrides_freeze,
+    }
+    if arguments.meaning:
+        decision |= {"meaning": arguments.meaning, "password": getpass.getpass("Password, to sign: ")}
+    return decision
+
+
+def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    audit = commands.add_parser("audit", help="verify the audit trail, export a release's evidence pack")
+    actions = audit.add_subparsers(title="actions", required=True, metavar="ACTION")
+    verify = actions.add_parser("verify", help="check every hash and link; exit 1 naming the first bad event")
+    _ledger_option(verify)
+    verify.set_defaults(run=_verify_audit)
+    export = actions.add_parser("export", help="write a release's evidence pack as JSON and Markdown")
+    _ledger_option(export)
+    export.add_argument("--release", required=True, metavar="VERSION", help="the release, for example v1.2.0")
+    export.add_argument("--bundle", help="the bundle (default: the only spec in --specs)")
+    export.add_argument("--specs", type=Path, default=DEFAULT_SPECS_FOLDER, help="the promotion specs folder")
+    export.add_argument("--out", type=Path, default=Path("."), help="where to write the two files")
+    export.set_defaults(run=_export_evidence)
+
+
+def _verify_audit(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.audit import verify
+
+    report = verify(_ledger(arguments))
+    print(report, file=sys.stdout if report.intact else sys.stderr)
+    return 0 if report.intact else 1
+
+
+def _export_evidence(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.audit import evidence_pack, export, release_notes
+    from bundle_promotion.errors import BundlePromotionError
+    from bundle_promotion.spec import load_specs
+
+    specs = [spec for spec in load_specs(arguments.specs) if not isinstance(spec, BundlePromotionError)]
+    chosen = [spec for spec in specs if arguments.bundle in (None, spec.bundle)]
+    if len(chosen) != 1:
+        known = ", ".join(spec.bundle for spec in specs) or f"none in {arguments.specs}"
+        print(f"name the bundle with --bundle; the specs promote: {known}", file=sys.stderr)
+        return 2
+    spec, ledger = chosen[0], _ledger(arguments)
+    try:
+        recorded = ledger.release_by_version(spec.bundle, arguments.release)
+        notes = release_notes(spec, recorded[1]) if recorded else None
+        pack = evidence_pack(
+            ledger,
+            spec.bundle,
+            arguments.release,
+            environments=[env.name for env in spec.environments],
+            notes=notes,
+        )
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    for path in export(pack, arguments.out):
+        print(path)
+    return 0
+
+
+def _add_hold(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hold = commands.add_parser("hold", help="clear the hold a rollback put on an environment")
+    actions = hold.add_subparsers(title="actions", required=True, metavar="ACTION")
+    clear = actions.add_parser("clear", help="let promotions into the environment again")
+    _ledger_option(clear)
+    clear.add_argument("bundle", help="the bundle, as in promote__<bundle>")
+    clear.add_argument("environment", help="the held environment")
+    clear.add_argument("--reason", required=True, help="why promotions may resume (kept in the audit trail)")
+    clear.add_argument("--actor", help="who clears it, for the audit trail (default: your login name)")
+    clear.set_defaults(run=_clear_hold)
+
+
+def _clear_hold(arguments: argparse.Namespace) -> int:
+    import getpass
+
+    from bundle_promotion.errors import BundlePromotionError
+
+    actor = arguments.actor or getpass.getuser()
+    try:
+        cleared = _ledger(arguments).clear_hold(
+            arguments.bundle, arguments.environment, reason=arguments.reason, actor=actor
+        )
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if cleared is None:
+        print(f"{arguments.bundle}/{arguments.environment} is not held; nothing to clear")
+        return 0
+    print(f"hold on {arguments.bundle}/{arguments.environment} cleared by {actor} (was: {cleared.reason})")
+    return 0
+
+
+def _ledger_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ledger", help="the ledger's SQLAlchemy URL (default: Airflow's ledger connection)")
+
+
+def _ledger(arguments: argparse.Namespace) -> Ledger:
+    from bundle_promotion.hooks.ledger import open_ledger
+
+    if arguments.ledger:
+        return open_ledger(arguments.ledger)
+    from bundle_promotion.operators import storage
+
+    return storage.ledger()

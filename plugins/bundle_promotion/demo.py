@@ -3,18 +3,37 @@
 Airflow runs on SQLite under ``.demo/airflow``, the workspaces are the emulator on
 loopback, and the bundle's repository is a local git repository made from
 ``include/example_bundle``. No account and no network are needed.
+
+Prod waits at its approval gate. ``airflow api-server`` (with the approvals API) runs on
+loopback; the run's own user (``dag_test``) tries to approve and is refused, then alice
+and bob log in and approve through the API, each with their own token.
 """
 
 from __future__ import annotations
 
+import _thread
+import json
 import os
+import secrets
 import shutil
+import signal
+import socket
 import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ENVIRONMENTS = ("dev", "staging", "prod")
 DAG_ID = "promote__example"
+# dag.test() runs as the user dag_test; giving it an account shows segregation of duties refusing it.
+DEMO_USERS = "alice:op,bob:op,dag_test:op"
+APPROVERS = ("alice", "bob")
+GATE_WAIT_SECONDS = 600
+API_READY_SECONDS = 120
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Release Bot",
     "GIT_AUTHOR_EMAIL": "release-bot@example.com",
@@ -35,14 +54,122 @@ def run_demo(project: Path, version: str = "v1.0.0") -> int:
 
     from bundle_promotion.testing.workspace import WorkspaceEmulator
 
-    with WorkspaceEmulator(list(ENVIRONMENTS)) as emulator:
+    _forget_earlier_runs(demo_home / "airflow")
+    passwords = _demo_passwords(demo_home / "airflow")
+    finished = threading.Event()
+    with WorkspaceEmulator(list(ENVIRONMENTS)) as emulator, _api_server(demo_home / "airflow") as api_url:
         for name in ENVIRONMENTS:
             os.environ[f"AIRFLOW_CONN_DATABRICKS_{name.upper()}"] = emulator.airflow_connection_uri(name)
+        dag = _load_dag(project)
+        approvers = threading.Thread(
+            target=_approve_prod_or_stop, args=(api_url, passwords, version, finished), daemon=True
+        )
+        approvers.start()
         print(f"Promoting {version} of the example bundle through {' → '.join(ENVIRONMENTS)}…", flush=True)
-        dag_run = _load_dag(project).test(run_conf={"version": version})
+        dag_run = dag.test(run_conf={"version": version})
+        finished.set()
+        approvers.join(timeout=10)
         print(render_table(_environment_rows(emulator)))
     print(f"\n{DAG_ID} {version}: {dag_run.state}")
     return 0 if dag_run.state == "success" else 1
+
+
+def _forget_earlier_runs(airflow_home: Path) -> None:
+    """A fresh ledger, like the fresh workspaces: approvals from an earlier run of the same
+    release (the demo's release is reproducible) would let prod through without waiting."""
+    for file in airflow_home.glob("bundle_promotion_ledger.db*"):
+        file.unlink()
+
+
+def _demo_passwords(airflow_home: Path) -> dict[str, str]:
+    """Fresh passwords for the demo's users, in the file the SimpleAuthManager reads."""
+    passwords = {user.split(":")[0]: secrets.token_urlsafe(12) for user in DEMO_USERS.split(",")}
+    password_file = airflow_home / "demo_passwords.json"
+    password_file.write_text(json.dumps(passwords))
+    password_file.chmod(0o600)
+    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(password_file)
+    return passwords
+
+
+@contextmanager
+def _api_server(airflow_home: Path) -> Iterator[str]:
+    """``airflow api-server`` on a free loopback port, as its own process group; its log in AIRFLOW_HOME."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    url = f"http://127.0.0.1:{port}"
+    with (airflow_home / "api-server.log").open("w") as log:
+        server = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "api-server", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + API_READY_SECONDS
+        while not _answers(f"{url}/api/v2/monitor/health"):
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit(f"airflow api-server did not start; see {airflow_home / 'api-server.log'}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return bool(requests.get(url, timeout=5).ok)
+    except requests.ConnectionError:
+        return False
+
+
+def _approve_prod_or_stop(
+    api_url: str, passwords: dict[str, str], version: str, finished: threading.Event
+) -> None:
+    """Approve prod; if that fails, stop the demo rather than leave prod waiting for days."""
+    try:
+        _approve_prod(api_url, passwords, version, finished)
+    except Exception as error:
+        if not finished.is_set():
+            print(f"the demo's approvers failed: {error}", flush=True)
+            _thread.interrupt_main()
+
+
+def _approve_prod(api_url: str, passwords: dict[str, str], version: str, finished: threading.Event) -> None:
+    """Answer prod's approval gate through the API, the way three people would."""
+    from bundle_promotion.approvals_client import ApprovalsClient, login
+    from bundle_promotion.errors import ApprovalRefused
+
+    clients = {user: ApprovalsClient(api_url, login(api_url, user, passwords[user])) for user in passwords}
+    digest = _wait_for_prod_gate(clients["alice"], version, finished)
+    if digest is None:
+        return  # the run ended before prod: nothing to approve
+    decision = {"release_digest": digest, "reason": f"{version} passed staging"}
+    try:
+        clients["dag_test"].submit("example", "prod", decision)
+    except ApprovalRefused as refused:
+        print(f"  dag_test (who triggered the run) tries to approve: refused, {refused}", flush=True)
+    for user in APPROVERS:
+        clients[user].submit("example", "prod", decision)
+        print(f"  {user} approves {digest[:12]} through the approvals API", flush=True)
+
+
+def _wait_for_prod_gate(client: Any, version: str, finished: threading.Event) -> str | None:
+    deadline = time.monotonic() + GATE_WAIT_SECONDS
+    while not finished.is_set():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"prod never waited for approval within {GATE_WAIT_SECONDS} s")
+        for pending in client.pending_gates("example"):
+            if (pending["environment"], pending["version"]) == ("prod", version):
+                waiting = [gate["reason"] for gate in pending["gates"] if gate["status"] == "waiting"]
+                reasons = "; ".join(waiting)
+                print(f"  prod waits: {reasons}", flush=True)
+                return str(pending["release_digest"])
+        finished.wait(0.5)
+    return None
 
 
 def _configure_airflow(project: Path, airflow_home: Path) -> None:
@@ -59,6 +186,10 @@ def _configure_airflow(project: Path, airflow_home: Path) -> None:
             "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
             # Deprecations inside Airflow and its providers are theirs to fix, and only noise here.
             "AIRFLOW__LOGGING__NAMESPACE_LEVELS": "py.warnings=ERROR",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": DEMO_USERS,
+            # Shared by the API server and this process, which runs the tasks in dag.test().
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
+            "AIRFLOW__BUNDLE_PROMOTION__GATE_POKE_INTERVAL": "1",
         }
     )
 

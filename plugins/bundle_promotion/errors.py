@@ -46,6 +46,16 @@ class BundleConfigError(BundlePromotionError):
         super().__init__(f"{file}: {field}: {problem}" if field else f"{file}: {problem}")
 
 
+class InvalidBundle(BundleConfigError):
+    """Several problems found by one step of config loading, each a `BundleConfigError` of its own."""
+
+    def __init__(self, errors: Sequence[BundleConfigError]) -> None:
+        self.errors = list(errors)
+        first = self.errors[0]
+        problems = "\n".join(f"- {error}" for error in self.errors)
+        super().__init__(first.file, "", f"{len(self.errors)} problems:\n{problems}")
+
+
 class ReleaseError(BundlePromotionError):
     """A release cannot be resolved or built: missing tag, failed build, digest mismatch."""
 
@@ -61,6 +71,21 @@ class WorkspaceApiError(BundlePromotionError):
         super().__init__(f"{method} {path} failed with HTTP {status} {error_code}: {message}")
 
 
+class GitHubApiError(BundlePromotionError):
+    """A GitHub REST call failed. Never carries credentials."""
+
+    def __init__(self, repo: str, action: str, status: int, message: str) -> None:
+        self.repo = repo
+        self.action = action
+        self.status = status
+        super().__init__(f"GitHub {repo}: {action} failed with HTTP {status}: {message}")
+
+    @property
+    def transient(self) -> bool:
+        """No answer, or a server error: worth asking again later, unlike a refusal or a wrong name."""
+        return self.status == 0 or self.status >= 500
+
+
 class LockHeld(BundlePromotionError):
     """Another deployment holds the target's deploy.lock."""
 
@@ -73,3 +98,35 @@ class TestRunFailed(BundlePromotionError):
     """A test job run ended in anything but SUCCESS."""
 
     __test__ = False  # not a pytest test class
+
+
+class VerificationFailed(BundlePromotionError):
+    """An installation differs from its release; ``mismatches`` lists each difference, field by field."""
+
+    def __init__(self, installation: str, mismatches: Sequence[object]) -> None:
+        self.mismatches = list(mismatches)
+        listed = "".join(f"\n  - {mismatch}" for mismatch in self.mismatches)
+        super().__init__(
+            f"installation verification of {installation} found {len(self.mismatches)} "
+            f"mismatch(es); redeploy the release, or find who edited the workspace by hand:{listed}"
+        )
+
+
+class SchedulesNotQuiet(BundlePromotionError):
+    """Jobs or pipelines were still running when a wait for quiet ran out of time."""
+
+
+class GateFailed(BundlePromotionError):
+    """A gate of an environment failed: the release must not enter it. Names the gate and why."""
+
+
+class ApprovalRefused(BundlePromotionError):
+    """An approval was not accepted: not eligible, segregation of duties, or a failed signature."""
+
+
+class EnvironmentHeld(BundlePromotionError):
+    """A rollback held the environment: no promotion enters it until a person clears the hold."""
+
+
+class RestoreFailed(BundlePromotionError):
+    """A rollback step could not put code or data back: names the object, what failed and why."""

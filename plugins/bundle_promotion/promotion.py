@@ -6,13 +6,13 @@ or cleared task converges on the same release, the same jobs and the same record
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bundle_promotion.bundle_config import ResolvedBundle, load_bundle
-from bundle_promotion.engine import NativeEngine
+from bundle_promotion.engine import DeployedResource, Engine, NativeEngine
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.release import (
@@ -23,7 +23,17 @@ from bundle_promotion.release import (
     config_digest,
     resolve_version,
 )
-from bundle_promotion.schedules import SchedulePolicy, TriggerState, desired_status, set_pause_status
+from bundle_promotion.schedules import (
+    BundleJob,
+    PauseStatus,
+    SchedulePolicy,
+    TriggerState,
+    desired_status,
+    restore,
+    set_pause_status,
+    set_pipeline_status,
+    snapshot,
+)
 from bundle_promotion.workspace_api import WorkspaceApi
 
 
@@ -52,17 +62,20 @@ class EnvironmentDeployment:
 
     deployment_id: int
     jobs: dict[str, DeployedJob]
+    continuous_pipelines: tuple[str, ...] = ()  # ids of the pipelines the config runs continuously
 
     def to_xcom(self) -> dict[str, Any]:
         return {
             "deployment_id": self.deployment_id,
             "jobs": {key: {"id": job.id, "name": job.name} for key, job in self.jobs.items()},
+            "continuous_pipelines": list(self.continuous_pipelines),
         }
 
     @classmethod
     def from_xcom(cls, value: dict[str, Any]) -> EnvironmentDeployment:
         jobs = {key: DeployedJob(key, job["id"], job["name"]) for key, job in value["jobs"].items()}
-        return cls(deployment_id=int(value["deployment_id"]), jobs=jobs)
+        continuous = tuple(value.get("continuous_pipelines", ()))
+        return cls(deployment_id=int(value["deployment_id"]), jobs=jobs, continuous_pipelines=continuous)
 
 
 def cut_release(
@@ -121,19 +134,36 @@ def deploy_release(
     ledger: Ledger,
     store: ArtifactStore,
     checkouts: Path,
+    engine: Engine | None = None,
 ) -> EnvironmentDeployment:
-    """Deploy the release's exact files and artifacts to ``target``, and record the deployment."""
+    """Deploy the release's exact files and artifacts to ``target``, and record the deployment.
+
+    ``engine`` deploys (the spec's ``engine: native | cli``); the native engine over ``api`` by default.
+
+    The schedules' states before the deploy go to the ledger first. A deploy resets every
+    ``pause_status`` to the bundle's config, so right after it every trigger is paused again:
+    nothing runs until the release is verified, tested and the environment's policy applied.
+    A failed deploy puts the states found before it back.
+    """
     release = ledger.release(release_id)
     bundle_dir = source.checkout(release.commit, checkouts)
     store.fetch(release.digest, release.artifacts, bundle_dir)
-    me = api.call("GET", "2.0/preview/scim/v2/Me")
-    bundle = load_bundle(bundle_dir, target, current_user=me)
+    engine = engine or NativeEngine(api)
+    bundle = engine.load(bundle_dir, target)
     deployment_id = ledger.start_deployment(
         bundle=source.bundle, environment=environment, target=target, release_id=release_id, run_id=run_id
     )
+    deployed = engine.deployed(bundle).values()
+    found = snapshot(
+        api,
+        [resource.id for resource in deployed if resource.type == "jobs"],
+        pipeline_ids=[resource.id for resource in deployed if resource.type == "pipelines"],
+    )
+    before = ledger.record_schedule_snapshot(deployment_id, found)
     try:
-        result = NativeEngine(api).deploy(bundle)
+        result = engine.deploy(bundle)
     except Exception as error:
+        restore(api, before)
         ledger.finish_deployment(deployment_id, "failed", detail=str(error))
         raise
     jobs = {
@@ -143,11 +173,67 @@ def deploy_release(
         for resource in result.resources.values()
         if resource.type == "jobs" and resource.action != "delete"
     }
-    return EnvironmentDeployment(deployment_id=deployment_id, jobs=jobs)
+    continuous = _continuous_pipelines(bundle, result.resources.values())
+    set_pause_status(api, [job.id for job in jobs.values()], "PAUSED")
+    set_pipeline_status(api, continuous, "PAUSED")
+    return EnvironmentDeployment(deployment_id=deployment_id, jobs=jobs, continuous_pipelines=continuous)
+
+
+def _continuous_pipelines(bundle: ResolvedBundle, deployed: Iterable[DeployedResource]) -> tuple[str, ...]:
+    configured = bundle.resources.get("pipelines", {})
+    return tuple(
+        resource.id
+        for resource in deployed
+        if resource.type == "pipelines"
+        and resource.action != "delete"
+        and configured.get(resource.key.rsplit(".", 1)[-1], {}).get("continuous")
+    )
 
 
 def apply_schedule_policy(
-    api: WorkspaceApi, deployment: EnvironmentDeployment, policy: SchedulePolicy
+    api: WorkspaceApi,
+    deployment: EnvironmentDeployment,
+    policy: SchedulePolicy,
+    *,
+    hold_in_force: bool,
 ) -> list[TriggerState]:
+    """The environment's policy, unless a maintenance hold is in force: then everything stays paused.
+
+    A pipeline counts only if its config runs it continuously: unpaused, it runs continuously again.
+    """
+    status: PauseStatus = "PAUSED" if hold_in_force else desired_status(policy)
     job_ids = [job.id for job in deployment.jobs.values()]
-    return set_pause_status(api, job_ids, desired_status(policy))
+    return [
+        *set_pause_status(api, job_ids, status),
+        *set_pipeline_status(api, deployment.continuous_pipelines, status),
+    ]
+
+
+def restore_schedules(api: WorkspaceApi, deployment_id: int, ledger: Ledger) -> list[TriggerState]:
+    """Put back the trigger states the deployment found; jobs it created stay paused."""
+    before = ledger.schedule_snapshot(deployment_id)
+    return restore(api, before) if before is not None else []
+
+
+def deployed_jobs(
+    source: BundleSource,
+    *,
+    environment: str,
+    target: str,
+    api: WorkspaceApi,
+    ledger: Ledger,
+    checkouts: Path,
+) -> list[BundleJob]:
+    """The bundle's jobs in the environment, as its last deployment left them, with their tags."""
+    deployments = ledger.deployments(source.bundle, environment)
+    if not deployments:
+        return []
+    engine = NativeEngine(api)
+    bundle = engine.load(source.checkout(deployments[0].commit, checkouts), target)
+    configured = bundle.resources.get("jobs", {})
+    return [
+        BundleJob(key, resource.id, resource.name, dict(configured.get(key, {}).get("tags") or {}))
+        for resource in engine.deployed(bundle).values()
+        if resource.type == "jobs"
+        for key in [resource.key.rsplit(".", 1)[-1]]
+    ]

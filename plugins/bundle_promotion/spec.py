@@ -11,8 +11,9 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, get_args
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple, get_args
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -40,9 +41,11 @@ except ImportError:  # PyYAML built without libyaml: same behaviour, slower
 
 __all__ = [
     "Environment",
+    "GitHub",
     "PromotionSpec",
     "Rollback",
     "Source",
+    "TestSuite",
     "load_spec",
     "load_specs",
     "spec_json_schema",
@@ -55,6 +58,8 @@ _ENVIRONMENT_NAME = r"^[a-z][a-z0-9_-]*$"
 _GIT_URL_SCHEMES = ("https", "http", "ssh", "git", "file")
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE_URL = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:org/repo.git
+_DURATION = re.compile(r"^(?P<amount>[1-9][0-9]*)\s*(?P<unit>[smh])$")
+_SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
 # Our own validation errors; their context may carry "at", a loc below the field.
 _RULE = "bundle_promotion_rule"
 
@@ -88,15 +93,6 @@ def _not_empty(value: str) -> str:
     if not value.strip():
         raise _rule("must not be empty")
     return value
-
-
-def _not_supported_yet(what: str, empty: str) -> BeforeValidator:
-    def check(value: Any) -> Any:
-        if value:
-            raise _rule(f"{what} are not supported yet; remove the key or leave it empty ({empty})")
-        return value
-
-    return BeforeValidator(check)
 
 
 NonEmptyStr = Annotated[str, AfterValidator(_not_empty), WithJsonSchema({"type": "string", "minLength": 1})]
@@ -142,8 +138,306 @@ class Source(_Frozen):
         return normal
 
 
+def _short_duration(value: Any) -> Any:
+    """``90s``, ``30m``, ``2h`` or ``7d``; anything else goes on to pydantic (ISO 8601, seconds)."""
+    if isinstance(value, str) and (short := re.fullmatch(r"\s*([0-9]+)\s*([smhd])\s*", value)):
+        return timedelta(**{_UNITS[short[2]]: int(short[1])})
+    return value
+
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_short_duration),
+    WithJsonSchema({"type": "string", "description": "90s, 30m, 2h, 7d or ISO 8601 (PT2H, P7D)"}),
+]
+
+
+class ApprovalGroupSpec(_Frozen):
+    """People of whom at least ``min`` distinct ones must approve."""
+
+    name: NonEmptyStr = Field(description="The group's name, shown in the gate's reason (for example QC).")
+    min: int = Field(default=1, ge=1, description="How many distinct people of the group must approve.")
+    users: tuple[NonEmptyStr, ...] = Field(
+        default=(), description="Airflow user names (ids) who may approve for the group."
+    )
+    role: NonEmptyStr | None = Field(
+        default=None, description="An Airflow role whose members may approve for the group."
+    )
+
+    @model_validator(mode="after")
+    def _someone_eligible(self) -> ApprovalGroupSpec:
+        if not self.users and self.role is None:
+            raise _rule("name who may approve: list users, give a role, or both")
+        return self
+
+
+class ApprovalGateSpec(_Frozen):
+    """Human approval: a quorum per group, segregation of duties, bound to the release digest."""
+
+    groups: tuple[ApprovalGroupSpec, ...] = Field(
+        description="Every group must reach its quorum.", json_schema_extra={"minItems": 1}
+    )
+    expires_after: Duration | None = Field(default=None, description="How long an approval counts.")
+    allow_same_person_in_groups: bool = Field(
+        default=False, description="Whether one person may count for several groups."
+    )
+    signature: Literal["none", "part11"] = Field(
+        default="none",
+        description="part11: every approval records its meaning and the signer re-enters their password.",
+    )
+
+    @field_validator("groups")
+    @classmethod
+    def _named_groups(cls, groups: tuple[ApprovalGroupSpec, ...]) -> tuple[ApprovalGroupSpec, ...]:
+        if not groups:
+            raise _rule("needs at least one group, for example '- {name: qc, min: 2, role: Op}'")
+        names = [group.name for group in groups]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise _rule(f"group '{name}' is defined twice; give each group its own name", at=(index,))
+        return groups
+
+
+class WindowRuleSpec(_Frozen):
+    """A recurring period: a cron expression or an RRULE for its starts, and how long it lasts."""
+
+    name: str | None = Field(default=None, description="Shown in the gate's reason, e.g. 'year-end freeze'.")
+    cron: NonEmptyStr | None = Field(default=None, description="When it starts, as cron: '0 8 * * MON-FRI'.")
+    rrule: NonEmptyStr | None = Field(
+        default=None,
+        description="When it starts, as an RFC 5545 RRULE: 'FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=20'.",
+    )
+    duration: Duration = Field(description="How long each occurrence lasts.")
+
+    @model_validator(mode="after")
+    def _one_valid_expression(self) -> WindowRuleSpec:
+        from bundle_promotion.windows import check_expression
+
+        if (self.cron is None) == (self.rrule is None):
+            raise _rule("give exactly one of cron and rrule")
+        try:
+            check_expression(self.cron, self.rrule)
+        except ValueError as error:
+            raise _rule(str(error), at=("cron" if self.cron else "rrule",)) from None
+        if self.duration <= timedelta(0):
+            raise _rule("must be longer than zero", at=("duration",))
+        return self
+
+
+class WindowGateSpec(_Frozen):
+    """When deploys may happen: inside an allow window (if any) and outside every freeze."""
+
+    timezone: NonEmptyStr = Field(
+        default="UTC", description="IANA time zone of the rules, e.g. Europe/Amsterdam."
+    )
+    allow: tuple[WindowRuleSpec, ...] = Field(default=(), description="Deploy only inside one of these.")
+    deny: tuple[WindowRuleSpec, ...] = Field(
+        default=(), description="Freezes: never deploy inside one, even inside an allow window."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, timezone: str) -> str:
+        import pendulum
+
+        try:
+            pendulum.timezone(timezone)
+        except Exception:
+            raise _rule(f"unknown time zone '{timezone}'; use an IANA name like Europe/Amsterdam") from None
+        return timezone
+
+
+class SoakGateSpec(_Frozen):
+    duration: Duration = Field(
+        description="How long the release must run healthy in the previous environment."
+    )
+
+
+class ReleaseNotesGateSpec(_Frozen):
+    path: NonEmptyStr = Field(
+        default="documentation/releases/{version}.md",
+        description="Relative to the bundle folder; {version} is the tag without a leading v, {tag} the tag.",
+    )
+
+
+class ChecksPassedGateSpec(_Frozen):
+    required: tuple[NonEmptyStr, ...] = Field(
+        default=(), description="Check-run names that must exist and succeed; every check run must succeed."
+    )
+
+
+class _NoOptions(_Frozen):
+    """A gate with nothing to configure: write it as `- release_tag` or `- release_tag: {}`."""
+
+
+def _gate_shorthand(value: Any) -> Any:
+    """`- release_tag` means `- release_tag: {}`, and so does a key with no value."""
+    if isinstance(value, str):
+        return {value: {}}
+    if isinstance(value, dict):
+        return {key: {} if options is None else options for key, options in value.items()}
+    return value
+
+
+class GateEntry(_Frozen):
+    """One gate of an environment: a mapping with exactly one key, the gate's kind."""
+
+    approval: ApprovalGateSpec | None = None
+    window: WindowGateSpec | None = None
+    soak: SoakGateSpec | None = None
+    release_tag: _NoOptions | None = None
+    release_notes: ReleaseNotesGateSpec | None = None
+    checks_passed: ChecksPassedGateSpec | None = None
+    previous_environment: _NoOptions | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> GateEntry:
+        kinds = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(kinds) != 1:
+            raise _rule(
+                f"each gate is a mapping with exactly one of {', '.join(type(self).model_fields)}; "
+                f"got {', '.join(kinds) or 'none'}"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in type(self).model_fields if getattr(self, name) is not None)
+
+    @property
+    def options(self) -> BaseModel:
+        return getattr(self, self.kind)
+
+
+def _duration_seconds(value: Any) -> Any:
+    """``90s``, ``30m`` or ``2h`` as seconds; a plain number is seconds already."""
+    if not isinstance(value, str):
+        return value
+    duration = _DURATION.match(value.strip())
+    if duration is None:
+        raise _rule(f"must be a duration like 90s, 30m or 2h, or a number of seconds; got '{value}'")
+    return int(duration["amount"]) * _SECONDS_PER[duration["unit"]]
+
+
+def _suite_of_job_key(value: Any) -> Any:
+    """A bare job key is the shorthand for a suite with that job and the defaults."""
+    return {"job": value} if isinstance(value, str) else value
+
+
+class TestSuite(_Frozen):
+    """A job of the bundle run as a test after the deploy, with its parameters and its time limit."""
+
+    __test__: ClassVar[bool] = False  # not a pytest test class, despite its name
+
+    job: NonEmptyStr = Field(description="Key of the bundle's job to run (its key under resources.jobs).")
+    params: dict[str, str] = Field(
+        default_factory=dict, description="Job parameters for the run, overriding the job's defaults."
+    )
+    timeout: Annotated[int, BeforeValidator(_duration_seconds), Field(gt=0)] = Field(
+        default=3600, description="How long the run may take: 90s, 30m, 2h, or a number of seconds."
+    )
+    non_destructive: bool = Field(
+        default=False,
+        description="The suite changes nothing that matters; only such suites may run in production.",
+    )
+
+
+_GITHUB_REPO = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+
+
+class GitHub(_Frozen):
+    """The bundle's repository on GitHub or GitHub Enterprise: checks, reviews and deployments."""
+
+    repo: str = Field(
+        description="The repository as owner/name, for example acme/sales-etl.",
+        json_schema_extra={"pattern": _GITHUB_REPO},
+    )
+    github_conn_id: NonEmptyStr = Field(
+        default="github_default",
+        description="The Airflow github connection; for GitHub Enterprise its host is https://<host>/api/v3.",
+    )
+    approvals_from_reviews: bool = Field(
+        default=False,
+        description="Pull-request reviews of the release commit count as approvals, by reviewer login.",
+    )
+    record_deployments: bool = Field(
+        default=True, description="Record a GitHub deployment and its status for each environment deploy."
+    )
+
+    @field_validator("repo")
+    @classmethod
+    def _owner_and_name(cls, repo: str) -> str:
+        if not re.match(_GITHUB_REPO, repo):
+            raise _rule(f"must be owner/name, like acme/sales-etl (not a URL); got '{repo}'")
+        return repo
+
+
+_UC_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_-]*\.[A-Za-z0-9_][A-Za-z0-9_-]*\.[A-Za-z0-9_][A-Za-z0-9_-]*$"
+
+
+def _full_name(kind: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not re.match(_UC_NAME, value):
+            raise _rule(f"must be the {kind}'s three-part name catalog.schema.name; got '{value}'")
+        return value
+
+    return AfterValidator(check)
+
+
+class ModelAlias(_Frozen):
+    """A Unity Catalog model alias a rollback moves back to the version it named before the deploy."""
+
+    name: Annotated[str, _full_name("registered model")] = Field(
+        description="The registered model's full name, catalog.schema.model."
+    )
+    alias: NonEmptyStr = Field(description="The alias, for example champion.")
+
+
+# A gate entry is written as the mapping, or as the name of a gate it takes no options from.
+GateItem = Annotated[
+    GateEntry,
+    BeforeValidator(
+        _gate_shorthand,
+        json_schema_input_type=GateEntry | Literal["release_tag", "release_notes", "previous_environment"],
+    ),
+]
+
+
 class Rollback(_Frozen):
-    """Rollback policy of an environment. Empty until rollback is supported."""
+    """What a rollback of the environment restores besides the code and the schedules."""
+
+    automatic: bool = Field(
+        default=True,
+        description="Roll back by itself when deploy, verify or tests fail here, then hold the environment.",
+    )
+    require_approval: bool = Field(
+        default=False, description="The manual rollback DAG waits for a person's approval first."
+    )
+    models: tuple[ModelAlias, ...] = Field(
+        default=(), description="Model aliases recorded before each deploy and moved back on rollback."
+    )
+    tables: tuple[Annotated[str, _full_name("Delta table")], ...] = Field(
+        default=(),
+        description="Delta tables (catalog.schema.table) whose version is recorded before each deploy "
+        "and restored on rollback.",
+    )
+    warehouse_id: str | None = Field(
+        default=None, description="The SQL warehouse that reads table versions and runs RESTORE TABLE."
+    )
+    pipelines: tuple[NonEmptyStr, ...] = Field(
+        default=(),
+        description="Keys of the bundle's pipelines (resources.pipelines.<key>) to refresh on rollback.",
+    )
+
+    @model_validator(mode="after")
+    def _tables_need_a_warehouse(self) -> Rollback:
+        if self.tables and not self.warehouse_id:
+            raise _rule(
+                "tables need a warehouse_id: the SQL warehouse that reads DESCRIBE HISTORY and runs RESTORE",
+                at=("warehouse_id",),
+            )
+        return self
 
 
 class Environment(_Frozen):
@@ -164,25 +458,52 @@ class Environment(_Frozen):
     schedules: Literal["paused", "unpaused"] = Field(
         description="Pause state of the bundle's job schedules once the release is deployed."
     )
-    tests: tuple[NonEmptyStr, ...] = Field(
+    tests: tuple[Annotated[TestSuite, BeforeValidator(_suite_of_job_key)], ...] = Field(
         default=(),
-        description="Keys of the bundle's jobs to run as tests after the deploy.",
-        json_schema_extra={"uniqueItems": True},
+        description="Suites run after the deploy: a job key, or {job, params, timeout, non_destructive}.",
     )
-    gates: Annotated[tuple[()], _not_supported_yet("gates", "gates: []")] = Field(
-        default=(), description="Conditions a release must meet first. Not supported yet: leave empty."
+    gates: tuple[GateItem, ...] = Field(
+        default=(), description="Conditions a release must meet before it is deployed here; all must pass."
     )
-    rollback: Annotated[Rollback, _not_supported_yet("rollback policies", "rollback: {}")] = Field(
-        default=Rollback(), description="What to do when the environment fails. Not supported yet."
+    rollback: Rollback = Field(
+        default=Rollback(), description="What a rollback restores when the environment fails."
+    )
+
+    @field_validator("gates")
+    @classmethod
+    def _each_gate_kind_once(cls, gates: tuple[GateEntry, ...]) -> tuple[GateEntry, ...]:
+        kinds = [gate.kind for gate in gates]
+        for index, kind in enumerate(kinds):
+            if kind in kinds[:index]:
+                raise _rule(f"gate '{kind}' is listed twice; merge them into one", at=(index,))
+        return gates
+
+    production: bool = Field(
+        default=False,
+        description="This environment is production: its tests must all be non_destructive.",
     )
 
     @field_validator("tests")
     @classmethod
-    def _each_test_once(cls, tests: tuple[str, ...]) -> tuple[str, ...]:
-        for index, job in enumerate(tests):
-            if job in tests[:index]:
-                raise _rule(f"job '{job}' is listed twice; list each test job once", at=(index,))
+    def _each_test_once(cls, tests: tuple[TestSuite, ...]) -> tuple[TestSuite, ...]:
+        for index, suite in enumerate(tests):
+            if suite.job in [earlier.job for earlier in tests[:index]]:
+                raise _rule(f"job '{suite.job}' is listed twice; list each test job once", at=(index,))
         return tests
+
+    @model_validator(mode="after")
+    def _production_runs_only_non_destructive_tests(self) -> Environment:
+        if not self.production:
+            return self
+        for index, suite in enumerate(self.tests):
+            if not suite.non_destructive:
+                raise _rule(
+                    f"'{self.name}' is production, where only suites marked non_destructive: true run; "
+                    f"mark '{suite.job}' non_destructive: true if it changes nothing, "
+                    f"or run it in an earlier environment",
+                    at=("tests", index),
+                )
+        return self
 
 
 class PromotionSpec(_Frozen):
@@ -202,6 +523,13 @@ class PromotionSpec(_Frozen):
     description: str | None = Field(default=None, description="Free text shown in the DAG's docs.")
     owner: NonEmptyStr = Field(default="bundle-promotion", description="Airflow owner of the tasks.")
     source: Source = Field(description="Where the bundle's source lives.")
+    engine: Literal["native", "cli"] = Field(
+        default="native",
+        description="Who deploys: the native engine (REST) or the official `databricks bundle` CLI.",
+    )
+    github: GitHub | None = Field(
+        default=None, description="The bundle's GitHub repository, for checks, reviews and deployments."
+    )
     environments: tuple[Environment, ...] = Field(
         description="The environments a release moves through, in order.",
         json_schema_extra={"minItems": 1},
@@ -217,6 +545,32 @@ class PromotionSpec(_Frozen):
             for earlier_index, earlier in enumerate(environments[:index]):
                 _check_distinct(environment, index, earlier, earlier_index)
         return environments
+
+    @field_validator("environments")
+    @classmethod
+    def _first_has_no_previous(cls, environments: tuple[Environment, ...]) -> tuple[Environment, ...]:
+        for index, gate in enumerate(environments[0].gates if environments else ()):
+            if gate.kind in ("soak", "previous_environment"):
+                raise _rule(
+                    f"the first environment has no previous one, so a '{gate.kind}' gate can never pass; "
+                    "move it to a later environment",
+                    at=(0, "gates", index),
+                )
+        return environments
+
+    @model_validator(mode="after")
+    def _github_for_checks(self) -> PromotionSpec:
+        if self.github is not None:
+            return self
+        for index, environment in enumerate(self.environments):
+            for position, gate in enumerate(environment.gates):
+                if gate.kind == "checks_passed":
+                    raise _rule(
+                        "a checks_passed gate reads GitHub check runs; add a top-level "
+                        "'github: {repo: owner/name}' section or remove the gate",
+                        at=("environments", index, "gates", position),
+                    )
+        return self
 
     @model_validator(mode="after")
     def _remember_spec_file(self, info: ValidationInfo) -> PromotionSpec:
@@ -534,8 +888,14 @@ def _model_at(loc: _Loc) -> type[BaseModel] | None:
         field = model.model_fields.get(part) if model else None
         if field is None:
             return None
-        model = next((arg for arg in (field.annotation, *get_args(field.annotation)) if _is_model(arg)), None)
+        model = next((arg for arg in _inner_types(field.annotation) if _is_model(arg)), None)
     return model
+
+
+def _inner_types(annotation: Any) -> list[Any]:
+    """The annotation and what it wraps: ``X | None``, ``tuple[X, ...]`` and ``Annotated[X, ...]`` give X."""
+    args = get_args(annotation)
+    return [annotation, *(inner for arg in args for inner in (arg, *get_args(arg)[:1]))]
 
 
 def _is_model(annotation: Any) -> bool:
@@ -573,11 +933,11 @@ def _bundle_problems(spec: PromotionSpec) -> list[_Problem]:
     folder = spec.bundle_dir()
     if folder is None:
         return []
-    from bundle_promotion import bundle_config  # reads databricks.yml only when there is one to read
+    from bundle_promotion.bundle_outline import read_outline  # only when there is a bundle to read
 
     try:
-        targets = bundle_config.target_names(folder)
-        jobs = bundle_config.job_keys(folder) if any(env.tests for env in spec.environments) else []
+        outline = read_outline(folder)
+        targets, jobs = list(outline.targets), list(outline.job_keys)
     except BundleConfigError as error:
         return [_Problem(("source",), f"cannot read the bundle at {folder}: {error}")]
     return [*_unknown_targets(spec, folder, targets), *_unknown_test_jobs(spec, folder, jobs)]
@@ -604,10 +964,10 @@ def _unknown_test_jobs(spec: PromotionSpec, folder: Path, jobs: list[str]) -> li
     return [
         _Problem(
             ("environments", index, "tests", position),
-            f"'{job}' is not a job of the bundle at {folder}; "
+            f"'{suite.job}' is not a job of the bundle at {folder}; "
             f"its jobs are: {', '.join(sorted(jobs)) or 'none'}",
         )
         for index, environment in enumerate(spec.environments)
-        for position, job in enumerate(environment.tests)
-        if job not in jobs
+        for position, suite in enumerate(environment.tests)
+        if suite.job not in jobs
     ]

@@ -1,5 +1,10 @@
 """Operators of a promotion: thin adapters from Airflow's context to the core steps in ``promotion``."""
 
+from bundle_promotion.operators.bundle import (
+    BundleDestroyOperator,
+    BundlePlanOperator,
+    BundleValidateOperator,
+)
 from bundle_promotion.operators.deploy import BundleDeployOperator
 from bundle_promotion.operators.record import RecordDeploymentOperator
 from bundle_promotion.operators.release import BuildReleaseOperator
@@ -10,6 +15,9 @@ __all__ = [
     "ApplySchedulePolicyOperator",
     "BuildReleaseOperator",
     "BundleDeployOperator",
+    "BundleDestroyOperator",
+    "BundlePlanOperator",
+    "BundleValidateOperator",
     "RecordDeploymentOperator",
     "RunBundleJobOperator",
 ]

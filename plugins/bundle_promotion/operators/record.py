@@ -7,6 +7,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from bundle_promotion.operators import storage
+from bundle_promotion.operators.github_deployments import GitHubDeploymentMirror
 
 
 class RecordDeploymentOperator(BaseOperator):
@@ -21,9 +22,12 @@ class RecordDeploymentOperator(BaseOperator):
     def execute(self, context: Context) -> None:
         from bundle_promotion.promotion import EnvironmentDeployment
 
-        deployment = EnvironmentDeployment.from_xcom(context["ti"].xcom_pull(task_ids=self.deploy_task_id))
+        deployed = context["ti"].xcom_pull(task_ids=self.deploy_task_id)
+        deployment = EnvironmentDeployment.from_xcom(deployed)
         storage.ledger().finish_deployment(deployment.deployment_id, "succeeded")
         self.log.info("Deployment %s recorded as succeeded", deployment.deployment_id)
+        if mirror := GitHubDeploymentMirror.from_xcom(deployed):
+            mirror.succeeded(context)
 
 
 def mark_deployment_failed(context: Context) -> None:
@@ -37,3 +41,5 @@ def mark_deployment_failed(context: Context) -> None:
         deployment = EnvironmentDeployment.from_xcom(value)
         detail = f"{task.task_id} failed: {context.get('exception')}"
         storage.ledger().finish_deployment(deployment.deployment_id, "failed", detail=detail)
+        if mirror := GitHubDeploymentMirror.from_xcom(value):
+            mirror.failed(context, detail)

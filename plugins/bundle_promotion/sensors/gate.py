@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, Context, conf
 from bundle_promotion.errors import GateFailed
 
 if TYPE_CHECKING:
-    from bundle_promotion.gates import GateCheck
+    from bundle_promotion.gate_check import GateCheck
 
 DEFAULT_TIMEOUT = timedelta(days=7)
 GATES_XCOM_KEY = "gates"
@@ -22,8 +22,9 @@ class GateSensor(BaseOperator):
 
     While a gate waits the task defers to ``GateTrigger``, which re-evaluates in the
     triggerer every ``poke_interval`` seconds (sooner when a gate asks, e.g. a window about
-    to open), so waiting holds no worker slot. Every evaluation goes to the ledger; the log
-    and the ``gates`` XCom carry the reasons, e.g. "waiting: 1 of 2 QC approvals (have: alice)".
+    to open), so waiting holds no worker slot. Every evaluation goes to the ledger, where the
+    approvals API reads what waits; the log gets the reasons each time they change, and the
+    ``gates`` XCom those at deferral and at the end, e.g. "waiting: 1 of 2 QC approvals (have: alice)".
     ``poke_interval`` defaults to ``[bundle_promotion] gate_poke_interval`` (60 s).
     """
 
@@ -65,20 +66,20 @@ class GateSensor(BaseOperator):
 
         check = self._check(context)
         payload = event_payload(evaluate_gates(check.to_json(), self.github_repo, self.github_conn_id))
-        if payload["status"] != "waiting":
-            return self.execute_complete(context, payload)
-        self.log.info("Gates of %s: %s", self.environment, payload["summary"])
-        context["ti"].xcom_push(key=GATES_XCOM_KEY, value=payload)
-        self.defer(
-            trigger=GateTrigger(
-                check=check.to_json(),
-                poke_interval=self._poke_interval(),
-                github_repo=self.github_repo,
-                github_conn_id=self.github_conn_id,
-            ),
-            method_name="execute_complete",
-            timeout=self.timeout,
-        )
+        if payload["status"] == "waiting":
+            self.log.info("Gates of %s: %s", self.environment, payload["summary"])
+            context["ti"].xcom_push(key=GATES_XCOM_KEY, value=payload)
+            self.defer(
+                trigger=GateTrigger(
+                    check=check.to_json(),
+                    poke_interval=self._poke_interval(),
+                    github_repo=self.github_repo,
+                    github_conn_id=self.github_conn_id,
+                ),
+                method_name="execute_complete",
+                timeout=self.timeout,
+            )
+        return self.execute_complete(context, payload)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         context["ti"].xcom_push(key=GATES_XCOM_KEY, value=event)
@@ -89,7 +90,7 @@ class GateSensor(BaseOperator):
 
     def _check(self, context: Context) -> GateCheck:
         """The run's facts, gathered once: who triggered it and who wrote the release's commits."""
-        from bundle_promotion.gates import GateCheck, commit_authors
+        from bundle_promotion.gate_check import GateCheck, commit_authors
         from bundle_promotion.operators import storage
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))

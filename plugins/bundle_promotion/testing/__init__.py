@@ -1,4 +1,5 @@
 """Local emulators of the services bundle-promotion talks to, for tests, the demo and offline dry runs.
 
 - ``bundle_promotion.testing.workspace``: Databricks workspaces (``WorkspaceEmulator``, ``serve``).
+- ``bundle_promotion.testing.github``: GitHub Enterprise's REST API (``GitHubEmulator``).
 """

@@ -51,6 +51,15 @@ def create_app(gateway: Gateway) -> FastAPI:
     for version in ("2.1", "2.2"):
         app.include_router(jobs_api, prefix=f"/api/{version}/jobs")
     app.include_router(workspace_api, prefix="/api/2.0")
+    # Imported here: those routers depend on this module's request dependencies.
+    from bundle_promotion.testing import workspace_data_app
+
+    app.include_router(workspace_data_app.pipelines_api, prefix="/api/2.0/pipelines")
+    app.include_router(workspace_data_app.catalog_api, prefix="/api")
+    app.include_router(workspace_data_app.sql_api, prefix="/api/2.0/sql")
+    from bundle_promotion.testing.workspace_permissions import permissions_api
+
+    app.include_router(permissions_api, prefix="/api/2.0/permissions")
     return app
 
 

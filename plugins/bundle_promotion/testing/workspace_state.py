@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+from bundle_promotion.testing.workspace_catalog import ModelRegistry
 from bundle_promotion.testing.workspace_files import FileTree
 from bundle_promotion.testing.workspace_jobs import JobStore
+from bundle_promotion.testing.workspace_pipelines import PipelineStore
 from bundle_promotion.testing.workspace_protocol import ApiError, IdSequence
 from bundle_promotion.testing.workspace_runs import RunStore
+from bundle_promotion.testing.workspace_sql import SqlWarehouse
 
 # Ids of workspace N start at (N + 1) * ID_RANGE, so no two workspaces share an id.
 ID_RANGE = 10**12
@@ -68,11 +71,14 @@ class WorkspaceState:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every job, run, file, pending fault and recorded request."""
+        """Forget every job, run, file, pipeline, model, table, pending fault and recorded request."""
         ids = IdSequence(self._first_id)
         self.jobs = JobStore(ids, self.user_name)
         self.runs = RunStore(ids, f"{self.base_url}/?o={self.workspace_id}")
         self.files = FileTree(ids, self.user_name)
+        self.pipelines = PipelineStore(ids, self.user_name)
+        self.models = ModelRegistry(self.user_name)
+        self.sql = SqlWarehouse(ids, self.user_name)
         self.log: list[RecordedRequest] = []
         self.faults: deque[Fault] = deque()
 

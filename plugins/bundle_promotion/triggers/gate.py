@@ -1,0 +1,102 @@
+"""Re-evaluate an environment's gates in the triggerer until they pass or one fails."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from bundle_promotion.gates import GateEvaluation
+
+
+class GateTrigger(BaseTrigger):
+    """Fire ``{"status": "passed"|"failed", "summary", "results"}`` once no gate waits any more.
+
+    Each evaluation reads the ledger, git and GitHub with blocking clients, so it runs in a
+    thread: the triggerer's event loop stays free for every other trigger. Every evaluation
+    is recorded in the ledger, which is how the approvals API shows what a gate waits for.
+    """
+
+    def __init__(
+        self,
+        *,
+        check: Mapping[str, Any],
+        poke_interval: float,
+        github_repo: str | None = None,
+        github_conn_id: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.check = dict(check)
+        self.poke_interval = poke_interval
+        self.github_repo = github_repo
+        self.github_conn_id = github_conn_id
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "check": self.check,
+                "poke_interval": self.poke_interval,
+                "github_repo": self.github_repo,
+                "github_conn_id": self.github_conn_id,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from bundle_promotion.gates import recheck_after, summary
+
+        logged = None
+        while True:
+            evaluation = await asyncio.to_thread(self._evaluate)
+            reasons = summary(evaluation.results)
+            if reasons != logged:  # a gate may wait for days: log what changes, not every look
+                self.log.info("Gates of %s: %s", evaluation.environment, reasons)
+                logged = reasons
+            if evaluation.status != "waiting":
+                yield TriggerEvent(event_payload(evaluation))
+                return
+            wait = recheck_after(evaluation.results, timedelta(seconds=self.poke_interval))
+            await asyncio.sleep(max(wait.total_seconds(), 1.0))
+
+    def _evaluate(self) -> GateEvaluation:
+        return evaluate_gates(self.check, self.github_repo, self.github_conn_id)
+
+
+def evaluate_gates(
+    check: Mapping[str, Any], github_repo: str | None, github_conn_id: str | None
+) -> GateEvaluation:
+    """One recorded evaluation, with the ledger and checkouts the ``[bundle_promotion]`` settings name."""
+    from bundle_promotion.gate_check import GateCheck, run_gate_check
+    from bundle_promotion.operators import storage
+
+    github = None
+    if github_repo:
+        from bundle_promotion.hooks.github import GitHubRepositoryHook
+
+        github = GitHubRepositoryHook(github_repo, github_conn_id or "github_default")
+    return run_gate_check(
+        GateCheck.from_json(check),
+        ledger=storage.ledger(),
+        github=github,
+        checkouts=storage.checkouts(),
+        now=datetime.now(UTC),
+    )
+
+
+def event_payload(evaluation: GateEvaluation) -> dict[str, Any]:
+    """What the sensor's XCom and the trigger's event carry: the outcome and every gate's reason."""
+    from bundle_promotion.gates import summary
+
+    return {
+        "status": evaluation.status,
+        "summary": summary(evaluation.results),
+        "release_digest": evaluation.release_digest,
+        "results": [
+            {"gate": result.gate, "status": result.status, "reason": result.reason}
+            for result in evaluation.results
+        ],
+    }
