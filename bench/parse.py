@@ -4,8 +4,9 @@ For 1, 10 and 50 specs (each with its own copy of the example bundle, since the 
 reads each bundle's targets and jobs) it parses ``dags/promotions.py`` the way the DAG
 processor does: ``DagBag`` on the file, in a fresh process where Airflow is already
 imported. Side by side it parses a baseline file holding the same DAGs with the same
-task ids, task groups and dependencies, every task an ``EmptyOperator``; the shape is
-read from the generated DAGs, so the comparison follows whatever the factory renders.
+task ids, task groups, dependencies and params, every task an ``EmptyOperator``; the
+shape is read from the generated DAGs, so the comparison follows whatever the factory
+renders. (Params belong to the shape: Airflow copies a DAG's params into each task.)
 Both sides have their libraries imported before the clock starts; what importing
 bundle-promotion costs is measured on its own, against its budget of 50 ms over
 ``import airflow.sdk``. Figures are medians of fresh processes.
@@ -46,27 +47,38 @@ assert not bag.import_errors, bag.import_errors
 print(len(bag.dags), elapsed)
 """
 
-# Prints the generated DAGs' shape: per DAG, each task id (in dependency order) and its upstream ids.
+# Prints the generated DAGs' shape: per DAG, its params, and each task id (in dependency order)
+# with its upstream ids.
 READ_SHAPE = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 print(json.dumps({
-    dag_id: [[task.task_id, sorted(task.upstream_task_ids)] for task in dag.topological_sort()]
+    dag_id: {
+        "params": {
+            name: [param.has_value, param.value if param.has_value else None, param.schema]
+            for name, param in ((name, dag.params.get_param(name)) for name in dag.params)
+        },
+        "tasks": [[task.task_id, sorted(task.upstream_task_ids)] for task in dag.topological_sort()],
+    }
     for dag_id, dag in bag.dags.items()
 }))
 """
 
 BASELINE_DAG_FILE = """
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, Param, TaskGroup
 from airflow.providers.standard.operators.empty import EmptyOperator
 
 SHAPES = {shapes!r}
 
-for dag_id, tasks in SHAPES.items():
-    with DAG(dag_id=dag_id, schedule=None) as dag:
+for dag_id, shape in SHAPES.items():
+    params = {{
+        name: Param(value, **schema) if has_value else Param(**schema)
+        for name, (has_value, value, schema) in shape["params"].items()
+    }}
+    with DAG(dag_id=dag_id, schedule=None, params=params) as dag:
         groups, made = {{}}, {{}}
-        for task_id, upstream in tasks:
+        for task_id, upstream in shape["tasks"]:
             *path, name = task_id.split(".")
             group = None
             for depth in range(1, len(path) + 1):

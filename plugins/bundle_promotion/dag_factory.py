@@ -288,7 +288,5 @@ class SpecErrorsDag(DAG):
 
 def _bundle_job_keys(spec: PromotionSpec) -> list[str]:
     """The bundle's job keys, for the deploy task's links; none when the source is not a local checkout."""
-    from bundle_promotion.bundle_outline import read_outline
-
-    bundle_dir = spec.bundle_dir()
-    return list(read_outline(bundle_dir).job_keys) if bundle_dir is not None else []
+    outline = spec.bundle_outline()
+    return list(outline.job_keys) if outline is not None else []

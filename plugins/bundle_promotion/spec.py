@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from bundle_promotion.bundle_outline import BundleOutline, read_outline
 from bundle_promotion.errors import BundleConfigError, SpecError
 
 try:
@@ -535,6 +536,9 @@ class PromotionSpec(_Frozen):
         json_schema_extra={"minItems": 1},
     )
     _spec_file: Path = PrivateAttr(default=Path("promotion.yaml"))
+    # Worked out once: the DAG factory asks for them for every task it renders.
+    _repo_location: str | None = PrivateAttr(default=None)
+    _bundle_outline: BundleOutline | None = PrivateAttr(default=None)
 
     @field_validator("environments")
     @classmethod
@@ -588,9 +592,18 @@ class PromotionSpec(_Frozen):
 
     def repo_location(self) -> str:
         """The repository as git understands it: URLs as written, local paths made absolute."""
-        if _is_url(self.source.repo):
-            return self.source.repo
-        return str((self.spec_file.parent / Path(self.source.repo).expanduser()).resolve())
+        if self._repo_location is None:
+            repo = self.source.repo
+            self._repo_location = (
+                repo if _is_url(repo) else str((self.spec_file.parent / Path(repo).expanduser()).resolve())
+            )
+        return self._repo_location
+
+    def bundle_outline(self) -> BundleOutline | None:
+        """The local bundle's targets and job keys, or None when the bundle is not on this machine."""
+        if self._bundle_outline is None and (folder := self.bundle_dir()) is not None:
+            self._bundle_outline = read_outline(folder)
+        return self._bundle_outline
 
     def bundle_dir(self) -> Path | None:
         """The bundle's folder in a local git working tree, or None if there is no such folder."""
@@ -931,15 +944,13 @@ def _closest(word: str, options: Sequence[str]) -> str | None:
 def _bundle_problems(spec: PromotionSpec) -> list[_Problem]:
     """Check targets and test jobs against the bundle, when its folder is on this machine."""
     folder = spec.bundle_dir()
-    if folder is None:
-        return []
-    from bundle_promotion.bundle_outline import read_outline  # only when there is a bundle to read
-
     try:
-        outline = read_outline(folder)
-        targets, jobs = list(outline.targets), list(outline.job_keys)
+        outline = spec.bundle_outline()
     except BundleConfigError as error:
         return [_Problem(("source",), f"cannot read the bundle at {folder}: {error}")]
+    if folder is None or outline is None:
+        return []
+    targets, jobs = list(outline.targets), list(outline.job_keys)
     return [*_unknown_targets(spec, folder, targets), *_unknown_test_jobs(spec, folder, jobs)]
 
 
