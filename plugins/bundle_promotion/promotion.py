@@ -6,7 +6,7 @@ or cleared task converges on the same release, the same jobs and the same record
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def cut_release(
     source: BundleSource,
     version: str,
     *,
-    targets: Sequence[str],
+    targets: Sequence[tuple[str, Mapping[str, Any]]],
     test_jobs: Sequence[str],
     ledger: Ledger,
     store: ArtifactStore,
@@ -90,12 +90,14 @@ def cut_release(
 ) -> int:
     """Resolve ``version``, check the bundle at that commit, build its artifacts once; returns the release id.
 
-    Every target is resolved before anything is built, so a bundle that cannot deploy to one of
-    the environments fails here, before the first environment is touched.
+    ``targets`` pairs every environment's target with the user its connection deploys as (the
+    answer of ``scim/v2/Me``), since a target's paths and names may depend on that user. Every
+    target is resolved before anything is built, so a bundle that cannot deploy to one of the
+    environments fails here, before the first environment is touched.
     """
     commit = resolve_version(source.repo, version)
     bundle_dir = source.checkout(commit, checkouts)
-    bundles = [load_bundle(bundle_dir, target) for target in targets]
+    bundles = [load_bundle(bundle_dir, target, current_user=user) for target, user in targets]
     _require_test_jobs(bundles, test_jobs, version)
     if recorded := ledger.release_by_version(source.bundle, version):
         release_id, release = recorded

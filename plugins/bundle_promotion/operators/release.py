@@ -13,6 +13,9 @@ from bundle_promotion.operators import storage
 class BuildReleaseOperator(BaseOperator):
     """Resolve ``version`` to a commit, check the bundle for every target, build its artifacts once.
 
+    ``deployers`` lists each environment's ``(target, databricks_conn_id)``: a target is resolved
+    as the user behind its connection, the one who will deploy it, would see it.
+
     Returns the ledger's release id; later tasks fetch the source by commit and the artifacts by
     digest, so they may run on any worker. Running it again for a recorded version builds nothing.
     """
@@ -27,7 +30,7 @@ class BuildReleaseOperator(BaseOperator):
         repo: str,
         bundle_path: str = ".",
         version: str,
-        targets: Sequence[str],
+        deployers: Sequence[tuple[str, str]],
         test_jobs: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
@@ -36,7 +39,7 @@ class BuildReleaseOperator(BaseOperator):
         self.repo = repo
         self.bundle_path = bundle_path
         self.version = version
-        self.targets = list(targets)
+        self.deployers = [tuple(pair) for pair in deployers]
         self.test_jobs = list(test_jobs)
 
     def execute(self, context: Context) -> int:
@@ -45,7 +48,7 @@ class BuildReleaseOperator(BaseOperator):
         release_id = cut_release(
             BundleSource(self.bundle, self.repo, self.bundle_path),
             self.version,
-            targets=self.targets,
+            targets=self._targets_with_their_deployers(),
             test_jobs=self.test_jobs,
             ledger=storage.ledger(),
             store=storage.artifact_store(),
@@ -53,3 +56,15 @@ class BuildReleaseOperator(BaseOperator):
         )
         self.log.info("Release %s of %s is ledger release %s", self.version, self.bundle, release_id)
         return release_id
+
+    def _targets_with_their_deployers(self) -> list[tuple[str, dict[str, Any]]]:
+        """Each target with the user its environment's connection deploys as."""
+        from bundle_promotion.hooks.workspace import WorkspaceHook
+
+        users = {
+            conn_id: WorkspaceHook(databricks_conn_id=conn_id, caller=type(self).__name__).call(
+                "GET", "2.0/preview/scim/v2/Me"
+            )
+            for conn_id in {conn_id for _, conn_id in self.deployers}
+        }
+        return [(target, users[conn_id]) for target, conn_id in self.deployers]
