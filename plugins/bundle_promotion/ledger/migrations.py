@@ -1,0 +1,90 @@
+"""The ledger's schema versions: ``MIGRATIONS``, and ``migrate`` recording each step in ``schema_version``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.engine import Connection
+
+from bundle_promotion.errors import BundlePromotionError
+from bundle_promotion.ledger.database import MIGRATION_LOCK_KEY, LedgerDatabase
+from bundle_promotion.ledger.models import (
+    ApprovalRow,
+    ArtifactRow,
+    AuditEventRow,
+    Base,
+    DataSnapshotRow,
+    DeploymentRow,
+    EnvironmentHoldRow,
+    GateEvaluationRow,
+    ReleaseRow,
+    ScheduleHoldRow,
+    ScheduleSnapshotRow,
+    SchemaVersionRow,
+    SignatureAttemptRow,
+    now,
+)
+
+
+def _create_tables(connection: Connection, *models: type[Base]) -> None:
+    tables = [Base.metadata.tables[model.__tablename__] for model in models]
+    Base.metadata.create_all(connection, tables=tables)
+
+
+# Schema version N means the first N steps have run. Append a step to change the schema;
+# never edit or reorder one. A step that adds a table creates it from its model. Since
+# tables are created from the models as they stand, a step that changes an existing table
+# must tolerate a fresh database that already has the change (add a column only if missing).
+def _create_releases_and_deployments(connection: Connection) -> None:
+    _create_tables(connection, ReleaseRow, ArtifactRow, DeploymentRow)
+
+
+def _create_audit_events(connection: Connection) -> None:
+    _create_tables(connection, AuditEventRow)
+
+
+def _create_schedule_tables(connection: Connection) -> None:
+    _create_tables(connection, ScheduleSnapshotRow, ScheduleHoldRow)
+
+
+def _create_approval_and_gate_tables(connection: Connection) -> None:
+    _create_tables(connection, ApprovalRow, SignatureAttemptRow, GateEvaluationRow)
+
+
+def _create_rollback_tables(connection: Connection) -> None:
+    _create_tables(connection, DataSnapshotRow, EnvironmentHoldRow)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _create_releases_and_deployments,
+    _create_audit_events,
+    _create_schedule_tables,
+    _create_approval_and_gate_tables,
+    _create_rollback_tables,
+)
+
+
+class MigrationsMixin(LedgerDatabase):
+    """``Ledger.migrate``."""
+
+    def migrate(self) -> None:
+        """Bring the schema up to date; a no-op when it is, and safe when processes race."""
+        with self._engine.begin() as connection:
+            _serialize_migrations(connection)
+            _create_tables(connection, SchemaVersionRow)
+            current = connection.scalar(select(func.max(SchemaVersionRow.version))) or 0
+            if current > len(MIGRATIONS):
+                raise BundlePromotionError(
+                    f"the ledger at {self._url} has schema version {current}, but this bundle-promotion "
+                    f"knows versions up to {len(MIGRATIONS)}; upgrade bundle-promotion on this worker"
+                )
+            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
+                step(connection)
+                connection.execute(insert(SchemaVersionRow).values(version=version, applied_at=now()))
+
+
+def _serialize_migrations(connection: Connection) -> None:
+    """Make a second migrating process wait, then find the work done. On SQLite, BEGIN IMMEDIATE does it."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
