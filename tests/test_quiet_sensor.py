@@ -43,10 +43,18 @@ def first_event(trigger: QuietTrigger) -> dict[str, Any]:
     return asyncio.run(first())
 
 
-def quiet_trigger(job_ids: list[str], timeout: float) -> QuietTrigger:
+def start_update(api: WorkspaceHook, name: str, seconds: float) -> tuple[str, str]:
+    body = {"name": name, "configuration": {"emulator.update_seconds": str(seconds)}}
+    pipeline_id = str(api.call("POST", "2.0/pipelines", body=body)["pipeline_id"])
+    update = api.call("POST", f"2.0/pipelines/{pipeline_id}/updates", body={})
+    return pipeline_id, str(update["update_id"])
+
+
+def quiet_trigger(job_ids: list[str], timeout: float, pipeline_ids: tuple[str, ...] = ()) -> QuietTrigger:
     return QuietTrigger(
         databricks_conn_id="databricks_prod",
         job_ids=job_ids,
+        pipeline_ids=pipeline_ids,
         deadline=datetime.now(UTC) + timedelta(seconds=timeout),
         poll_interval=POLL_SECONDS,
     )
@@ -81,8 +89,35 @@ def test_the_trigger_times_out_listing_what_still_runs(api: WorkspaceHook) -> No
     api.call("POST", "2.2/jobs/runs/cancel", body={"run_id": run_id})
 
 
+def test_the_trigger_waits_for_a_running_pipeline_update_and_fires_once_it_ends(api: WorkspaceHook) -> None:
+    pipeline_id, update_id = start_update(api, "orders stream", seconds=1.5)
+    started = time.monotonic()
+
+    event = first_event(quiet_trigger([], timeout=30, pipeline_ids=(pipeline_id,)))
+
+    assert event == {"status": "quiet"}
+    assert time.monotonic() - started >= 1.0
+    update = api.call("GET", f"2.0/pipelines/{pipeline_id}/updates/{update_id}")["update"]
+    assert update["state"] == "COMPLETED"
+
+
+def test_the_timeout_lists_a_running_pipeline_update_with_its_page(
+    api: WorkspaceHook, workspaces: WorkspaceEmulator
+) -> None:
+    pipeline_id, update_id = start_update(api, "orders backfill", seconds=600)
+
+    event = first_event(quiet_trigger([], timeout=0.5, pipeline_ids=(pipeline_id,)))
+
+    page = f"{workspaces.base_url('prod')}/pipelines/{pipeline_id}/updates/{update_id}"
+    assert event == {
+        "status": "timeout",
+        "running": [f"orders backfill update {update_id} (RUNNING): {page}"],
+    }
+    api.call("POST", f"2.0/pipelines/{pipeline_id}/stop")
+
+
 def test_the_trigger_round_trips_through_its_serialized_form() -> None:
-    trigger = quiet_trigger(["1", "2"], timeout=60)
+    trigger = quiet_trigger(["1", "2"], timeout=60, pipeline_ids=("p-1",))
 
     classpath, kwargs = trigger.serialize()
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tenacity import stop_after_attempt, wait_none
 
+from bundle_promotion.engine import NativeEngine
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.ledger import Ledger
+from bundle_promotion.operators import storage
+from bundle_promotion.operators.schedules import PauseSchedulesOperator, ResumeSchedulesOperator
 from bundle_promotion.promotion import DeployedJob, EnvironmentDeployment, apply_schedule_policy
+from bundle_promotion.release import Release
 from bundle_promotion.schedules import (
     BundleJob,
     active_runs,
@@ -22,6 +29,7 @@ from bundle_promotion.schedules import (
     snapshot,
 )
 from bundle_promotion.testing.workspace import WorkspaceEmulator
+from tests.conftest import git
 
 FAST_RETRIES = {"stop": stop_after_attempt(3), "wait": wait_none()}
 CRON = {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC"}
@@ -316,3 +324,77 @@ def test_the_policy_runs_a_continuous_pipeline_again_unless_a_hold_is_in_force(a
     apply_schedule_policy(api, deployment, "unpaused", hold_in_force=False)
 
     assert (during_hold, is_continuous(api, stream)) == (False, True)
+
+
+STREAM = {
+    "resources": {"pipelines": {"stream": {"name": "[${bundle.target}] orders stream", "continuous": True}}}
+}
+NO_TRIGGERING_USER: Any = {"dag_run": None}
+
+
+@dataclass(frozen=True)
+class DeployedBundle:
+    arguments: dict[str, Any]  # what the lifecycle operators need to find it
+    ids: dict[str, str]  # by state key, e.g. "resources.jobs.etl"
+
+
+@pytest.fixture
+def deployed_bundle(
+    api: WorkspaceHook,
+    ledger: Ledger,
+    bundle_repo: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> DeployedBundle:
+    """The example bundle plus a continuous pipeline, deployed to prod and recorded in the ledger."""
+
+    def add_stream(repo: Path) -> None:
+        (repo / "resources" / "stream.pipeline.yml").write_text(yaml.safe_dump(STREAM))
+
+    repo = bundle_repo(edit=add_stream)
+    (repo / "dist").mkdir()
+    (repo / "dist" / "example_etl-1.0.0-py3-none-any.whl").write_bytes(b"a wheel")
+    engine = NativeEngine(api)
+    result = engine.deploy(engine.load(repo, ENVIRONMENT))
+    release_id = ledger.record_release(Release(BUNDLE, "v1.0.0", git(repo, "rev-parse", "HEAD"), (), "0"))
+    ledger.start_deployment(
+        bundle=BUNDLE, environment=ENVIRONMENT, target=ENVIRONMENT, release_id=release_id, run_id="r1"
+    )
+    monkeypatch.setattr(storage, "ledger", lambda: ledger)
+    monkeypatch.setattr(storage, "checkouts", lambda: tmp_path / "checkouts")
+    arguments = {
+        "bundle": BUNDLE,
+        "repo": str(repo),
+        "environment": ENVIRONMENT,
+        "target": ENVIRONMENT,
+        "databricks_conn_id": "databricks_prod",
+    }
+    return DeployedBundle(arguments, {key: resource.id for key, resource in result.resources.items()})
+
+
+def test_pause_and_resume_round_trip_a_continuous_pipeline_with_a_job(
+    api: WorkspaceHook, deployed_bundle: DeployedBundle
+) -> None:
+    nightly = deployed_bundle.ids["resources.jobs.etl"]
+    stream = deployed_bundle.ids["resources.pipelines.stream"]
+    arguments = deployed_bundle.arguments
+
+    PauseSchedulesOperator(task_id="pause", reason="patching", **arguments).execute(NO_TRIGGERING_USER)
+    paused = (pause_states(api, nightly), is_continuous(api, stream))
+    ResumeSchedulesOperator(task_id="resume", policy="paused", **arguments).execute(NO_TRIGGERING_USER)
+
+    assert paused == ({"schedule": "PAUSED"}, False)
+    assert (pause_states(api, nightly), is_continuous(api, stream)) == ({"schedule": "UNPAUSED"}, True)
+
+
+def test_a_job_keys_filter_leaves_the_pipelines_it_does_not_name_running(
+    api: WorkspaceHook, deployed_bundle: DeployedBundle
+) -> None:
+    arguments = deployed_bundle.arguments
+
+    PauseSchedulesOperator(task_id="pause", job_keys=["etl"], reason="patching", **arguments).execute(
+        NO_TRIGGERING_USER
+    )
+
+    assert pause_states(api, deployed_bundle.ids["resources.jobs.etl"]) == {"schedule": "PAUSED"}
+    assert is_continuous(api, deployed_bundle.ids["resources.pipelines.stream"])

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from tenacity import stop_after_attempt, wait_none
 
 from bundle_promotion import workspace_files
@@ -15,7 +16,7 @@ from bundle_promotion.engine import NativeEngine
 from bundle_promotion.errors import VerificationFailed
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.release import Artifact
-from bundle_promotion.schedules import set_pause_status
+from bundle_promotion.schedules import set_pause_status, set_pipeline_status
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from bundle_promotion.verification import Mismatch, verify_installation
 from tests.conftest import EXAMPLE_BUNDLE
@@ -23,6 +24,17 @@ from tests.conftest import EXAMPLE_BUNDLE
 WHEEL = "example_etl-1.0.0-py3-none-any.whl"
 WHEEL_BYTES = b"the wheel the release built"
 FAST_RETRIES = {"stop": stop_after_attempt(3), "wait": wait_none()}
+STREAM = {
+    "resources": {
+        "pipelines": {
+            "stream": {
+                "name": "[${bundle.target}] orders stream",
+                "continuous": True,
+                "tags": {"team": "sales"},
+            }
+        }
+    }
+}
 
 
 @pytest.fixture
@@ -36,6 +48,7 @@ def bundle(tmp_path: Path) -> ResolvedBundle:
     shutil.copytree(EXAMPLE_BUNDLE, folder, ignore=shutil.ignore_patterns("dist", ".databricks"))
     (folder / "dist").mkdir()
     (folder / "dist" / WHEEL).write_bytes(WHEEL_BYTES)
+    (folder / "resources" / "stream.pipeline.yml").write_text(yaml.safe_dump(STREAM))
     return load_bundle(folder, "staging")
 
 
@@ -45,18 +58,40 @@ def artifacts() -> list[Artifact]:
 
 
 @pytest.fixture
-def job_ids(api: WorkspaceHook, bundle: ResolvedBundle) -> dict[str, str]:
-    """The example bundle deployed to staging, its triggers paused as the deploy step leaves them."""
+def deployed_ids(api: WorkspaceHook, bundle: ResolvedBundle) -> dict[str, dict[str, str]]:
+    """The example bundle and a pipeline deployed to staging, paused as the deploy step leaves them:
+    their ids by kind and key."""
     result = NativeEngine(api).deploy(bundle)
-    ids = {r.key.rsplit(".", 1)[-1]: r.id for r in result.resources.values() if r.type == "jobs"}
-    set_pause_status(api, ids.values(), "PAUSED")
+    ids: dict[str, dict[str, str]] = {"jobs": {}, "pipelines": {}}
+    for resource in result.resources.values():
+        ids[resource.type][resource.key.rsplit(".", 1)[-1]] = resource.id
+    set_pause_status(api, ids["jobs"].values(), "PAUSED")
+    set_pipeline_status(api, ids["pipelines"].values(), "PAUSED")
     return ids
+
+
+@pytest.fixture
+def job_ids(deployed_ids: dict[str, dict[str, str]]) -> dict[str, str]:
+    return deployed_ids["jobs"]
+
+
+@pytest.fixture
+def pipeline_ids(deployed_ids: dict[str, dict[str, str]]) -> dict[str, str]:
+    return deployed_ids["pipelines"]
 
 
 def verify(
     api: WorkspaceHook, bundle: ResolvedBundle, job_ids: dict[str, str], artifacts: list[Artifact]
 ) -> list[Mismatch]:
-    return verify_installation(api, bundle, job_ids, artifacts, pause_status="PAUSED")
+    """What the installation check finds, given the pipelines as the target's state records them."""
+    pipeline_ids = {
+        r.key.rsplit(".", 1)[-1]: r.id
+        for r in NativeEngine(api).deployed(bundle).values()
+        if r.type == "pipelines"
+    }
+    return verify_installation(
+        api, bundle, job_ids, artifacts, pause_status="PAUSED", pipeline_ids=pipeline_ids
+    )
 
 
 def test_a_fresh_deploy_verifies_clean(
@@ -128,6 +163,45 @@ def test_a_deleted_job_and_a_swapped_library_are_both_reported(
         ("resources.jobs.etl", "libraries"),
         ("resources.jobs.integration_tests", "job_id"),
     ]
+
+
+def test_a_renamed_pipeline_is_reported(
+    api: WorkspaceHook,
+    bundle: ResolvedBundle,
+    job_ids: dict[str, str],
+    pipeline_ids: dict[str, str],
+    artifacts: list[Artifact],
+) -> None:
+    stream = pipeline_ids["stream"]
+    spec = api.call("GET", f"2.0/pipelines/{stream}")["spec"]
+    api.call("PUT", f"2.0/pipelines/{stream}", body={**spec, "name": "orders stream (hotfix)"})
+
+    [mismatch] = verify(api, bundle, job_ids, artifacts)
+
+    assert (mismatch.resource, mismatch.field, mismatch.expected, mismatch.actual) == (
+        "resources.pipelines.stream",
+        "name",
+        "[staging] orders stream",
+        "orders stream (hotfix)",
+    )
+
+
+def test_a_deleted_pipeline_is_reported(
+    api: WorkspaceHook,
+    bundle: ResolvedBundle,
+    job_ids: dict[str, str],
+    pipeline_ids: dict[str, str],
+    artifacts: list[Artifact],
+) -> None:
+    api.call("DELETE", f"2.0/pipelines/{pipeline_ids['stream']}")
+
+    [mismatch] = verify(api, bundle, job_ids, artifacts)
+
+    assert (mismatch.resource, mismatch.field, mismatch.actual) == (
+        "resources.pipelines.stream",
+        "pipeline_id",
+        None,
+    )
 
 
 def test_the_failure_lists_every_mismatch_and_the_fix() -> None:

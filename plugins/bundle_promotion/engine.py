@@ -212,14 +212,14 @@ class NativeEngine:
         return document
 
     def deployed(self, bundle: ResolvedBundle) -> dict[str, DeployedResource]:
-        """The jobs the target's state records, as last deployed (by this engine or the CLI)."""
+        """The jobs and pipelines the target's state records, as last deployed (by this engine or the CLI)."""
         state = self._pull(self._api, bundle)
         return {
             key: _resource(
                 key, resource_settings(state.entries[key]), resource_id(state.entries[key]), "skip"
             )
             for key in managed_keys(state, KINDS)
-            if kind_of(key) == job_resource.KIND
+            if kind_of(key) in _TOP_LEVEL_KINDS
         }
 
     def _local_folder(self, bundle: ResolvedBundle) -> Path:

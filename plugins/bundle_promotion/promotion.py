@@ -7,7 +7,7 @@ or cleared task converges on the same release, the same jobs and the same record
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from bundle_promotion.release import (
 from bundle_promotion.schedules import (
     BundleJob,
     PauseStatus,
+    ResourceKind,
     SchedulePolicy,
     TriggerState,
     desired_status,
@@ -35,6 +36,9 @@ from bundle_promotion.schedules import (
     snapshot,
 )
 from bundle_promotion.workspace_api import WorkspaceApi
+
+# The kinds of the bundle's config (`resources.<kind>`) that schedules know.
+_RESOURCE_KINDS: dict[str, ResourceKind] = {"jobs": "job", "pipelines": "pipeline"}
 
 
 @dataclass(frozen=True)
@@ -63,19 +67,25 @@ class EnvironmentDeployment:
     deployment_id: int
     jobs: dict[str, DeployedJob]
     continuous_pipelines: tuple[str, ...] = ()  # ids of the pipelines the config runs continuously
+    pipelines: dict[str, str] = field(default_factory=dict)  # every deployed pipeline's id by key
 
     def to_xcom(self) -> dict[str, Any]:
         return {
             "deployment_id": self.deployment_id,
             "jobs": {key: {"id": job.id, "name": job.name} for key, job in self.jobs.items()},
             "continuous_pipelines": list(self.continuous_pipelines),
+            "pipelines": dict(self.pipelines),
         }
 
     @classmethod
     def from_xcom(cls, value: dict[str, Any]) -> EnvironmentDeployment:
         jobs = {key: DeployedJob(key, job["id"], job["name"]) for key, job in value["jobs"].items()}
-        continuous = tuple(value.get("continuous_pipelines", ()))
-        return cls(deployment_id=int(value["deployment_id"]), jobs=jobs, continuous_pipelines=continuous)
+        return cls(
+            deployment_id=int(value["deployment_id"]),
+            jobs=jobs,
+            continuous_pipelines=tuple(value.get("continuous_pipelines", ())),
+            pipelines=dict(value.get("pipelines", {})),  # absent from XCom written before this field
+        )
 
 
 def cut_release(
@@ -175,10 +185,17 @@ def deploy_release(
         for resource in result.resources.values()
         if resource.type == "jobs" and resource.action != "delete"
     }
+    pipelines = {
+        resource.key.rsplit(".", 1)[-1]: resource.id
+        for resource in result.resources.values()
+        if resource.type == "pipelines" and resource.action != "delete"
+    }
     continuous = _continuous_pipelines(bundle, result.resources.values())
     set_pause_status(api, [job.id for job in jobs.values()], "PAUSED")
     set_pipeline_status(api, continuous, "PAUSED")
-    return EnvironmentDeployment(deployment_id=deployment_id, jobs=jobs, continuous_pipelines=continuous)
+    return EnvironmentDeployment(
+        deployment_id=deployment_id, jobs=jobs, continuous_pipelines=continuous, pipelines=pipelines
+    )
 
 
 def _continuous_pipelines(bundle: ResolvedBundle, deployed: Iterable[DeployedResource]) -> tuple[str, ...]:
@@ -227,15 +244,35 @@ def deployed_jobs(
     checkouts: Path,
 ) -> list[BundleJob]:
     """The bundle's jobs in the environment, as its last deployment left them, with their tags."""
+    resources = deployed_resources(
+        source, environment=environment, target=target, api=api, ledger=ledger, checkouts=checkouts
+    )
+    return [resource for resource in resources if resource.kind == "job"]
+
+
+def deployed_resources(
+    source: BundleSource,
+    *,
+    environment: str,
+    target: str,
+    api: WorkspaceApi,
+    ledger: Ledger,
+    checkouts: Path,
+) -> list[BundleJob]:
+    """The bundle's jobs and pipelines in the environment as its last deployment left them, with tags."""
     deployments = ledger.deployments(source.bundle, environment)
     if not deployments:
         return []
     engine = NativeEngine(api)
     bundle = engine.load(source.checkout(deployments[0].commit, checkouts), target)
-    configured = bundle.resources.get("jobs", {})
     return [
-        BundleJob(key, resource.id, resource.name, dict(configured.get(key, {}).get("tags") or {}))
+        BundleJob(
+            key,
+            resource.id,
+            resource.name,
+            dict(bundle.resources.get(resource.type, {}).get(key, {}).get("tags") or {}),
+            kind=_RESOURCE_KINDS[resource.type],
+        )
         for resource in engine.deployed(bundle).values()
-        if resource.type == "jobs"
         for key in [resource.key.rsplit(".", 1)[-1]]
     ]

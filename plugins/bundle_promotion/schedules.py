@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
-from bundle_promotion import job_resource, workspace_files
+from bundle_promotion import job_resource, pipeline_resource, workspace_files
+from bundle_promotion.data_restores import PIPELINE_TERMINAL_STATES
 from bundle_promotion.errors import WorkspaceApiError
 from bundle_promotion.workspace_api import WorkspaceApi
 
@@ -96,18 +97,19 @@ class ScheduleSnapshot:
 
 @dataclass(frozen=True)
 class BundleJob:
-    """A job of a bundle as deployed in one environment."""
+    """A job of a bundle as deployed in one environment, or a pipeline when ``kind`` says so."""
 
     key: str
     id: str
     name: str
     tags: Mapping[str, str]
+    kind: ResourceKind = "job"
 
 
 def select_jobs(
     jobs: Iterable[BundleJob], *, keys: Collection[str] = (), tags: Mapping[str, str] | None = None
 ) -> list[BundleJob]:
-    """The jobs with one of ``keys`` (any when empty) that carry every tag of ``tags``."""
+    """The jobs and pipelines with one of ``keys`` (any when empty) that carry every tag of ``tags``."""
     wanted_tags = dict(tags or {})
     return [
         job
@@ -130,6 +132,20 @@ class ActiveRun:
         return f"{self.name} run {self.run_id} ({self.state}): {self.run_page_url}"
 
 
+@dataclass(frozen=True)
+class ActiveUpdate:
+    """A pipeline update that has not reached a terminal state."""
+
+    pipeline_id: str
+    name: str
+    update_id: str
+    state: str
+    page_url: str
+
+    def __str__(self) -> str:
+        return f"{self.name} update {self.update_id} ({self.state}): {self.page_url}"
+
+
 def active_runs(
     api: WorkspaceApi, job_ids: Iterable[str], *, max_workers: int = DEFAULT_MAX_WORKERS
 ) -> list[ActiveRun]:
@@ -137,6 +153,30 @@ def active_runs(
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="schedules") as pool:
         per_job = pool.map(lambda job_id: _active_runs_of(api, job_id), job_ids)
         return [run for runs in per_job for run in runs]
+
+
+def active_updates(
+    api: WorkspaceApi, pipeline_ids: Iterable[str], *, host: str, max_workers: int = DEFAULT_MAX_WORKERS
+) -> list[ActiveUpdate]:
+    """The pipelines whose latest update has not ended; ``host`` makes the update pages' URLs."""
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="schedules") as pool:
+        per_pipeline = pool.map(lambda pipeline_id: _active_update_of(api, pipeline_id, host), pipeline_ids)
+        return [update for updates in per_pipeline for update in updates]
+
+
+def still_running(
+    api: WorkspaceApi,
+    job_ids: Iterable[str],
+    pipeline_ids: Iterable[str],
+    *,
+    host: str,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+) -> list[ActiveRun | ActiveUpdate]:
+    """The jobs' active runs and the pipelines' unfinished updates; empty once all are quiet."""
+    return [
+        *active_runs(api, job_ids, max_workers=max_workers),
+        *active_updates(api, pipeline_ids, host=host, max_workers=max_workers),
+    ]
 
 
 def desired_status(policy: SchedulePolicy) -> PauseStatus:
@@ -286,13 +326,35 @@ def _converge_all(
         return [trigger for triggers in per_resource for trigger in triggers]
 
 
-def _pipeline_spec(api: WorkspaceApi, pipeline_id: str) -> dict[str, Any] | None:
+def _pipeline(api: WorkspaceApi, pipeline_id: str) -> dict[str, Any] | None:
     try:
-        return dict(api.call("GET", f"2.0/pipelines/{pipeline_id}").get("spec") or {})
+        return api.call("GET", f"2.0/pipelines/{pipeline_id}")
     except WorkspaceApiError as error:
         if workspace_files.is_missing(error):
             return None
         raise
+
+
+def _pipeline_spec(api: WorkspaceApi, pipeline_id: str) -> dict[str, Any] | None:
+    pipeline = _pipeline(api, pipeline_id)
+    return dict(pipeline.get("spec") or {}) if pipeline is not None else None
+
+
+def _active_update_of(api: WorkspaceApi, pipeline_id: str, host: str) -> list[ActiveUpdate]:
+    pipeline = _pipeline(api, pipeline_id) or {}  # a deleted pipeline runs nothing
+    latest = next(iter(pipeline.get("latest_updates") or []), None)  # newest first
+    if latest is None or latest.get("state") in PIPELINE_TERMINAL_STATES:
+        return []
+    update_id = str(latest.get("update_id", ""))
+    return [
+        ActiveUpdate(
+            pipeline_id=pipeline_id,
+            name=str(pipeline.get("name", "")),
+            update_id=update_id,
+            state=str(latest.get("state", "")),
+            page_url=f"{pipeline_resource.url(host, pipeline_id)}/updates/{update_id}",
+        )
+    ]
 
 
 def _pipeline_triggers(pipeline_id: str, spec: Mapping[str, Any]) -> list[TriggerState]:

@@ -6,6 +6,10 @@ For every job of the bundle's resolved config it checks, against the workspace:
 - every trigger has the expected pause state;
 - each of the release's artifacts was uploaded with its exact bytes (read back and hashed).
 
+For every pipeline, that it exists with the expected name, tags and libraries, and runs
+continuously only when its config says so and triggers are to be unpaused (pipelines take
+their ``run_as`` from the deploying user, so there is none to check).
+
 Every mismatch is reported, field by field, rather than only the first.
 """
 
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bundle_promotion import job_resource, workspace_files
+from bundle_promotion import job_resource, pipeline_resource, workspace_files
 from bundle_promotion.bundle_config import ResolvedBundle
 from bundle_promotion.engine import NativeEngine
 from bundle_promotion.errors import VerificationFailed
@@ -52,11 +56,12 @@ def verify_installation(
     artifacts: Sequence[Artifact],
     *,
     pause_status: PauseStatus,
+    pipeline_ids: Mapping[str, str] | None = None,
 ) -> list[Mismatch]:
     """Every difference between the workspace and the release; empty when the installation is exact.
 
-    ``job_ids`` are the deployed jobs by bundle key; ``pause_status`` is what every trigger
-    should show at this point of the promotion.
+    ``job_ids`` and ``pipeline_ids`` are the deployed jobs and pipelines by bundle key;
+    ``pause_status`` is what every trigger should show at this point of the promotion.
     """
     library_folder = f"{bundle.workspace.artifact_path}/{LIBRARY_FOLDER}"
     mismatches: list[Mismatch] = []
@@ -70,6 +75,7 @@ def verify_installation(
         wanted_libraries = _deployed_libraries(expected, artifacts, library_folder)
         found = _job_mismatches(resource, expected, actual, wanted_libraries, job_id, pause_status)
         mismatches += [mismatch for mismatch in found if mismatch is not None]
+    mismatches += _pipelines_mismatches(api, bundle, pipeline_ids or {}, pause_status)
     for artifact in artifacts:
         if (mismatch := _artifact_mismatch(api, library_folder, artifact)) is not None:
             mismatches.append(mismatch)
@@ -84,12 +90,15 @@ def verify_release(
     target: str,
     release_id: int,
     job_ids: Mapping[str, str],
+    pipeline_ids: Mapping[str, str],
     pause_status: PauseStatus,
 ) -> None:
     """Raise ``VerificationFailed`` listing every mismatch of the release's installation in ``target``."""
     release = ledger.release(release_id)
     bundle = NativeEngine(api).load(bundle_dir, target)
-    mismatches = verify_installation(api, bundle, job_ids, release.artifacts, pause_status=pause_status)
+    mismatches = verify_installation(
+        api, bundle, job_ids, release.artifacts, pause_status=pause_status, pipeline_ids=pipeline_ids
+    )
     if mismatches:
         raise VerificationFailed(f"{release.bundle} {release.version} in target {target}", mismatches)
 
@@ -109,6 +118,33 @@ def _job_mismatches(
     yield _differs(resource, "libraries", libraries, sorted(_libraries(actual)))
     for trigger in triggers_of(job_id, actual):
         yield _differs(resource, f"{trigger.field}.pause_status", pause_status, trigger.pause_status)
+
+
+def _pipelines_mismatches(
+    api: WorkspaceApi, bundle: ResolvedBundle, pipeline_ids: Mapping[str, str], pause_status: PauseStatus
+) -> list[Mismatch]:
+    mismatches: list[Mismatch] = []
+    for key, expected in bundle.resources.get("pipelines", {}).items():
+        resource = f"resources.pipelines.{key}"
+        pipeline_id = pipeline_ids.get(key, "")
+        actual = pipeline_resource.read(api, pipeline_id) if pipeline_id else None
+        if actual is None:
+            mismatches.append(Mismatch(resource, "pipeline_id", pipeline_id or "a deployed pipeline", None))
+            continue
+        found = _pipeline_mismatches(resource, expected, actual, pause_status)
+        mismatches += [mismatch for mismatch in found if mismatch is not None]
+    return mismatches
+
+
+def _pipeline_mismatches(
+    resource: str, expected: Mapping[str, Any], actual: Mapping[str, Any], pause_status: PauseStatus
+) -> Iterable[Mismatch | None]:
+    yield _differs(resource, "name", expected.get("name"), actual.get("name"))
+    yield _differs(resource, "tags", dict(expected.get("tags") or {}), dict(actual.get("tags") or {}))
+    yield _differs(resource, "libraries", expected.get("libraries") or [], actual.get("libraries") or [])
+    # `continuous` is a pipeline's one trigger: the deploy step stops it until the policy says unpaused.
+    runs_continuously = bool(expected.get("continuous")) and pause_status == "UNPAUSED"
+    yield _differs(resource, "continuous", runs_continuously, bool(actual.get("continuous")))
 
 
 def _differs(resource: str, field: str, expected: Any, actual: Any) -> Mismatch | None:

@@ -12,7 +12,8 @@ from bundle_promotion.operators import storage
 from bundle_promotion.schedules import SchedulePolicy
 
 if TYPE_CHECKING:
-    from bundle_promotion.schedules import BundleJob, TriggerState
+    from bundle_promotion.hooks.workspace import WorkspaceHook
+    from bundle_promotion.schedules import BundleJob, ResourceKind, TriggerState
     from bundle_promotion.workspace_api import WorkspaceApi
 
 # Threads pausing or resuming jobs at once, and the HTTP connections kept open for them.
@@ -85,10 +86,12 @@ def restore_schedules_on_failure(context: Context) -> None:
 
 
 class BundleJobsOperator(BaseOperator):
-    """Acts on the schedules of a bundle's jobs in one environment, optionally only some of them.
+    """Acts on a bundle's jobs and pipelines in one environment, optionally only some of them.
 
-    ``job_keys`` picks jobs by their bundle key and ``tags`` by job tags (all must match);
-    with neither, the operator acts on every job of the bundle in the environment.
+    ``job_keys`` picks jobs and pipelines alike by their bundle key (the name under
+    ``resources.jobs`` or ``resources.pipelines``), and ``tags`` by their tags in the config
+    (all must match); so a pipeline is left out whenever its key is not among ``job_keys`` or
+    it lacks a tag. With neither, the operator acts on every job and pipeline of the bundle.
     """
 
     template_fields: Sequence[str] = ("environment", "target", "databricks_conn_id", "job_keys", "tags")
@@ -120,11 +123,12 @@ class BundleJobsOperator(BaseOperator):
     def whole_environment(self) -> bool:
         return not (self.job_keys or self.tags)
 
-    def selected_jobs(self, api: WorkspaceApi) -> list[BundleJob]:
-        from bundle_promotion.promotion import BundleSource, deployed_jobs
+    def selected_resources(self, api: WorkspaceApi) -> list[BundleJob]:
+        """The bundle's deployed jobs and pipelines that the filters pick."""
+        from bundle_promotion.promotion import BundleSource, deployed_resources
         from bundle_promotion.schedules import select_jobs
 
-        jobs = deployed_jobs(
+        resources = deployed_resources(
             BundleSource(self.bundle, self.repo, self.bundle_path),
             environment=self.environment,
             target=self.target,
@@ -132,15 +136,22 @@ class BundleJobsOperator(BaseOperator):
             ledger=storage.ledger(),
             checkouts=storage.checkouts(),
         )
-        selected = select_jobs(jobs, keys=self.job_keys, tags=self.tags)
+        selected = select_jobs(resources, keys=self.job_keys, tags=self.tags)
         self.log.info(
-            "%d of the %d job(s) of %s in %s", len(selected), len(jobs), self.bundle, self.environment
+            "%d of the %d job(s) and pipeline(s) of %s in %s",
+            len(selected),
+            len(resources),
+            self.bundle,
+            self.environment,
         )
         return selected
 
 
 class PauseSchedulesOperator(BundleJobsOperator):
     """Pause the bundle's schedules in an environment for maintenance, remembering what to restore.
+
+    Schedules are the jobs' triggers and the pipelines' ``continuous`` flag (a continuous
+    pipeline stops running continuously; a triggered one is left as it is).
 
     The states found go to the ledger before anything is paused; a retry, or a second pause,
     never records a paused state as the one to restore. Until ``ResumeSchedulesOperator``
@@ -158,12 +169,14 @@ class PauseSchedulesOperator(BundleJobsOperator):
         from bundle_promotion.schedules import pause_for_maintenance
 
         api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
+        selected = self.selected_resources(api)
         triggers = pause_for_maintenance(
             api,
             storage.ledger(),
             bundle=self.bundle,
             environment=self.environment,
-            job_ids=[job.id for job in self.selected_jobs(api)],
+            job_ids=ids_of(selected, "job"),
+            pipeline_ids=ids_of(selected, "pipeline"),
             reason=self.reason or f"maintenance, {context['dag'].dag_id} run {context['run_id']}",
             actor=_actor(context),
             max_workers=MAX_WORKERS,
@@ -172,7 +185,7 @@ class PauseSchedulesOperator(BundleJobsOperator):
 
 
 class ResumeSchedulesOperator(BundleJobsOperator):
-    """End a maintenance pause: held jobs get back exactly the states recorded when it began.
+    """End a maintenance pause: held jobs and pipelines get back exactly the states recorded when it began.
 
     A job deployed during the hold never had a state to restore; it gets ``policy``.
     """
@@ -188,12 +201,14 @@ class ResumeSchedulesOperator(BundleJobsOperator):
         from bundle_promotion.schedules import end_maintenance
 
         api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
+        selected = self.selected_resources(api)
         triggers = end_maintenance(
             api,
             storage.ledger(),
             bundle=self.bundle,
             environment=self.environment,
-            job_ids=[job.id for job in self.selected_jobs(api)],
+            job_ids=ids_of(selected, "job"),
+            pipeline_ids=ids_of(selected, "pipeline"),
             policy=_policy(self.policy),
             whole_environment=self.whole_environment,
             actor=_actor(context),
@@ -230,10 +245,14 @@ class MaintenanceWindowOperator(BaseOperator):
         self.log.info("The maintenance window is over")
 
 
-def workspace_client(databricks_conn_id: str, *, caller: str) -> WorkspaceApi:
+def workspace_client(databricks_conn_id: str, *, caller: str) -> WorkspaceHook:
     from bundle_promotion.hooks.workspace import WorkspaceHook
 
     return WorkspaceHook(databricks_conn_id=databricks_conn_id, caller=caller, max_connections=MAX_WORKERS)
+
+
+def ids_of(resources: Sequence[BundleJob], kind: ResourceKind) -> list[str]:
+    return [resource.id for resource in resources if resource.kind == kind]
 
 
 def _policy(rendered: str) -> SchedulePolicy:

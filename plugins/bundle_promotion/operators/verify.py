@@ -15,7 +15,8 @@ class VerifyInstallationOperator(BaseOperator):
 
     Every job of the bundle's resolved config must exist with the expected name, tags,
     libraries, ``run_as`` and paused triggers (the deploy step pauses them; the schedule
-    policy applies only after verification and tests), and every artifact must read back
+    policy applies only after verification and tests), every pipeline with the expected
+    name, tags and libraries and not running continuously, and every artifact must read back
     with the release's sha256. Fails listing each mismatch, field by field. Reads only.
     """
 
@@ -62,6 +63,7 @@ class VerifyInstallationOperator(BaseOperator):
                 target=self.target,
                 release_id=release_id,
                 job_ids={key: job.id for key, job in deployment.jobs.items()},
+                pipeline_ids=deployment.pipelines,
                 pause_status="PAUSED",
             )
         except VerificationFailed as failed:

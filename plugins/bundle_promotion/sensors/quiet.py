@@ -1,4 +1,4 @@
-"""Wait until none of a bundle's jobs is running in an environment."""
+"""Wait until none of a bundle's jobs or pipelines is running in an environment."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import Any
 from airflow.sdk import Context
 
 from bundle_promotion.errors import SchedulesNotQuiet
-from bundle_promotion.operators.schedules import BundleJobsOperator, workspace_client
+from bundle_promotion.operators.schedules import BundleJobsOperator, ids_of, workspace_client
 
 
 class WaitForQuietSensor(BundleJobsOperator):
-    """Wait, deferred, until no run of the bundle's jobs in the environment is queued or running.
+    """Wait, deferred, until no run of the bundle's jobs is queued or running in the environment,
+    and no update of its pipelines is unfinished.
 
-    Fails after ``timeout`` seconds with the runs still going, each with its run page. Use it
+    Fails after ``timeout`` seconds with the runs and updates still going, each with its page. Use it
     after pausing schedules, before work that must not overlap a run (a deploy, maintenance).
     """
 
@@ -26,20 +27,22 @@ class WaitForQuietSensor(BundleJobsOperator):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.schedules import active_runs
+        from bundle_promotion.schedules import still_running
         from bundle_promotion.triggers.quiet import QuietTrigger
 
         api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
-        job_ids = [job.id for job in self.selected_jobs(api)]
-        running = active_runs(api, job_ids)
+        selected = self.selected_resources(api)
+        job_ids, pipeline_ids = ids_of(selected, "job"), ids_of(selected, "pipeline")
+        running = still_running(api, job_ids, pipeline_ids, host=api.workspace_host_url())
         if not running:
-            self.log.info("Quiet: no run of %s is active in %s", self.bundle, self.environment)
+            self.log.info("Quiet: nothing of %s is running in %s", self.bundle, self.environment)
             return
-        self.log.info("Waiting for %d active run(s): %s", len(running), "; ".join(map(str, running)))
+        self.log.info("Waiting for %d run(s) and update(s): %s", len(running), "; ".join(map(str, running)))
         self.defer(
             trigger=QuietTrigger(
                 databricks_conn_id=self.databricks_conn_id,
                 job_ids=job_ids,
+                pipeline_ids=pipeline_ids,
                 deadline=datetime.now(UTC) + timedelta(seconds=self.timeout_seconds),
                 poll_interval=self.poll_interval,
             ),
@@ -48,10 +51,10 @@ class WaitForQuietSensor(BundleJobsOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         if event["status"] == "quiet":
-            self.log.info("Quiet: every run of %s in %s has ended", self.bundle, self.environment)
+            self.log.info("Quiet: every run and update of %s in %s has ended", self.bundle, self.environment)
             return
         raise SchedulesNotQuiet(
             f"{self.bundle} in {self.environment}: still running after {self.timeout_seconds:g}s: "
             + "; ".join(event["running"])
-            + ". Wait longer (timeout=), or cancel these runs"
+            + ". Wait longer (timeout=), or cancel these runs and stop these pipelines"
         )

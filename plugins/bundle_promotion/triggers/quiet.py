@@ -1,4 +1,4 @@
-"""Wait in the triggerer until none of some jobs is queued or running."""
+"""Wait in the triggerer until none of some jobs is queued or running and none of some pipelines updates."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 
 class QuietTrigger(BaseTrigger):
-    """Fire ``{"status": "quiet"}`` once no run of ``job_ids`` is active, or ``{"status": "timeout",
-    "running": [...]}`` at ``deadline``, listing what still runs.
+    """Fire ``{"status": "quiet"}`` once no run of ``job_ids`` is active and no update of
+    ``pipeline_ids`` is unfinished, or ``{"status": "timeout", "running": [...]}`` at ``deadline``,
+    listing what still runs.
 
     The workspace client is blocking, so each poll runs in a thread: the triggerer's event
     loop stays free for every other trigger.
@@ -25,10 +26,12 @@ class QuietTrigger(BaseTrigger):
         job_ids: Sequence[str],
         deadline: datetime,
         poll_interval: float = 30.0,
+        pipeline_ids: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.databricks_conn_id = databricks_conn_id
         self.job_ids = list(job_ids)
+        self.pipeline_ids = list(pipeline_ids)
         self.deadline = deadline
         self.poll_interval = poll_interval
 
@@ -40,21 +43,25 @@ class QuietTrigger(BaseTrigger):
                 "job_ids": self.job_ids,
                 "deadline": self.deadline,
                 "poll_interval": self.poll_interval,
+                "pipeline_ids": self.pipeline_ids,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from bundle_promotion.hooks.workspace import WorkspaceHook
-        from bundle_promotion.schedules import active_runs
+        from bundle_promotion.schedules import still_running
 
         api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
+        host = await asyncio.to_thread(api.workspace_host_url)  # reads the connection: blocking
         while True:
-            running = await asyncio.to_thread(active_runs, api, self.job_ids)
+            running = await asyncio.to_thread(still_running, api, self.job_ids, self.pipeline_ids, host=host)
             if not running:
                 yield TriggerEvent({"status": "quiet"})
                 return
             if datetime.now(self.deadline.tzinfo) >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "running": [str(run) for run in running]})
                 return
-            self.log.info("Waiting for %d active run(s): %s", len(running), "; ".join(map(str, running)))
+            self.log.info(
+                "Waiting for %d run(s) and update(s): %s", len(running), "; ".join(map(str, running))
+            )
             await asyncio.sleep(self.poll_interval)
