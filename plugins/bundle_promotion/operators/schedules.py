@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context
 
 from bundle_promotion.operators import storage
-from bundle_promotion.schedules import SchedulePolicy
 
 if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
-    from bundle_promotion.schedules import BundleJob, ResourceKind, TriggerState
+    from bundle_promotion.schedules import BundleJob, ResourceKind, SchedulePolicy, TriggerState
     from bundle_promotion.workspace_api import WorkspaceApi
 
 # Threads pausing or resuming jobs at once, and the HTTP connections kept open for them.
@@ -256,6 +255,8 @@ def ids_of(resources: Sequence[BundleJob], kind: ResourceKind) -> list[str]:
 
 
 def _policy(rendered: str) -> SchedulePolicy:
+    from bundle_promotion.schedules import SchedulePolicy  # the core's REST helpers: not at parse time
+
     if rendered not in get_args(SchedulePolicy):
         raise ValueError(f"policy must be one of {get_args(SchedulePolicy)}, not {rendered!r}")
     return cast("SchedulePolicy", rendered)
