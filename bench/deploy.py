@@ -26,8 +26,8 @@ from pathlib import Path
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-deploy-airflow-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
-from bundle_promotion.bundle_config import load_bundle
-from bundle_promotion.engine import DeployResult, NativeEngine
+from bundle_promotion.bundle.config.load import load_bundle
+from bundle_promotion.bundle.deploy.engine import DeployResult, NativeEngine
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 

@@ -39,7 +39,7 @@ import sys, time
 import airflow.sdk
 from airflow.dag_processing.dagbag import DagBag
 import airflow.providers.standard.operators.empty
-import bundle_promotion.dag_factory
+import bundle_promotion.dags.factory
 started = time.perf_counter()
 bag = DagBag(dag_folder=sys.argv[1])
 elapsed = time.perf_counter() - started
@@ -97,7 +97,7 @@ IMPORT_COST = """
 import time
 import airflow.sdk
 started = time.perf_counter()
-import bundle_promotion.dag_factory
+import bundle_promotion.dags.factory
 print(1, time.perf_counter() - started)
 """
 
@@ -155,7 +155,7 @@ def main() -> None:
         }
         _, imported = median_parse(IMPORT_COST, [], env, args.repeat)
         print(
-            f"import bundle_promotion.dag_factory after airflow.sdk: {imported * 1000:.1f} ms (budget 50 ms)"
+            f"import bundle_promotion.dags.factory after airflow.sdk: {imported * 1000:.1f} ms (budget 50 ms)"
         )
         print(
             f"\n{'specs':>5}  {'DAGs':>4}  {'promotion DAGs':>15}  {'EmptyOperator DAGs':>18}  {'ratio':>6}"

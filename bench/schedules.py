@@ -17,9 +17,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from bundle_promotion.schedules import DEFAULT_MAX_WORKERS, restore, set_pause_status, snapshot
+from bundle_promotion.lifecycle.schedules import DEFAULT_MAX_WORKERS, restore, set_pause_status, snapshot
 from bundle_promotion.testing.workspace import WorkspaceEmulator
-from bundle_promotion.workspace_api import WorkspaceApi
+from bundle_promotion.workspace.api import WorkspaceApi
 
 BUDGET_RATIO = 5.0
 CRON = {"quartz_cron_expression": "0 0 2 * * ?", "timezone_id": "UTC"}

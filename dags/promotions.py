@@ -6,7 +6,7 @@ from pathlib import Path
 
 from airflow.sdk import conf
 
-from bundle_promotion.dag_factory import promotion_dags
+from bundle_promotion.dags.factory import promotion_dags
 
 _DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "include" / "promotions"
 

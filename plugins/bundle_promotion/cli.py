@@ -137,8 +137,8 @@ def _name_and_value(text: str) -> tuple[str, str]:
 def _validate_bundle(arguments: argparse.Namespace) -> int:
     import json
 
-    from bundle_promotion.bundle_config import validate
-    from bundle_promotion.variable_lookup import api_lookup
+    from bundle_promotion.bundle.config.load import validate
+    from bundle_promotion.bundle.config.lookup import api_lookup
 
     hook = _workspace_hook(arguments.databricks_conn_id)
     me = hook.call("GET", "2.0/preview/scim/v2/Me") if hook else None
@@ -157,7 +157,7 @@ def _validate_bundle(arguments: argparse.Namespace) -> int:
 def _summarize_bundle(arguments: argparse.Namespace) -> int:
     import json
 
-    from bundle_promotion.engine import NativeEngine
+    from bundle_promotion.bundle.deploy.engine import NativeEngine
     from bundle_promotion.errors import BundlePromotionError
 
     hook = _workspace_hook(arguments.databricks_conn_id)
@@ -280,8 +280,8 @@ def _add_approve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _approve(arguments: argparse.Namespace) -> int:
-    from bundle_promotion.approvals_client import ApprovalsClient
     from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
+    from bundle_promotion.web.client import ApprovalsClient
 
     bundle, environment = arguments.bundle, arguments.environment
     try:
@@ -301,8 +301,8 @@ def _approve(arguments: argparse.Namespace) -> int:
 def _api_token(arguments: argparse.Namespace) -> str:
     import getpass
 
-    from bundle_promotion.approvals_client import login
     from bundle_promotion.errors import BundlePromotionError
+    from bundle_promotion.web.client import login
 
     if token := os.environ.get("BUNDLE_PROMOTION_TOKEN"):
         return token
@@ -341,7 +341,7 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _verify_audit(arguments: argparse.Namespace) -> int:
-    from bundle_promotion.audit import verify
+    from bundle_promotion.ledger.evidence import verify
 
     report = verify(_ledger(arguments))
     print(report, file=sys.stdout if report.intact else sys.stderr)
@@ -349,8 +349,8 @@ def _verify_audit(arguments: argparse.Namespace) -> int:
 
 
 def _export_evidence(arguments: argparse.Namespace) -> int:
-    from bundle_promotion.audit import evidence_pack, export, release_notes
     from bundle_promotion.errors import BundlePromotionError
+    from bundle_promotion.ledger.evidence import evidence_pack, export, release_notes
     from bundle_promotion.spec import load_specs
 
     specs = [spec for spec in load_specs(arguments.specs) if not isinstance(spec, BundlePromotionError)]
@@ -419,6 +419,6 @@ def _ledger(arguments: argparse.Namespace) -> Ledger:
 
     if arguments.ledger:
         return open_ledger(arguments.ledger)
-    from bundle_promotion.operators import storage
+    from bundle_promotion import settings
 
-    return storage.ledger()
+    return settings.ledger()

@@ -140,8 +140,8 @@ def _approve_prod_or_stop(
 
 def _approve_prod(api_url: str, passwords: dict[str, str], version: str, finished: threading.Event) -> None:
     """Answer prod's approval gate through the API, the way three people would."""
-    from bundle_promotion.approvals_client import ApprovalsClient, login
     from bundle_promotion.errors import ApprovalRefused
+    from bundle_promotion.web.client import ApprovalsClient, login
 
     clients = {user: ApprovalsClient(api_url, login(api_url, user, passwords[user])) for user in passwords}
     digest = _wait_for_prod_gate(clients["alice"], version, finished)

@@ -20,7 +20,7 @@ class _ApiApps:
     """
 
     def __get__(self, plugin: object, owner: type | None = None) -> list[dict[str, Any]]:
-        from bundle_promotion import api
+        from bundle_promotion.web import api
 
         return [{"app": api.app, "url_prefix": api.URL_PREFIX, "name": "bundle-promotion approvals"}]
 

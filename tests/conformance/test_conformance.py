@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from bundle_promotion.bundle_config import validate
+from bundle_promotion.bundle.config.load import validate
 from bundle_promotion.errors import BundleConfigError
 from tests.conformance.conftest import CASES_RUN
 

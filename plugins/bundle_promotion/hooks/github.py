@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bundle_promotion.errors import GitHubApiError
-from bundle_promotion.github_facts import CheckRun, Deployment, DeploymentState, DeploymentStatus, Review
+from bundle_promotion.github.facts import CheckRun, Deployment, DeploymentState, DeploymentStatus, Review
 
 if TYPE_CHECKING:
     from github import GithubException

@@ -13,7 +13,7 @@ from tenacity import RetryError
 from bundle_promotion.errors import WorkspaceApiError
 
 if TYPE_CHECKING:
-    from bundle_promotion.cli_engine import CliCredentials
+    from bundle_promotion.bundle.deploy.cli_engine import CliCredentials
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _MAX_ERROR_TEXT = 500
@@ -81,7 +81,7 @@ class WorkspaceHook(DatabricksHook):
         The token is the provider's: a PAT as configured, or a short-lived OAuth token of
         the connection's service principal, so the CLI authenticates as the hook does.
         """
-        from bundle_promotion.cli_engine import CliCredentials
+        from bundle_promotion.bundle.deploy.cli_engine import CliCredentials
 
         token = self._get_token(raise_error=True)
         return CliCredentials(self.workspace_host_url(), {"DATABRICKS_TOKEN": str(token)})

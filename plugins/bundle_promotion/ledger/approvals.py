@@ -7,10 +7,10 @@ from typing import Any, cast
 
 from sqlalchemy import select
 
-from bundle_promotion.approvals import Approval, SignatureAttempt
 from bundle_promotion.ledger.audit import append_event, canonical_json
 from bundle_promotion.ledger.database import LedgerDatabase
 from bundle_promotion.ledger.models import ApprovalRow, SignatureAttemptRow
+from bundle_promotion.ledger.records import Approval, SignatureAttempt
 
 
 class ApprovalsMixin(LedgerDatabase):

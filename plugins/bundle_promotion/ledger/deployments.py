@@ -12,8 +12,8 @@ from bundle_promotion.errors import BundlePromotionError
 from bundle_promotion.ledger.audit import SYSTEM_ACTOR, append_event
 from bundle_promotion.ledger.database import LedgerDatabase, retry_once_on_conflict
 from bundle_promotion.ledger.models import DeploymentRow, now
+from bundle_promotion.ledger.records import Release
 from bundle_promotion.ledger.releases import to_release
-from bundle_promotion.release import Release
 
 DeploymentState = Literal["deploying", "succeeded", "failed"]
 FinishedState = Literal["succeeded", "failed"]

@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from bundle_promotion.gates import GateEvaluation, GateResult
 from bundle_promotion.ledger.audit import SYSTEM_ACTOR, append_event, canonical_json
 from bundle_promotion.ledger.database import LedgerDatabase
 from bundle_promotion.ledger.models import GateEvaluationRow
+from bundle_promotion.ledger.records import GateEvaluation, GateResult
 
 
 class GateEvaluationsMixin(LedgerDatabase):

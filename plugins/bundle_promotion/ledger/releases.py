@@ -8,7 +8,7 @@ from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger.audit import SYSTEM_ACTOR, append_event
 from bundle_promotion.ledger.database import LedgerDatabase, retry_once_on_conflict
 from bundle_promotion.ledger.models import ArtifactRow, ReleaseRow, now
-from bundle_promotion.release import Artifact, Release
+from bundle_promotion.ledger.records import Artifact, Release
 
 
 class ReleasesMixin(LedgerDatabase):

@@ -11,7 +11,7 @@ from bundle_promotion.errors import BundlePromotionError
 from bundle_promotion.ledger.audit import SYSTEM_ACTOR, append_event, canonical_json
 from bundle_promotion.ledger.database import LedgerDatabase, retry_once_on_conflict
 from bundle_promotion.ledger.models import DeploymentRow, ScheduleHoldRow, ScheduleSnapshotRow, now
-from bundle_promotion.schedules import ScheduleSnapshot
+from bundle_promotion.ledger.records import ScheduleSnapshot
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Operators of a promotion: thin adapters from Airflow's context to the core steps in ``promotion``."""
+"""Operators of a promotion: thin adapters from Airflow's context to the core steps in ``lifecycle``."""
 
 from bundle_promotion.operators.bundle import (
     BundleDestroyOperator,

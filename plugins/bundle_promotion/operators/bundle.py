@@ -17,8 +17,8 @@ from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
-    from bundle_promotion.bundle_config import ResolvedBundle
-    from bundle_promotion.engine import DeployedResource, Engine
+    from bundle_promotion.bundle.config.load import ResolvedBundle
+    from bundle_promotion.bundle.deploy.engine import DeployedResource, Engine
     from bundle_promotion.hooks.workspace import WorkspaceHook
 
 EngineName = Literal["native", "cli"]
@@ -63,8 +63,8 @@ def make_engine(
     local_states: Path | None = None,
 ) -> Engine:
     """The spec's `engine`: the native engine over the hook, or the CLI with the hook's credentials."""
-    from bundle_promotion.cli_engine import CliEngine
-    from bundle_promotion.engine import NativeEngine
+    from bundle_promotion.bundle.deploy.cli_engine import CliEngine
+    from bundle_promotion.bundle.deploy.engine import NativeEngine
 
     if name == "cli":
         return CliEngine(hook.cli_credentials(), variables=variables)
@@ -75,7 +75,7 @@ def resource_urls(
     hook: WorkspaceHook, bundle: ResolvedBundle, deployed: Mapping[str, DeployedResource]
 ) -> dict[str, str]:
     """Pages of the deployed jobs and pipelines and of the target's folder, as `bundle summary` gives them."""
-    from bundle_promotion.engine import KINDS
+    from bundle_promotion.bundle.deploy.engine import KINDS
 
     host = hook.workspace_host_url()
     urls = {"folder": f"{host}/#workspace{bundle.workspace.root_path}"}
@@ -153,8 +153,8 @@ class BundlePlanOperator(_BundleOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from bundle_promotion.engine import NativeEngine
-        from bundle_promotion.plan import describe, plan_json
+        from bundle_promotion.bundle.deploy.engine import NativeEngine
+        from bundle_promotion.bundle.deploy.plan import describe, plan_json
 
         if self.engine != "native":
             raise ValueError("BundlePlanOperator plans with the native engine; set engine='native'")

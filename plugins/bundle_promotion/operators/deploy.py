@@ -7,7 +7,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bundle_promotion.operators import github_deployments, storage
+from bundle_promotion import settings
+from bundle_promotion.operators import github_deployments
 from bundle_promotion.operators.bundle import EngineName, make_engine, resource_links
 
 
@@ -55,19 +56,19 @@ class BundleDeployOperator(BaseOperator):
         self.github_conn_id = github_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from bundle_promotion import job_resource
+        from bundle_promotion.bundle.resources import jobs as job_resource
         from bundle_promotion.hooks.workspace import WorkspaceHook
-        from bundle_promotion.promotion import BundleSource, deploy_release
+        from bundle_promotion.lifecycle.promotion import BundleSource, deploy_release
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
-        ledger = storage.ledger()
+        ledger = settings.ledger()
         mirror = github_deployments.mirror(
             self.github_repo, self.github_conn_id, self.environment, release_id
         )
         if mirror:
             mirror.started(context)
         hook = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
-        checkouts = storage.checkouts()
+        checkouts = settings.checkouts()
         try:
             deployment = deploy_release(
                 BundleSource(self.bundle, self.repo, self.bundle_path),
@@ -77,7 +78,7 @@ class BundleDeployOperator(BaseOperator):
                 run_id=context["run_id"],
                 api=hook,
                 ledger=ledger,
-                store=storage.artifact_store(),
+                store=settings.artifact_store(),
                 checkouts=checkouts,
                 # A checkout serves every environment of its commit: local states go per connection.
                 engine=make_engine(

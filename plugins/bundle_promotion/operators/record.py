@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bundle_promotion.operators import storage
+from bundle_promotion import settings
 from bundle_promotion.operators.github_deployments import GitHubDeploymentMirror
 
 
@@ -20,11 +20,11 @@ class RecordDeploymentOperator(BaseOperator):
         self.deploy_task_id = deploy_task_id
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.promotion import EnvironmentDeployment
+        from bundle_promotion.lifecycle.promotion import EnvironmentDeployment
 
         deployed = context["ti"].xcom_pull(task_ids=self.deploy_task_id)
         deployment = EnvironmentDeployment.from_xcom(deployed)
-        storage.ledger().finish_deployment(deployment.deployment_id, "succeeded")
+        settings.ledger().finish_deployment(deployment.deployment_id, "succeeded")
         self.log.info("Deployment %s recorded as succeeded", deployment.deployment_id)
         if mirror := GitHubDeploymentMirror.from_xcom(deployed):
             mirror.succeeded(context)
@@ -32,7 +32,7 @@ class RecordDeploymentOperator(BaseOperator):
 
 def mark_deployment_failed(context: Context) -> None:
     """``on_failure_callback`` for the tasks after a deploy: the ledger must not show it as running."""
-    from bundle_promotion.promotion import EnvironmentDeployment
+    from bundle_promotion.lifecycle.promotion import EnvironmentDeployment
 
     task = context["task"]
     deploy_task_id = getattr(task, "deploy_task_id", None)
@@ -40,6 +40,6 @@ def mark_deployment_failed(context: Context) -> None:
     if value:
         deployment = EnvironmentDeployment.from_xcom(value)
         detail = f"{task.task_id} failed: {context.get('exception')}"
-        storage.ledger().finish_deployment(deployment.deployment_id, "failed", detail=detail)
+        settings.ledger().finish_deployment(deployment.deployment_id, "failed", detail=detail)
         if mirror := GitHubDeploymentMirror.from_xcom(value):
             mirror.failed(context, detail)

@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bundle_promotion.operators import storage
+from bundle_promotion import settings
 
 
 class BuildReleaseOperator(BaseOperator):
@@ -43,16 +43,16 @@ class BuildReleaseOperator(BaseOperator):
         self.test_jobs = list(test_jobs)
 
     def execute(self, context: Context) -> int:
-        from bundle_promotion.promotion import BundleSource, cut_release
+        from bundle_promotion.lifecycle.promotion import BundleSource, cut_release
 
         release_id = cut_release(
             BundleSource(self.bundle, self.repo, self.bundle_path),
             self.version,
             targets=self._targets_with_their_deployers(),
             test_jobs=self.test_jobs,
-            ledger=storage.ledger(),
-            store=storage.artifact_store(),
-            checkouts=storage.checkouts(),
+            ledger=settings.ledger(),
+            store=settings.artifact_store(),
+            checkouts=settings.checkouts(),
         )
         self.log.info("Release %s of %s is ledger release %s", self.version, self.bundle, release_id)
         return release_id

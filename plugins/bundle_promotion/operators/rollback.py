@@ -1,4 +1,4 @@
-"""Rollback steps: thin adapters from Airflow's context to ``bundle_promotion.rollback``.
+"""Rollback steps: thin adapters from Airflow's context to ``bundle_promotion.lifecycle.rollback``.
 
 Every step reads the plan from the ledger when it runs (the last known-good release, the
 deployment being undone and what was recorded before it) and converges on it, so a retry or a
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowSkipException
 
-from bundle_promotion.operators import storage
+from bundle_promotion import settings
 
 if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
-    from bundle_promotion.promotion import BundleSource
-    from bundle_promotion.rollback import RollbackPlan
+    from bundle_promotion.lifecycle.promotion import BundleSource
+    from bundle_promotion.lifecycle.rollback import RollbackPlan
 
 ROLLBACK_UI_COLOR = "#fbe3e4"
 
@@ -61,11 +61,11 @@ class _RollbackStep(BaseOperator):
     restore_key: str | None = None  # what names a data restore in the manual DAG's choice
 
     def plan(self, context: Context) -> RollbackPlan:
-        from bundle_promotion.rollback import deployed_in_run, plan_rollback
+        from bundle_promotion.lifecycle.rollback import deployed_in_run, plan_rollback
 
         if self.chosen_param and self.restore_key not in context["params"][self.chosen_param]:
             raise AirflowSkipException(f"{self.restore_key} was not chosen among the data restores")
-        ledger = storage.ledger()
+        ledger = settings.ledger()
         if self.after_own_deploy and not deployed_in_run(
             ledger, self.bundle, self.environment, context["run_id"]
         ):
@@ -95,7 +95,7 @@ class _CodeStep(_RollbackStep):
         self.target = target
 
     def source(self) -> BundleSource:
-        from bundle_promotion.promotion import BundleSource
+        from bundle_promotion.lifecycle.promotion import BundleSource
 
         return BundleSource(self.bundle, self.repo, self.bundle_path)
 
@@ -131,10 +131,10 @@ class PrepareRollbackOperator(_RollbackStep):
         self.warehouse_id = warehouse_id
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.rollback import record_data_snapshot, refuse_if_held
+        from bundle_promotion.lifecycle.rollback import record_data_snapshot, refuse_if_held
         from bundle_promotion.spec import ModelAlias, Rollback
 
-        ledger = storage.ledger()
+        ledger = settings.ledger()
         refuse_if_held(ledger, self.bundle, self.environment)
         policy = Rollback(
             models=tuple(ModelAlias(name=name, alias=alias) for name, alias in self.models),
@@ -161,7 +161,7 @@ class RedeployReleaseOperator(_CodeStep):
     """
 
     def execute(self, context: Context) -> dict[str, Any] | None:
-        from bundle_promotion.rollback import redeploy
+        from bundle_promotion.lifecycle.rollback import redeploy
 
         plan = self.plan(context)
         for line in plan.describe():
@@ -180,9 +180,9 @@ class RedeployReleaseOperator(_CodeStep):
             target=self.target,
             run_id=context["run_id"],
             api=self.api(),
-            ledger=storage.ledger(),
-            store=storage.artifact_store(),
-            checkouts=storage.checkouts(),
+            ledger=settings.ledger(),
+            store=settings.artifact_store(),
+            checkouts=settings.checkouts(),
             actor=actor_of(context),
         )
         if deployment is None:
@@ -196,7 +196,7 @@ class RestoreSchedulesOperator(_CodeStep):
     """Put every schedule back as it was before the rolled-back deploy; pause all when nothing was good."""
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.rollback import restore_plan_schedules
+        from bundle_promotion.lifecycle.rollback import restore_plan_schedules
 
         plan = self.plan(context)
         triggers = restore_plan_schedules(
@@ -204,8 +204,8 @@ class RestoreSchedulesOperator(_CodeStep):
             self.source(),
             target=self.target,
             api=self.api(),
-            ledger=storage.ledger(),
-            checkouts=storage.checkouts(),
+            ledger=settings.ledger(),
+            checkouts=settings.checkouts(),
         )
         for trigger in triggers:
             self.log.warning("Schedule %s of %r is %s", trigger.field, trigger.job_name, trigger.pause_status)
@@ -221,7 +221,7 @@ class RestoreModelAliasOperator(_RollbackStep):
         self.restore_key = f"{model}@{alias}"
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.rollback import restore_model_alias
+        from bundle_promotion.lifecycle.rollback import restore_model_alias
 
         self.log.warning("%s", restore_model_alias(self.api(), self.plan(context), self.model, self.alias))
 
@@ -238,7 +238,7 @@ class RestoreTableOperator(_RollbackStep):
         self.restore_key = table
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.rollback import restore_table
+        from bundle_promotion.lifecycle.rollback import restore_table
 
         plan = self.plan(context)
         self.log.warning("%s", restore_table(self.api(), plan, self.warehouse_id, self.table))
@@ -265,7 +265,7 @@ class PipelineResetOperator(_CodeStep):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.rollback import start_pipeline_refresh
+        from bundle_promotion.lifecycle.rollback import start_pipeline_refresh
         from bundle_promotion.triggers.pipeline import PipelineUpdateTrigger
 
         plan = self.plan(context)
@@ -277,8 +277,8 @@ class PipelineResetOperator(_CodeStep):
             target=self.target,
             run_id=context["run_id"],
             api=self.api(),
-            ledger=storage.ledger(),
-            checkouts=storage.checkouts(),
+            ledger=settings.ledger(),
+            checkouts=settings.checkouts(),
         )
         self.log.warning("Refreshing pipeline %s: update %s", self.pipeline_key, update.update_id)
         if update.finished:
@@ -312,10 +312,10 @@ class HoldEnvironmentOperator(_RollbackStep):
     """Last step of a rollback: hold the environment, and say in the log what the rollback put back."""
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.rollback import hold
+        from bundle_promotion.lifecycle.rollback import hold
 
         plan = self.plan(context)
-        held = hold(storage.ledger(), plan, run_id=context["run_id"], actor=actor_of(context))
+        held = hold(settings.ledger(), plan, run_id=context["run_id"], actor=actor_of(context))
         for line in plan.describe():
             self.log.warning("Restored: %s", line)
         self.log.error(

@@ -115,11 +115,11 @@ class RunBundleJobOperator(BaseOperator):
 
     def _record_outcome(self, context: Context, state: RunState, run_page_url: str) -> None:
         """The test result goes to the audit trail: evidence of operational verification."""
-        from bundle_promotion.operators import storage
+        from bundle_promotion import settings
 
         deployment_id = int(context["ti"].xcom_pull(task_ids=self.deploy_task_id)["deployment_id"])
         outcome = state.result_state or state.life_cycle_state
-        storage.ledger().record_check(
+        settings.ledger().record_check(
             deployment_id,
             check="tests",
             name=self.job_key,

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context
 
-from bundle_promotion.operators import storage
+from bundle_promotion import settings
 
 if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
-    from bundle_promotion.schedules import BundleJob, ResourceKind, SchedulePolicy, TriggerState
-    from bundle_promotion.workspace_api import WorkspaceApi
+    from bundle_promotion.ledger.records import TriggerState
+    from bundle_promotion.lifecycle.schedules import BundleJob, ResourceKind, SchedulePolicy
+    from bundle_promotion.workspace.api import WorkspaceApi
 
 # Threads pausing or resuming jobs at once, and the HTTP connections kept open for them.
 MAX_WORKERS = 16
@@ -48,10 +49,10 @@ class ApplySchedulePolicyOperator(BaseOperator):
         self.deploy_task_id = deploy_task_id
 
     def execute(self, context: Context) -> dict[str, dict[str, str]]:
-        from bundle_promotion.promotion import EnvironmentDeployment, apply_schedule_policy
+        from bundle_promotion.lifecycle.promotion import EnvironmentDeployment, apply_schedule_policy
 
         deployment = EnvironmentDeployment.from_xcom(context["ti"].xcom_pull(task_ids=self.deploy_task_id))
-        hold = storage.ledger().schedule_hold(self.bundle, self.environment)
+        hold = settings.ledger().schedule_hold(self.bundle, self.environment)
         if hold is not None:
             self.log.warning(
                 "A maintenance hold is in force since %s (%s): schedules stay paused until it ends",
@@ -72,7 +73,7 @@ def restore_schedules_on_failure(context: Context) -> None:
 
     The failed release's new jobs stay paused, as the deploy step left them.
     """
-    from bundle_promotion.promotion import EnvironmentDeployment, restore_schedules
+    from bundle_promotion.lifecycle.promotion import EnvironmentDeployment, restore_schedules
 
     task = context["task"]
     value = context["ti"].xcom_pull(task_ids=getattr(task, "deploy_task_id", None))
@@ -80,7 +81,7 @@ def restore_schedules_on_failure(context: Context) -> None:
     if value and databricks_conn_id:
         deployment = EnvironmentDeployment.from_xcom(value)
         api = workspace_client(databricks_conn_id, caller="restore_schedules_on_failure")
-        restored = restore_schedules(api, deployment.deployment_id, storage.ledger())
+        restored = restore_schedules(api, deployment.deployment_id, settings.ledger())
         task.log.info("Restored %d trigger(s) to their state before the deploy", len(restored))
 
 
@@ -124,16 +125,16 @@ class BundleJobsOperator(BaseOperator):
 
     def selected_resources(self, api: WorkspaceApi) -> list[BundleJob]:
         """The bundle's deployed jobs and pipelines that the filters pick."""
-        from bundle_promotion.promotion import BundleSource, deployed_resources
-        from bundle_promotion.schedules import select_jobs
+        from bundle_promotion.lifecycle.promotion import BundleSource, deployed_resources
+        from bundle_promotion.lifecycle.schedules import select_jobs
 
         resources = deployed_resources(
             BundleSource(self.bundle, self.repo, self.bundle_path),
             environment=self.environment,
             target=self.target,
             api=api,
-            ledger=storage.ledger(),
-            checkouts=storage.checkouts(),
+            ledger=settings.ledger(),
+            checkouts=settings.checkouts(),
         )
         selected = select_jobs(resources, keys=self.job_keys, tags=self.tags)
         self.log.info(
@@ -165,13 +166,13 @@ class PauseSchedulesOperator(BundleJobsOperator):
         self.reason = reason
 
     def execute(self, context: Context) -> dict[str, dict[str, str]]:
-        from bundle_promotion.schedules import pause_for_maintenance
+        from bundle_promotion.lifecycle.schedules import pause_for_maintenance
 
         api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
         selected = self.selected_resources(api)
         triggers = pause_for_maintenance(
             api,
-            storage.ledger(),
+            settings.ledger(),
             bundle=self.bundle,
             environment=self.environment,
             job_ids=ids_of(selected, "job"),
@@ -197,13 +198,13 @@ class ResumeSchedulesOperator(BundleJobsOperator):
         self.policy = policy  # templated: "paused" or "unpaused" once rendered
 
     def execute(self, context: Context) -> dict[str, dict[str, str]]:
-        from bundle_promotion.schedules import end_maintenance
+        from bundle_promotion.lifecycle.schedules import end_maintenance
 
         api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
         selected = self.selected_resources(api)
         triggers = end_maintenance(
             api,
-            storage.ledger(),
+            settings.ledger(),
             bundle=self.bundle,
             environment=self.environment,
             job_ids=ids_of(selected, "job"),
@@ -255,7 +256,9 @@ def ids_of(resources: Sequence[BundleJob], kind: ResourceKind) -> list[str]:
 
 
 def _policy(rendered: str) -> SchedulePolicy:
-    from bundle_promotion.schedules import SchedulePolicy  # the core's REST helpers: not at parse time
+    from bundle_promotion.lifecycle.schedules import (
+        SchedulePolicy,  # the core's REST helpers: not at parse time
+    )
 
     if rendered not in get_args(SchedulePolicy):
         raise ValueError(f"policy must be one of {get_args(SchedulePolicy)}, not {rendered!r}")

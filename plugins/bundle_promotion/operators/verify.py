@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from bundle_promotion.operators import storage
+from bundle_promotion import settings
 
 
 class VerifyInstallationOperator(BaseOperator):
@@ -47,19 +47,19 @@ class VerifyInstallationOperator(BaseOperator):
     def execute(self, context: Context) -> None:
         from bundle_promotion.errors import VerificationFailed
         from bundle_promotion.hooks.workspace import WorkspaceHook
-        from bundle_promotion.promotion import BundleSource, EnvironmentDeployment
-        from bundle_promotion.verification import verify_release
+        from bundle_promotion.lifecycle.promotion import BundleSource, EnvironmentDeployment
+        from bundle_promotion.lifecycle.verification import verify_release
 
         ti = context["ti"]
         deployment = EnvironmentDeployment.from_xcom(ti.xcom_pull(task_ids=self.deploy_task_id))
         release_id = int(ti.xcom_pull(task_ids=self.release_task_id))
-        ledger = storage.ledger()
+        ledger = settings.ledger()
         source = BundleSource(self.bundle, self.repo, self.bundle_path)
         try:
             verify_release(
                 WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__),
                 ledger,
-                bundle_dir=source.checkout(ledger.release(release_id).commit, storage.checkouts()),
+                bundle_dir=source.checkout(ledger.release(release_id).commit, settings.checkouts()),
                 target=self.target,
                 release_id=release_id,
                 job_ids={key: job.id for key, job in deployment.jobs.items()},

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator, Context, conf
 from bundle_promotion.errors import GateFailed
 
 if TYPE_CHECKING:
-    from bundle_promotion.gate_check import GateCheck
+    from bundle_promotion.gates.check import GateCheck
 
 DEFAULT_TIMEOUT = timedelta(days=7)
 GATES_XCOM_KEY = "gates"
@@ -90,11 +90,11 @@ class GateSensor(BaseOperator):
 
     def _check(self, context: Context) -> GateCheck:
         """The run's facts, gathered once: who triggered it and who wrote the release's commits."""
-        from bundle_promotion.gate_check import GateCheck, commit_authors
-        from bundle_promotion.operators import storage
+        from bundle_promotion import settings
+        from bundle_promotion.gates.check import GateCheck, commit_authors
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
-        ledger = storage.ledger()
+        ledger = settings.ledger()
         release = ledger.release(release_id)
         current = ledger.current_release(self.bundle, self.environment)
         since = current[0].commit if current else None
@@ -107,7 +107,7 @@ class GateSensor(BaseOperator):
             bundle_path=self.bundle_path,
             run_id=context["run_id"],
             triggered_by=context["dag_run"].triggering_user_name,
-            commit_authors=commit_authors(self.repo, release.commit, since, storage.checkouts()),
+            commit_authors=commit_authors(self.repo, release.commit, since, settings.checkouts()),
             gates=tuple(self.gates),
             approvals_from_reviews=self.approvals_from_reviews,
         )

@@ -27,7 +27,7 @@ class WaitForQuietSensor(BundleJobsOperator):
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.schedules import still_running
+        from bundle_promotion.lifecycle.schedules import still_running
         from bundle_promotion.triggers.quiet import QuietTrigger
 
         api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)

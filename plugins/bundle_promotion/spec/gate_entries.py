@@ -85,7 +85,7 @@ class WindowRuleSpec(_Frozen):
 
     @model_validator(mode="after")
     def _one_valid_expression(self) -> WindowRuleSpec:
-        from bundle_promotion.windows import check_expression
+        from bundle_promotion.spec.windows import check_expression
 
         if (self.cron is None) == (self.rrule is None):
             raise _rule("give exactly one of cron and rrule")

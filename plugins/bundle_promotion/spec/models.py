@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from bundle_promotion.bundle_outline import BundleOutline, read_outline
+from bundle_promotion.bundle.config.outline import BundleOutline, read_outline
 from bundle_promotion.spec.base import NonEmptyStr, _Frozen, _rule
 from bundle_promotion.spec.gate_entries import GateEntry, GateItem
 from bundle_promotion.spec.github import GitHub

@@ -11,25 +11,32 @@ import asyncio
 import base64
 import json
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bundle_promotion.testing import workspace_data_app
 from bundle_promotion.testing.workspace_files import (
     FILE,
     WorkspacePath,
     decode_content,
     imported_object,
 )
+from bundle_promotion.testing.workspace_permissions import permissions_api
 from bundle_promotion.testing.workspace_protocol import (
     ApiError,
     Page,
-    Params,
-    malformed_request,
     now_ms,
     paginate,
+)
+from bundle_promotion.testing.workspace_requests import (
+    ApiVersion,
+    Body,
+    QueryParams,
+    RequestParams,
+    Workspace,
 )
 from bundle_promotion.testing.workspace_state import RecordedRequest, WorkspaceState
 
@@ -51,14 +58,9 @@ def create_app(gateway: Gateway) -> FastAPI:
     for version in ("2.1", "2.2"):
         app.include_router(jobs_api, prefix=f"/api/{version}/jobs")
     app.include_router(workspace_api, prefix="/api/2.0")
-    # Imported here: those routers depend on this module's request dependencies.
-    from bundle_promotion.testing import workspace_data_app
-
     app.include_router(workspace_data_app.pipelines_api, prefix="/api/2.0/pipelines")
     app.include_router(workspace_data_app.catalog_api, prefix="/api")
     app.include_router(workspace_data_app.sql_api, prefix="/api/2.0/sql")
-    from bundle_promotion.testing.workspace_permissions import permissions_api
-
     app.include_router(permissions_api, prefix="/api/2.0/permissions")
     return app
 
@@ -130,44 +132,6 @@ async def _no_such_endpoint(request: Request, _error: Exception) -> Response:
 
 def _endpoint_not_found(request: Request) -> ApiError:
     return ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.url.path}'")
-
-
-# Dependencies ---------------------------------------------------------------------------
-
-
-async def current_workspace(request: Request) -> WorkspaceState:
-    workspace: WorkspaceState = request.state.workspace
-    return workspace
-
-
-async def json_body(request: Request) -> dict[str, Any]:
-    body = request.state.json_body
-    if body is None and not request.state.raw_body:
-        return {}
-    if not isinstance(body, dict):
-        raise malformed_request("Invalid JSON given in the body of the request - expected a map")
-    return body
-
-
-async def request_params(request: Request, body: Annotated[dict[str, Any], Depends(json_body)]) -> Params:
-    return Params(body, dict(request.query_params))
-
-
-async def query_params(request: Request) -> Params:
-    """Parameters of an endpoint whose body is not JSON, such as import-file's raw bytes."""
-    return Params(None, dict(request.query_params))
-
-
-async def api_version(request: Request) -> str:
-    """``2.1`` or ``2.2``: jobs endpoints answer as the version in their path."""
-    return request.url.path.split("/")[2]
-
-
-Workspace = Annotated[WorkspaceState, Depends(current_workspace)]
-RequestParams = Annotated[Params, Depends(request_params)]
-QueryParams = Annotated[Params, Depends(query_params)]
-Body = Annotated[dict[str, Any], Depends(json_body)]
-ApiVersion = Annotated[str, Depends(api_version)]
 
 
 def list_answer(field: str, items: list[dict[str, Any]], page: Page[Any], version: str) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from bundle_promotion.testing.workspace_app import Body, RequestParams, Workspace
 from bundle_promotion.testing.workspace_protocol import ApiError, invalid_parameter, now_ms, paginate
+from bundle_promotion.testing.workspace_requests import Body, RequestParams, Workspace
 
 pipelines_api = APIRouter()
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from bundle_promotion.testing.workspace_app import Body, Workspace
 from bundle_promotion.testing.workspace_protocol import ApiError, invalid_parameter
+from bundle_promotion.testing.workspace_requests import Body, Workspace
 from bundle_promotion.testing.workspace_state import WorkspaceState
 
 PRINCIPALS = ("user_name", "group_name", "service_principal_name")

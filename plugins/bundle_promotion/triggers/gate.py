@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
-    from bundle_promotion.gates import GateEvaluation
+    from bundle_promotion.ledger.records import GateEvaluation
 
 
 class GateTrigger(BaseTrigger):
@@ -47,7 +47,7 @@ class GateTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from bundle_promotion.gates import recheck_after, summary
+        from bundle_promotion.gates.contract import recheck_after, summary
 
         logged = None
         while True:
@@ -70,8 +70,8 @@ def evaluate_gates(
     check: Mapping[str, Any], github_repo: str | None, github_conn_id: str | None
 ) -> GateEvaluation:
     """One recorded evaluation, with the ledger and checkouts the ``[bundle_promotion]`` settings name."""
-    from bundle_promotion.gate_check import GateCheck, run_gate_check
-    from bundle_promotion.operators import storage
+    from bundle_promotion import settings
+    from bundle_promotion.gates.check import GateCheck, run_gate_check
 
     github = None
     if github_repo:
@@ -80,16 +80,16 @@ def evaluate_gates(
         github = GitHubRepositoryHook(github_repo, github_conn_id or "github_default")
     return run_gate_check(
         GateCheck.from_json(check),
-        ledger=storage.ledger(),
+        ledger=settings.ledger(),
         github=github,
-        checkouts=storage.checkouts(),
+        checkouts=settings.checkouts(),
         now=datetime.now(UTC),
     )
 
 
 def event_payload(evaluation: GateEvaluation) -> dict[str, Any]:
     """What the sensor's XCom and the trigger's event carry: the outcome and every gate's reason."""
-    from bundle_promotion.gates import summary
+    from bundle_promotion.gates.contract import summary
 
     return {
         "status": evaluation.status,

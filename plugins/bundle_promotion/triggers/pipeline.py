@@ -38,8 +38,8 @@ class PipelineUpdateTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from bundle_promotion.data_restores import pipeline_update, pipeline_update_error
         from bundle_promotion.hooks.workspace import WorkspaceHook
+        from bundle_promotion.lifecycle.data_restores import pipeline_update, pipeline_update_error
 
         api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
         while True:

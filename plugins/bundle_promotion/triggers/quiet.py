@@ -49,7 +49,7 @@ class QuietTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from bundle_promotion.hooks.workspace import WorkspaceHook
-        from bundle_promotion.schedules import still_running
+        from bundle_promotion.lifecycle.schedules import still_running
 
         api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
         host = await asyncio.to_thread(api.workspace_host_url)  # reads the connection: blocking

@@ -1,0 +1,61 @@
+"""Jobs as deployable resources, through Jobs API 2.2, as the CLI's direct engine calls it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bundle_promotion.bundle.config.job_settings import KEYED_LISTS
+from bundle_promotion.errors import WorkspaceApiError
+from bundle_promotion.workspace import files as workspace_files
+from bundle_promotion.workspace.api import WorkspaceApi
+
+KIND = "jobs"
+
+
+def read(api: WorkspaceApi, job_id: str) -> dict[str, Any] | None:
+    """The job's settings on the server, or None when the job is gone (deleted by hand, say).
+
+    Jobs 2.2 pages long task and cluster lists; the pages are joined here.
+    """
+    query: dict[str, Any] = {"job_id": int(job_id)}
+    try:
+        answer = api.call("GET", "2.2/jobs/get", query=query)
+    except WorkspaceApiError as error:
+        if _is_missing(error):
+            return None
+        raise
+    settings = dict(answer.get("settings") or {})
+    while answer.get("next_page_token"):
+        answer = api.call("GET", "2.2/jobs/get", query={**query, "page_token": answer["next_page_token"]})
+        for name in KEYED_LISTS:
+            settings[name] = [*settings.get(name, []), *(answer.get("settings") or {}).get(name, [])]
+    return settings
+
+
+def create(api: WorkspaceApi, settings: dict[str, Any]) -> str:
+    return str(api.call("POST", "2.2/jobs/create", body=settings)["job_id"])
+
+
+def update(api: WorkspaceApi, job_id: str, settings: dict[str, Any]) -> None:
+    """Replace the job's settings whole (`jobs/reset`), so nothing of an earlier version lingers."""
+    api.call("POST", "2.2/jobs/reset", body={"job_id": int(job_id), "new_settings": settings})
+
+
+def delete(api: WorkspaceApi, job_id: str) -> None:
+    """Delete the job; one that is already gone is fine."""
+    try:
+        api.call("POST", "2.2/jobs/delete", body={"job_id": int(job_id)})
+    except WorkspaceApiError as error:
+        if not _is_missing(error):
+            raise
+
+
+def _is_missing(error: WorkspaceApiError) -> bool:
+    """Jobs answers 400 INVALID_PARAMETER_VALUE "Job 1 does not exist." for an unknown id."""
+    unknown_id = error.error_code == "INVALID_PARAMETER_VALUE" and "does not exist" in str(error)
+    return unknown_id or workspace_files.is_missing(error)
+
+
+def url(host: str, job_id: str) -> str:
+    """The job's page, as `bundle summary` shows it (without the workspace-id query parameter)."""
+    return f"{host}/jobs/{job_id}"

@@ -1,0 +1,292 @@
+"""Render promotion specs into Airflow DAGs.
+
+Runs at every parse of the DAG folder, so it reads local files only, touches no
+network and imports no heavy client: the operators import theirs when they execute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, TaskGroup
+
+from bundle_promotion.dags.rollback import automatic_rollback, build_rollback_dag, prepare_rollback
+from bundle_promotion.errors import InvalidSpecs, SpecError
+from bundle_promotion.operators import (
+    ApplySchedulePolicyOperator,
+    BuildReleaseOperator,
+    BundleDeployOperator,
+    RecordDeploymentOperator,
+    RunBundleJobOperator,
+)
+from bundle_promotion.operators.record import mark_deployment_failed
+from bundle_promotion.operators.schedules import (
+    MaintenanceWindowOperator,
+    PauseSchedulesOperator,
+    ResumeSchedulesOperator,
+    ScheduleActionOperator,
+    restore_schedules_on_failure,
+)
+from bundle_promotion.operators.verify import VerifyInstallationOperator
+from bundle_promotion.sensors.gate import GateSensor
+from bundle_promotion.sensors.quiet import WaitForQuietSensor
+from bundle_promotion.spec import Environment, PromotionSpec, load_specs
+
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$"
+
+
+def promotion_dags(specs_folder: Path, *, polling_period_seconds: int = 30) -> dict[str, DAG]:
+    """One DAG per valid spec, plus one that carries every bad spec's error to the DAG processor."""
+    dags: dict[str, DAG] = {}
+    errors: list[SpecError] = []
+    for spec in load_specs(specs_folder):
+        if isinstance(spec, SpecError):
+            errors.append(spec)
+        else:
+            dags[spec.dag_id] = build_promotion_dag(spec, polling_period_seconds=polling_period_seconds)
+            schedules = build_schedules_dag(spec)
+            dags[schedules.dag_id] = schedules
+            rollback = build_rollback_dag(spec)
+            dags[rollback.dag_id] = rollback
+    if errors:
+        dags[SpecErrorsDag.DAG_ID] = SpecErrorsDag(errors)
+    return dags
+
+
+def build_promotion_dag(spec: PromotionSpec, *, polling_period_seconds: int = 30) -> DAG:
+    with DAG(
+        dag_id=spec.dag_id,
+        schedule=None,
+        max_active_runs=1,
+        catchup=False,
+        doc_md=_doc_md(spec),
+        description=spec.description,
+        tags=["bundle-promotion", spec.bundle],
+        default_args={"owner": spec.owner},
+        params={
+            "version": Param(
+                type="string",
+                pattern=VERSION_PATTERN,
+                description="The release tag to promote, for example v1.2.0.",
+            )
+        },
+    ) as dag:
+        release = BuildReleaseOperator(
+            task_id="release",
+            bundle=spec.bundle,
+            repo=spec.repo_location(),
+            bundle_path=spec.source.path,
+            version="{{ params.version }}",
+            deployers=[(env.target, env.databricks_conn_id) for env in spec.environments],
+            test_jobs=sorted({suite.job for environment in spec.environments for suite in environment.tests}),
+        )
+        previous: BuildReleaseOperator | TaskGroup = release
+        for environment in spec.environments:
+            group = _environment_group(spec, environment, polling_period_seconds)
+            previous >> group
+            previous = group
+    return dag
+
+
+def _environment_group(
+    spec: PromotionSpec, environment: Environment, polling_period_seconds: int
+) -> TaskGroup:
+    with TaskGroup(group_id=environment.name, tooltip=f"target {environment.target}") as group:
+        deploy_task_id = f"{environment.name}.deploy"
+        gates = _gate_sensor(spec, environment)
+        deploy = BundleDeployOperator(
+            task_id="deploy",
+            bundle=spec.bundle,
+            repo=spec.repo_location(),
+            bundle_path=spec.source.path,
+            environment=environment.name,
+            target=environment.target,
+            databricks_conn_id=environment.databricks_conn_id,
+            engine=spec.engine,
+            job_keys=_bundle_job_keys(spec),
+            **_github_deployments(spec),
+        )
+        # Until verify and the tests pass, the deploy step keeps every trigger paused; a failure
+        # puts back the states found before the deploy.
+        after_deploy_failure = [mark_deployment_failed, restore_schedules_on_failure]
+        verify = VerifyInstallationOperator(
+            task_id="verify",
+            bundle=spec.bundle,
+            repo=spec.repo_location(),
+            bundle_path=spec.source.path,
+            target=environment.target,
+            databricks_conn_id=environment.databricks_conn_id,
+            deploy_task_id=deploy_task_id,
+            on_failure_callback=after_deploy_failure,
+        )
+        tests = [
+            RunBundleJobOperator(
+                task_id=f"test_{suite.job}",
+                databricks_conn_id=environment.databricks_conn_id,
+                job_key=suite.job,
+                deploy_task_id=deploy_task_id,
+                job_parameters=dict(suite.params),
+                run_timeout=timedelta(seconds=suite.timeout),
+                polling_period_seconds=polling_period_seconds,
+                on_failure_callback=after_deploy_failure,
+            )
+            for suite in environment.tests
+        ]
+        schedules = ApplySchedulePolicyOperator(
+            task_id="schedules",
+            bundle=spec.bundle,
+            environment=environment.name,
+            databricks_conn_id=environment.databricks_conn_id,
+            policy=environment.schedules,
+            deploy_task_id=deploy_task_id,
+            on_failure_callback=after_deploy_failure,
+        )
+        record = RecordDeploymentOperator(
+            task_id="record", deploy_task_id=deploy_task_id, on_failure_callback=mark_deployment_failed
+        )
+        deploy >> verify
+        if tests:
+            verify >> tests >> schedules
+        else:
+            verify >> schedules
+        schedules >> record
+        prepare = prepare_rollback(spec, environment)
+        prepare >> deploy
+        if gates is not None:
+            gates >> prepare
+    automatic_rollback(spec, environment, watched=[deploy, verify, *tests, schedules])
+    return group
+
+
+def _gate_sensor(spec: PromotionSpec, environment: Environment) -> GateSensor | None:
+    """The ``gates`` task that holds the release before the environment, when it has gates."""
+    if not environment.gates:
+        return None
+    index = spec.environments.index(environment)
+    github = spec.github
+    return GateSensor(
+        task_id="gates",
+        bundle=spec.bundle,
+        environment=environment.name,
+        previous_environment=spec.environments[index - 1].name if index else None,
+        repo=spec.repo_location(),
+        bundle_path=spec.source.path,
+        gates=[gate.model_dump(mode="json", exclude_none=True) for gate in environment.gates],
+        approvals_from_reviews=bool(github and github.approvals_from_reviews),
+        github_repo=github.repo if github else None,
+        github_conn_id=github.github_conn_id if github else None,
+    )
+
+
+def _github_deployments(spec: PromotionSpec) -> dict[str, str]:
+    """Where the deploy mirrors itself as a GitHub deployment, if anywhere."""
+    if spec.github is None or not spec.github.record_deployments:
+        return {}
+    return {"github_repo": spec.github.repo, "github_conn_id": spec.github.github_conn_id}
+
+
+def build_schedules_dag(spec: PromotionSpec) -> DAG:
+    """``schedules__<bundle>``: pause, resume, or a maintenance window that restores what it paused."""
+    environments = {
+        env.name: {
+            "target": env.target,
+            "databricks_conn_id": env.databricks_conn_id,
+            "policy": env.schedules,
+        }
+        for env in spec.environments
+    }
+    with DAG(
+        dag_id=f"schedules__{spec.bundle}",
+        schedule=None,
+        catchup=False,
+        doc_md=SCHEDULES_DOC_MD.format(bundle=spec.bundle),
+        tags=["bundle-promotion", spec.bundle],
+        default_args={"owner": spec.owner},
+        user_defined_macros={"environments": environments},
+        params={
+            "environment": Param(type="string", enum=list(environments), description="Where to act."),
+            "action": Param(type="string", enum=["pause", "resume", "window"], description="What to do."),
+            "hours": Param(2, type="number", minimum=0, description="How long a window lasts."),
+        },
+    ) as dag:
+        bundle_in_environment: dict[str, Any] = {
+            "bundle": spec.bundle,
+            "repo": spec.repo_location(),
+            "bundle_path": spec.source.path,
+            "environment": "{{ params.environment }}",
+            "target": "{{ environments[params.environment].target }}",
+            "databricks_conn_id": "{{ environments[params.environment].databricks_conn_id }}",
+        }
+        policy = "{{ environments[params.environment].policy }}"
+        action = ScheduleActionOperator(
+            task_id="action",
+            action="{{ params.action }}",
+            branches={"pause": "pause", "resume": "resume", "window": "window.pause"},
+        )
+        pause = PauseSchedulesOperator(task_id="pause", **bundle_in_environment)
+        resume = ResumeSchedulesOperator(task_id="resume", policy=policy, **bundle_in_environment)
+        with TaskGroup(group_id="window", tooltip="pause, wait for quiet, wait the hours, restore"):
+            window_pause = PauseSchedulesOperator(task_id="pause", **bundle_in_environment)
+            quiet = WaitForQuietSensor(task_id="quiet", **bundle_in_environment)
+            wait = MaintenanceWindowOperator(task_id="wait", hours="{{ params.hours }}")
+            # Restores whatever happened in between (a failed wait, "mark success"), unless skipped.
+            restore = ResumeSchedulesOperator(
+                task_id="restore", policy=policy, trigger_rule="none_skipped", **bundle_in_environment
+            )
+            window_pause >> quiet >> wait >> restore
+        action >> [pause, resume, window_pause]
+    return dag
+
+
+SCHEDULES_DOC_MD = """# Schedules of `{bundle}`
+
+Trigger with `environment`, `action` and `hours`:
+
+- `pause`: record every trigger's state in the ledger, then pause them all. Until a resume,
+  deploys to that environment leave its schedules paused.
+- `resume`: put back exactly the recorded states; jobs deployed meanwhile get the environment's policy.
+- `window`: pause, wait until no job runs, wait `hours`, then resume. Mark `window.wait`
+  success, or clear it, to end the window early.
+"""
+
+
+def _doc_md(spec: PromotionSpec) -> str:
+    rows = "\n".join(
+        f"| {env.name} | `{env.target}` | `{env.databricks_conn_id}` | {env.schedules} | "
+        f"{', '.join(suite.job for suite in env.tests) or '—'} |"
+        for env in spec.environments
+    )
+    return (
+        f"# Promote `{spec.bundle}`\n\n{spec.description or ''}\n\n"
+        f"Source: `{spec.source.repo}` (bundle at `{spec.source.path}`), spec `{spec.spec_file.name}`.\n\n"
+        'Trigger with `{"version": "<tag>"}`: the release is built once, then deployed, tested and '
+        "recorded in each environment in order.\n\n"
+        "| environment | target | connection | schedules | tests |\n|---|---|---|---|---|\n"
+        f"{rows}\n"
+    )
+
+
+class SpecErrorsDag(DAG):
+    """Carries bad specs to the DAG processor as one import error, while the good specs still load.
+
+    The DAG processor calls ``validate()`` before it keeps a DAG; raising there records the
+    message as an import error of the DAG file without losing the other DAGs of that file.
+    """
+
+    DAG_ID = "bundle_promotion_spec_errors"
+
+    def __init__(self, errors: Sequence[SpecError]) -> None:
+        super().__init__(dag_id=self.DAG_ID, schedule=None)
+        self.spec_errors = list(errors)
+
+    def validate(self) -> None:
+        raise InvalidSpecs(self.spec_errors)
+
+
+def _bundle_job_keys(spec: PromotionSpec) -> list[str]:
+    """The bundle's job keys, for the deploy task's links; none when the source is not a local checkout."""
+    outline = spec.bundle_outline()
+    return list(outline.job_keys) if outline is not None else []

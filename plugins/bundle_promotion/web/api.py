@@ -1,0 +1,280 @@
+"""The approvals API, mounted in Airflow's API server by the plugin under ``/bundle-promotion``.
+
+Airflow's auth manager identifies every caller (a Bearer JWT or the UI's cookie): the
+approver is the token's user, never a field of the request. Approving needs the right to
+answer human-in-the-loop tasks of the promotion DAG (``PUT`` on ``HITL_DETAIL``); reading
+the gates needs read access to its runs.
+
+Part 11 signatures re-check the signer's password through a ``PasswordCheck``: by default
+the SimpleAuthManager's password file; for another auth manager, name a callable
+``(username, password) -> bool`` in ``[bundle_promotion] signature_password_check``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.sdk import conf
+from fastapi import Depends, FastAPI, HTTPException, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from bundle_promotion.errors import ApprovalRefused, SpecError
+from bundle_promotion.gates.approvals import (
+    SIGNATURE_MEANINGS,
+    ApprovalPolicy,
+    ApprovalRequest,
+    PasswordCheck,
+    policy_from_spec,
+    submit_approval,
+)
+from bundle_promotion.ledger.records import Approval, GateEvaluation
+from bundle_promotion.spec import PromotionSpec, load_specs
+
+if TYPE_CHECKING:
+    from bundle_promotion.ledger import Ledger
+
+URL_PREFIX = "/bundle-promotion"
+DAG_PREFIX = "promote__"
+
+app = FastAPI(
+    title="bundle-promotion",
+    description="Approve releases and see what each environment's gates wait for.",
+)
+
+
+class ApprovalBody(BaseModel):
+    # A field the API does not know, like "approver", is an error, never silently dropped.
+    model_config = ConfigDict(extra="forbid")
+
+    release_digest: str = Field(min_length=64, max_length=64, description="The exact release you decide on.")
+    decision: Literal["approve", "reject"] = "approve"
+    reason: str = Field(description="Why; required.")
+    overrides_freeze: bool = Field(
+        default=False, description="Lift a freeze of the window gate for this release."
+    )
+    meaning: Literal["review", "approval", "responsibility", "authorship"] | None = Field(
+        default=None,
+        description=f"Part 11: the meaning of the signature, one of {', '.join(SIGNATURE_MEANINGS)}.",
+    )
+    password: SecretStr | None = Field(
+        default=None, description="Part 11: the signer's password, checked again."
+    )
+
+
+class GateView(BaseModel):
+    gate: str
+    status: str
+    reason: str
+
+
+class EnvironmentGates(BaseModel):
+    environment: str
+    status: str
+    version: str
+    release_digest: str
+    run_id: str
+    triggered_by: str | None
+    evaluated_at: datetime
+    gates: list[GateView]
+
+
+class ApprovalView(BaseModel):
+    approver: str
+    approver_name: str | None
+    decision: str
+    reason: str
+    release_digest: str
+    given_at: datetime
+    groups: list[str]
+    overrides_freeze: bool
+    signature: str
+    meaning: str | None
+
+
+@app.get(
+    "/dags/{dag_id}/gates",
+    dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN))],
+    response_model=list[EnvironmentGates],
+)
+def gates(dag_id: str, pending_only: bool = True) -> list[EnvironmentGates]:
+    """The latest evaluation of each environment's gates; by default only those still waiting."""
+    evaluations = _ledger().latest_gate_evaluations(_bundle(dag_id))
+    return [_gates_view(e) for e in evaluations if e.status == "waiting" or not pending_only]
+
+
+@app.post(
+    "/dags/{dag_id}/environments/{environment}/approvals",
+    dependencies=[Depends(requires_access_dag("PUT", DagAccessEntity.HITL_DETAIL))],
+    response_model=ApprovalView,
+    status_code=status.HTTP_201_CREATED,
+)
+def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep) -> ApprovalView:
+    """Approve or reject a release for an environment, as the authenticated user."""
+    bundle = _bundle(dag_id)
+    policy = _policy(bundle, environment)
+    ledger = _ledger()
+    pending = _pending(ledger.latest_gate_evaluations(bundle), environment, body.release_digest)
+    request = ApprovalRequest(
+        bundle=bundle,
+        environment=environment,
+        release_digest=body.release_digest,
+        approver=str(user.get_id()),
+        approver_name=user.get_name(),
+        roles=_roles(user),
+        decision=body.decision,
+        reason=body.reason,
+        overrides_freeze=body.overrides_freeze,
+        meaning=body.meaning,
+        password=body.password.get_secret_value() if body.password else None,
+    )
+    try:
+        approval = submit_approval(
+            ledger,
+            request,
+            policy,
+            triggered_by=pending.triggered_by if pending else None,
+            commit_authors=pending.commit_authors if pending else (),
+            check_password=_password_check(),
+            now=datetime.now(UTC),
+        )
+    except ApprovalRefused as refused:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
+    return _approval_view(approval)
+
+
+class HoldClearBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, description="Why promotions may enter the environment again.")
+
+
+class HoldView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    environment: str
+    reason: str
+    held_by: str
+    held_at: datetime
+    run_id: str | None
+
+
+@app.post(
+    "/dags/{dag_id}/environments/{environment}/hold/clear",
+    dependencies=[Depends(requires_access_dag("PUT", DagAccessEntity.RUN))],
+    response_model=HoldView | None,
+)
+def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUserDep) -> HoldView | None:
+    """Let promotions into an environment a rollback held, as the authenticated user; null if not held."""
+    cleared = _ledger().clear_hold(_bundle(dag_id), environment, reason=body.reason, actor=str(user.get_id()))
+    return HoldView.model_validate(cleared) if cleared is not None else None
+
+
+def _bundle(dag_id: str) -> str:
+    if not dag_id.startswith(DAG_PREFIX):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dag_id} is not a promotion DAG (promote__<bundle>)")
+    return dag_id.removeprefix(DAG_PREFIX)
+
+
+def _policy(bundle: str, environment: str) -> ApprovalPolicy:
+    spec = _spec(bundle)
+    match = [env for env in spec.environments if env.name == environment]
+    if not match:
+        names = ", ".join(env.name for env in spec.environments)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"{bundle} has no environment {environment}; it has {names}"
+        )
+    entries = [gate.approval for gate in match[0].gates if gate.approval is not None]
+    if not entries:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"{environment} of {bundle} has no approval gate; nothing to approve"
+        )
+    return policy_from_spec(entries[0])
+
+
+def _spec(bundle: str) -> PromotionSpec:
+    for spec in load_specs(specs_folder()):
+        if not isinstance(spec, SpecError) and spec.bundle == bundle:
+            return spec
+    raise HTTPException(
+        status.HTTP_404_NOT_FOUND, f"no promotion spec for bundle {bundle} in {specs_folder()}"
+    )
+
+
+def specs_folder() -> Path:
+    """The same folder the DAG file reads: ``[bundle_promotion] specs_folder``, else include/promotions."""
+    default = Path(conf.get("core", "dags_folder")).parent / "include" / "promotions"
+    return Path(conf.get("bundle_promotion", "specs_folder", fallback=str(default)))
+
+
+def _pending(evaluations: list[GateEvaluation], environment: str, digest: str) -> GateEvaluation | None:
+    """The run waiting at this environment for this release: who triggered it, who wrote it."""
+    return next((e for e in evaluations if e.environment == environment and e.release_digest == digest), None)
+
+
+def _roles(user: Any) -> frozenset[str]:
+    """The user's roles as the auth manager knows them: SimpleAuthManager has one, FAB a list."""
+    roles = [
+        getattr(user, "role", None),
+        *(getattr(role, "name", role) for role in getattr(user, "roles", []) or []),
+    ]
+    return frozenset(str(role) for role in roles if role)
+
+
+def _password_check() -> PasswordCheck:
+    configured = conf.get("bundle_promotion", "signature_password_check", fallback=None)
+    if configured:
+        from airflow.utils.module_loading import import_string
+
+        check: PasswordCheck = import_string(configured)
+        return check
+    return simple_auth_manager_password_check
+
+
+def simple_auth_manager_password_check(username: str, password: str) -> bool:
+    """Check a password the way the SimpleAuthManager's login does, in constant time."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    if conf.getboolean("core", "simple_auth_manager_all_admins", fallback=False):
+        return False  # no passwords at all: nobody can sign
+    known = {user.username for user in SimpleAuthManager.get_users()}
+    stored = SimpleAuthManager.get_passwords().get(username, "") if username in known else ""
+    return hmac.compare_digest(stored.encode(), password.encode()) and bool(stored)
+
+
+def _ledger() -> Ledger:
+    from bundle_promotion import settings
+
+    return settings.ledger()
+
+
+def _gates_view(evaluation: GateEvaluation) -> EnvironmentGates:
+    return EnvironmentGates(
+        environment=evaluation.environment,
+        status=evaluation.status,
+        version=evaluation.version,
+        release_digest=evaluation.release_digest,
+        run_id=evaluation.run_id,
+        triggered_by=evaluation.triggered_by,
+        evaluated_at=evaluation.evaluated_at,
+        gates=[GateView(gate=r.gate, status=r.status, reason=r.reason) for r in evaluation.results],
+    )
+
+
+def _approval_view(approval: Approval) -> ApprovalView:
+    return ApprovalView(
+        approver=approval.approver,
+        approver_name=approval.approver_name,
+        decision=approval.decision,
+        reason=approval.reason,
+        release_digest=approval.release_digest,
+        given_at=approval.given_at,
+        groups=list(approval.groups),
+        overrides_freeze=approval.overrides_freeze,
+        signature=approval.signature,
+        meaning=approval.meaning,
+    )

@@ -1,0 +1,121 @@
+"""The DAG factory renders specs into promotion DAGs, cheaply and without the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLE_BUNDLE, PROJECT
+
+
+def spec_dict(bundle: str, repo: Path, environments: tuple[str, ...] = ("dev", "staging", "prod")) -> dict:
+    return {
+        "bundle": bundle,
+        "description": f"Promote {bundle}",
+        "source": {"repo": str(repo), "path": "."},
+        "environments": [
+            {
+                "name": name,
+                "target": name,
+                "databricks_conn_id": f"databricks_{name}",
+                "schedules": "unpaused" if name == "prod" else "paused",
+                "tests": ["integration_tests"],
+            }
+            for name in environments
+        ],
+    }
+
+
+@pytest.fixture
+def specs_folder(tmp_path: Path) -> Path:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(EXAMPLE_BUNDLE, bundle)
+    folder = tmp_path / "promotions"
+    folder.mkdir()
+    (folder / "example.yaml").write_text(yaml.safe_dump(spec_dict("example", bundle)))
+    return folder
+
+
+def test_one_dag_per_spec_with_an_ordered_group_per_environment(specs_folder: Path) -> None:
+    from bundle_promotion.dags.factory import promotion_dags
+
+    dag = promotion_dags(specs_folder)["promote__example"]
+
+    assert dag.max_active_runs == 1
+    assert set(dag.params) == {"version"}
+    environments = [group for group in dag.task_group.children if not group.endswith("_rollback")]
+    assert environments == ["release", "dev", "staging", "prod"]
+    assert dag.get_task("staging.prepare_rollback").upstream_task_ids == {"dev.record"}
+    assert dag.get_task("staging.deploy").upstream_task_ids == {"staging.prepare_rollback"}
+    assert dag.get_task("dev.prepare_rollback").upstream_task_ids == {"release"}
+    assert dag.get_task("dev.schedules").upstream_task_ids == {"dev.test_integration_tests"}
+    assert dag.get_task("dev.record").upstream_task_ids == {"dev.schedules"}
+
+
+def test_the_dag_documents_its_environments(specs_folder: Path) -> None:
+    from bundle_promotion.dags.factory import promotion_dags
+
+    doc = promotion_dags(specs_folder)["promote__example"].doc_md
+
+    assert "| prod | `prod` | `databricks_prod` | unpaused | integration_tests |" in doc
+
+
+def test_the_version_param_rejects_a_malformed_tag(specs_folder: Path) -> None:
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from bundle_promotion.dags.factory import promotion_dags
+
+    params = promotion_dags(specs_folder)["promote__example"].params
+
+    with pytest.raises(ParamValidationError):
+        params.validate()
+    params["version"] = "v1.2.0"
+    assert params.validate() == {"version": "v1.2.0"}
+    with pytest.raises(ParamValidationError):
+        params["version"] = "v1 2"
+
+
+def parse_dag_file(specs: Path) -> dict:
+    """Parse dags/promotions.py in a fresh process, like the DAG processor, and report what it saw."""
+    script = """
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+clients = ("databricks", "github", "airflow.providers.databricks.hooks", "airflow.providers.github.hooks")
+heavy = sorted(m for m in sys.modules if m.startswith(clients))
+print(json.dumps({"dags": sorted(bag.dags), "errors": bag.import_errors, "heavy": heavy}))
+"""
+    env = {**os.environ, "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(specs)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(PROJECT / "dags" / "promotions.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_a_bad_spec_is_an_import_error_and_the_others_still_load(specs_folder: Path) -> None:
+    (specs_folder / "broken.yaml").write_text("bundle: broken\nsource: {repo: x}\nenvironments: []\n")
+
+    parsed = parse_dag_file(specs_folder)
+
+    assert parsed["dags"] == ["promote__example", "rollback__example", "schedules__example"]
+    [message] = parsed["errors"].values()
+    assert "broken.yaml" in message
+    assert "environments" in message
+
+
+def test_parsing_imports_no_databricks_or_github_client(specs_folder: Path) -> None:
+    parsed = parse_dag_file(specs_folder)
+
+    assert parsed["errors"] == {}
+    assert parsed["heavy"] == []

@@ -1,0 +1,152 @@
+"""The `bundle-promotion` command, run in-process through `main`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bundle_promotion.cli import main
+from bundle_promotion.spec import spec_json_schema
+
+PROJECT = Path(__file__).resolve().parents[2]
+EXAMPLE_SPEC = PROJECT / "include" / "promotions" / "example.yaml"
+BAD_SPEC = "bundle: Sales\nsource: {repo: https://github.com/acme/sales.git}\nenvironments: []\n"
+
+
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    assert "spec" in capsys.readouterr().out
+
+
+def test_importing_the_cli_loads_neither_pydantic_nor_yaml() -> None:
+    probe = "import sys, bundle_promotion.cli; print(sorted({'pydantic', 'yaml'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_spec_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spec", "schema"]) == 0
+    output = capsys.readouterr().out
+    assert json.loads(output) == spec_json_schema()
+    assert output.startswith('{\n  "$schema"')
+
+
+def test_spec_check_prints_ok_for_a_valid_spec(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spec", "check", str(EXAMPLE_SPEC)]) == 0
+    assert capsys.readouterr().out == f"ok {EXAMPLE_SPEC}\n"
+
+
+def test_spec_check_prints_the_error_and_fails_for_a_bad_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_SPEC)
+    assert main(["spec", "check", str(bad)]) == 1
+    assert capsys.readouterr().out.startswith(f"{bad}:1: bundle: must start with a lowercase letter")
+
+
+def test_spec_check_of_a_folder_reports_every_spec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a_bad.yaml").write_text(BAD_SPEC)
+    (tmp_path / "b_good.yaml").write_text(EXAMPLE_SPEC.read_text())
+    assert main(["spec", "check", str(tmp_path)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{tmp_path / 'a_bad.yaml'}:1: bundle:")
+    assert lines[-1] == f"ok {tmp_path / 'b_good.yaml'}"
+
+
+def test_spec_check_reads_include_promotions_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    specs = tmp_path / "include" / "promotions"
+    specs.mkdir(parents=True)
+    (specs / "example.yaml").write_text(EXAMPLE_SPEC.read_text())
+    monkeypatch.chdir(tmp_path)
+    assert main(["spec", "check"]) == 0
+    assert capsys.readouterr().out == "ok include/promotions/example.yaml\n"
+
+
+def test_spec_check_of_a_folder_without_specs_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["spec", "check", str(tmp_path)]) == 1
+    assert "no promotion specs" in capsys.readouterr().err
+
+
+def test_spec_check_of_a_missing_file_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["spec", "check", str(tmp_path / "nowhere.yaml")]) == 1
+    assert "cannot read the file" in capsys.readouterr().out
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict[str, int], str]]:
+    """Replaces the workspace emulator's `serve` and records its calls."""
+    calls: list[tuple[dict[str, int], str]] = []
+    fake = types.ModuleType("bundle_promotion.testing.workspace")
+
+    def serve(workspaces: dict[str, int], host: str) -> None:
+        calls.append((workspaces, host))
+
+    fake.serve = serve  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "bundle_promotion.testing.workspace", fake)
+    return calls
+
+
+def test_workspace_emulator_serves_each_named_workspace_on_its_port(served: list[Any]) -> None:
+    assert main(["workspace-emulator", "--workspace", "dev=8001", "--workspace", "staging=8002"]) == 0
+    assert served == [({"dev": 8001, "staging": 8002}, "127.0.0.1")]
+
+
+def test_workspace_emulator_listens_on_the_given_host(served: list[Any]) -> None:
+    assert main(["workspace-emulator", "--workspace", "dev=8001", "--host", "0.0.0.0"]) == 0
+    assert served == [({"dev": 8001}, "0.0.0.0")]
+
+
+@pytest.mark.parametrize("workspace", ["dev", "dev=", "=8001", "dev=http", "dev=70000"])
+def test_workspace_emulator_rejects_a_workspace_that_is_not_name_equals_port(
+    served: list[Any], capsys: pytest.CaptureFixture[str], workspace: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["workspace-emulator", "--workspace", workspace])
+    assert exited.value.code == 2
+    assert "expected NAME=PORT" in capsys.readouterr().err
+    assert served == []
+
+
+def test_workspace_emulator_rejects_two_workspaces_on_one_port(
+    served: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["workspace-emulator", "--workspace", "dev=8001", "--workspace", "prod=8001"]) == 2
+    assert "a name and a port of its own" in capsys.readouterr().err
+    assert served == []
+
+
+def test_installed_command_prints_the_schema() -> None:
+    command = Path(sys.executable).parent / "bundle-promotion"
+    result = subprocess.run([str(command), "spec", "schema"], check=True, capture_output=True, text=True)
+    assert json.loads(result.stdout)["title"] == "PromotionSpec"
+
+
+def test_approve_without_a_token_or_user_says_how_to_authenticate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("BUNDLE_PROMOTION_TOKEN", raising=False)
+
+    assert main(["approve", "example", "prod", "--version", "v1.0.0", "--reason", "ok"]) == 2
+    assert "set BUNDLE_PROMOTION_TOKEN to a JWT of Airflow's API, or pass --user" in capsys.readouterr().err
+
+
+def test_approve_needs_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["approve", "example", "prod", "--version", "v1.0.0"])
+    assert exited.value.code == 2
+    assert "--reason" in capsys.readouterr().err

@@ -1,0 +1,277 @@
+"""The approval gate and submitting approvals: quorum, segregation of duties, digests, expiry, Part 11."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bundle_promotion.errors import ApprovalRefused
+from bundle_promotion.gates.approvals import (
+    ApprovalGate,
+    ApprovalGroup,
+    ApprovalPolicy,
+    ApprovalRequest,
+    submit_approval,
+)
+from bundle_promotion.gates.contract import GateContext
+from bundle_promotion.ledger import Ledger
+from bundle_promotion.ledger.records import GateResult
+from tests.gates.gate_support import approval, context, make_ledger, make_release
+
+QC = ApprovalGroup("QC", 2, users=("alice", "bob", "carol", "dag_test", "release-bot"))
+OPS = ApprovalGroup("ops", 1, role="Op")
+POLICY = ApprovalPolicy(groups=(QC,), expires_after=timedelta(days=7))
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return make_ledger(tmp_path)
+
+
+@pytest.fixture
+def prod(ledger: Ledger) -> GateContext:
+    return context(ledger, make_release())
+
+
+def evaluate(gate_context: GateContext, policy: ApprovalPolicy = POLICY) -> GateResult:
+    return ApprovalGate(policy).evaluate(gate_context)
+
+
+def test_one_of_two_approvals_waits_and_names_who_approved(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+
+    result = evaluate(prod)
+
+    assert result.status == "waiting"
+    assert result.reason == "1 of 2 QC approvals (have: alice)"
+
+
+def test_two_distinct_people_reach_the_quorum(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "bob"))
+
+    assert evaluate(prod) == GateResult.passed("approval", "2 of 2 QC approvals (have: alice, bob)")
+
+
+def test_the_same_person_approving_twice_counts_once(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "Alice"))
+
+    assert evaluate(prod).reason == "1 of 2 QC approvals (have: alice)"
+
+
+def test_the_person_who_triggered_the_run_cannot_approve(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "dag_test"))
+
+    result = evaluate(prod)
+
+    assert result.status == "waiting"
+    assert result.reason == "1 of 2 QC approvals (have: alice); ignored: dag_test (triggered this run)"
+
+
+def test_an_author_of_the_release_commits_cannot_approve(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "release-bot"))  # release-bot@example.com wrote the commit
+
+    result = evaluate(prod)
+
+    assert result.status == "waiting"
+    assert result.reason.endswith("ignored: release-bot (authored a commit of this release)")
+
+
+def test_an_approval_for_another_digest_is_ignored(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "bob", release_digest="f" * 64))
+
+    result = evaluate(prod)
+
+    assert result.status == "waiting"
+    assert result.reason.endswith("ignored: bob (for another release digest ffffffffffff)")
+
+
+def test_an_expired_approval_is_ignored(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "bob", given_at=prod.now - timedelta(days=8)))
+
+    result = evaluate(prod)
+
+    expired_at = prod.now - timedelta(days=1)
+    assert result.status == "waiting"
+    assert result.reason.endswith(f"ignored: bob (expired {expired_at:%Y-%m-%d %H:%M} UTC)")
+
+
+def test_an_approval_without_a_reason_is_ignored(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice", reason=" "))
+
+    assert evaluate(prod).reason == "0 of 2 QC approvals; ignored: alice (no reason given)"
+
+
+def test_a_rejection_fails_the_gate_with_the_rejector_and_reason(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "bob", decision="reject", reason="row counts are off by 3%"))
+    ledger.record_approval(approval(prod, "carol"))
+
+    assert evaluate(prod) == GateResult.failed("approval", "rejected by bob: row counts are off by 3%")
+
+
+def test_a_rejection_of_another_digest_does_not_fail_the_gate(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "bob", decision="reject", release_digest="f" * 64))
+
+    assert evaluate(prod).status == "waiting"
+
+
+def test_one_person_counts_for_one_group_only(ledger: Ledger, prod: GateContext) -> None:
+    policy = ApprovalPolicy(
+        groups=(ApprovalGroup("QC", 1, users=("alice",)), ApprovalGroup("QA", 1, users=("alice", "bob")))
+    )
+    ledger.record_approval(approval(prod, "alice"))
+
+    assert evaluate(prod, policy).reason == "1 of 1 QC approvals (have: alice); 0 of 1 QA approvals"
+
+    ledger.record_approval(approval(prod, "bob"))
+    assert evaluate(prod, policy) == GateResult.passed(
+        "approval", "1 of 1 QC approvals (have: alice); 1 of 1 QA approvals (have: bob)"
+    )
+
+
+def test_one_person_may_count_for_several_groups_when_the_policy_allows(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    policy = ApprovalPolicy(
+        groups=(ApprovalGroup("QC", 1, users=("alice",)), ApprovalGroup("QA", 1, users=("alice",))),
+        allow_same_person_in_groups=True,
+    )
+    ledger.record_approval(approval(prod, "alice"))
+
+    assert evaluate(prod, policy).status == "passed"
+
+
+def test_a_role_group_counts_approvals_the_auth_manager_placed_in_it(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    policy = ApprovalPolicy(groups=(OPS,))
+    ledger.record_approval(approval(prod, "dave"))
+    assert evaluate(prod, policy).reason == "0 of 1 ops approvals; ignored: dave (in no approval group)"
+
+    ledger.record_approval(approval(prod, "erin", groups=("ops",)))
+    assert (
+        evaluate(prod, policy).reason
+        == "1 of 1 ops approvals (have: erin); ignored: dave (in no approval group)"
+    )
+
+
+def test_a_part11_policy_ignores_unsigned_approvals(ledger: Ledger, prod: GateContext) -> None:
+    policy = replace(POLICY, signature="part11")
+    ledger.record_approval(approval(prod, "alice", signature="part11", meaning="approval"))
+    ledger.record_approval(approval(prod, "bob"))
+
+    assert evaluate(prod, policy).reason == (
+        "1 of 2 QC signed approvals (have: alice); ignored: bob (not signed under Part 11)"
+    )
+
+
+def test_extra_approval_sources_count_like_ledger_approvals(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    gate = ApprovalGate(POLICY, sources=(lambda c: [approval(c, "bob", source="github:review/1")],))
+
+    assert gate.evaluate(prod).status == "passed"
+
+
+def request(prod: GateContext, approver: str, **changes: object) -> ApprovalRequest:
+    base = ApprovalRequest(
+        bundle=prod.bundle,
+        environment=prod.environment,
+        release_digest=prod.release.digest,
+        approver=approver,
+        approver_name=approver.title(),
+        roles=frozenset({"Op"}),
+        decision="approve",
+        reason="checked the staging run",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def submit(
+    ledger: Ledger, prod: GateContext, req: ApprovalRequest, policy: ApprovalPolicy = POLICY
+) -> object:
+    return submit_approval(
+        ledger,
+        req,
+        policy,
+        triggered_by=prod.triggered_by,
+        commit_authors=prod.commit_authors,
+        check_password=lambda user, password: (user, password) == ("alice", "s3cret"),
+        now=prod.now,
+    )
+
+
+def test_submitting_records_the_approval_with_the_groups_it_counts_for(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    submit(ledger, prod, request(prod, "erin"), ApprovalPolicy(groups=(QC, OPS)))
+
+    [recorded] = ledger.approvals("sales", "prod")
+    assert (recorded.approver, recorded.approver_name, recorded.groups) == ("erin", "Erin", ("ops",))
+
+
+def test_submitting_as_the_triggering_user_is_refused_and_not_recorded(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    with pytest.raises(ApprovalRefused, match="dag_test cannot approve: triggered this run"):
+        submit(ledger, prod, request(prod, "dag_test"))
+    assert ledger.approvals("sales", "prod") == []
+
+
+def test_submitting_without_a_reason_is_refused(ledger: Ledger, prod: GateContext) -> None:
+    with pytest.raises(ApprovalRefused, match="a reason is required"):
+        submit(ledger, prod, request(prod, "alice", reason=""))
+
+
+def test_submitting_outside_every_group_is_refused(ledger: Ledger, prod: GateContext) -> None:
+    with pytest.raises(ApprovalRefused, match=r"zoe is in none of the approval groups of prod \(QC\)"):
+        submit(ledger, prod, request(prod, "zoe", roles=frozenset({"Viewer"})))
+
+
+def test_a_part11_signature_with_a_wrong_password_is_refused_and_recorded(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    policy = replace(POLICY, signature="part11")
+
+    with pytest.raises(ApprovalRefused, match="signature refused"):
+        submit(ledger, prod, request(prod, "alice", meaning="approval", password="wrong"), policy)
+
+    assert ledger.approvals("sales", "prod") == []
+    [attempt] = ledger.signature_attempts("sales")
+    assert (attempt.signer, attempt.succeeded, attempt.detail) == ("alice", False, "wrong password")
+
+
+def test_a_part11_signature_records_its_meaning(ledger: Ledger, prod: GateContext) -> None:
+    policy = replace(POLICY, signature="part11")
+
+    submit(ledger, prod, request(prod, "alice", meaning="responsibility", password="s3cret"), policy)
+
+    [recorded] = ledger.approvals("sales", "prod")
+    assert (recorded.signature, recorded.meaning) == ("part11", "responsibility")
+    assert [a.succeeded for a in ledger.signature_attempts("sales")] == [True]
+    [event] = [e for e in ledger.audit_events() if e.action == "approval.approve"]
+    assert event.details["meaning"] == "responsibility"
+
+
+def test_a_part11_signature_needs_a_meaning(ledger: Ledger, prod: GateContext) -> None:
+    with pytest.raises(ApprovalRefused, match="needs its meaning, one of review, approval"):
+        submit(ledger, prod, request(prod, "alice", password="s3cret"), replace(POLICY, signature="part11"))
+
+
+def test_approvals_of_releases_promoted_before_are_not_listed(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(approval(prod, "bob", release_digest="e" * 64))
+    old = context(ledger, make_release("v0.9.0", config_digest="0" * 64))
+    deployment_id = ledger.start_deployment(
+        bundle="sales", environment="prod", target="prod", release_id=old.release_id, run_id="old"
+    )
+    ledger.finish_deployment(deployment_id, "succeeded")
+
+    assert evaluate(prod).reason == "0 of 2 QC approvals"
