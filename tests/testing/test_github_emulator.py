@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from github import Auth, BadCredentialsException, Github
 
 from bundle_promotion.errors import GitHubApiError
 from bundle_promotion.hooks.github import GitHubRepositoryHook
 from bundle_promotion.testing.github import GitHubEmulator
-from github import Auth, BadCredentialsException, Github
 from tests.conftest import git
 
 REPO = "acme/sales"
