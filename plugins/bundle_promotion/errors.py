@@ -7,6 +7,7 @@ text is written for the person reading a task log at 3 am.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class BundlePromotionError(Exception):
@@ -70,6 +71,11 @@ class WorkspaceApiError(BundlePromotionError):
         self.error_code = error_code
         super().__init__(f"{method} {path} failed with HTTP {status} {error_code}: {message}")
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """No answer (a timeout, a dropped connection) or a server error: the server may have acted."""
+        return self.status == 0 or self.status >= 500
+
 
 class GitHubApiError(BundlePromotionError):
     """A GitHub REST call failed. Never carries credentials."""
@@ -87,7 +93,12 @@ class GitHubApiError(BundlePromotionError):
 
 
 class LockHeld(BundlePromotionError):
-    """Another deployment holds the target's deploy.lock."""
+    """Another deployment holds the target's deploy.lock; ``holder`` is the lock file as read at ``path``."""
+
+    def __init__(self, message: str, holder: dict[str, Any] | None = None, path: str | None = None) -> None:
+        self.holder = dict(holder or {})
+        self.path = path
+        super().__init__(message)
 
 
 class DeployError(BundlePromotionError):

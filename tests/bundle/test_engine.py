@@ -339,10 +339,12 @@ class FailingCreate:
         self._api = api
         self._name = name
 
-    def call(self, method: str, path: str, body: Any = None, query: Any = None) -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, query: Any = None, *, idempotent: bool = True
+    ) -> dict[str, Any]:
         if path == "2.2/jobs/create" and body["name"] == self._name:
             raise WorkspaceApiError(method, path, 400, "INVALID_PARAMETER_VALUE", "injected failure")
-        return self._api.call(method, path, body=body, query=query)
+        return self._api.call(method, path, body=body, query=query, idempotent=idempotent)
 
 
 def test_a_failed_job_keeps_what_the_others_did_and_releases_the_lock(
@@ -424,12 +426,14 @@ class InFlight:
         self._now = 0
         self.most = 0
 
-    def call(self, method: str, path: str, body: Any = None, query: Any = None) -> dict[str, Any]:
+    def call(
+        self, method: str, path: str, body: Any = None, query: Any = None, *, idempotent: bool = True
+    ) -> dict[str, Any]:
         with self._lock:
             self._now += 1
             self.most = max(self.most, self._now)
         try:
-            return self._api.call(method, path, body=body, query=query)
+            return self._api.call(method, path, body=body, query=query, idempotent=idempotent)
         finally:
             with self._lock:
                 self._now -= 1

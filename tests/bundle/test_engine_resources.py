@@ -13,12 +13,13 @@ from tenacity import stop_after_attempt, wait_none
 from bundle_promotion.bundle.config.load import ResolvedBundle, load_bundle
 from bundle_promotion.bundle.deploy.engine import NativeEngine
 from bundle_promotion.bundle.deploy.plan import describe, plan_json
-from bundle_promotion.errors import DeployError
+from bundle_promotion.bundle.deploy.state import StateCache
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from bundle_promotion.workspace import files as workspace_files
 
 ROOT = "/Workspace/Shared/demo"
+CREATES = ("/jobs/create", "/api/2.0/pipelines")
 FAST_RETRIES = {"stop": stop_after_attempt(3), "wait": wait_none()}
 NOTEBOOK = "# Databricks notebook source\nprint('dlt')\n"
 
@@ -306,28 +307,41 @@ def test_a_state_edited_as_the_cli_writes_it_converges_without_duplicates(
     )
 
 
-def test_a_newer_local_state_wins_over_the_workspaces(hook: WorkspaceHook, tmp_path: Path) -> None:
+def test_a_lost_workspace_state_is_rebuilt_by_adopting_what_the_deployment_made(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+) -> None:
     bundle = pipeline_bundle(tmp_path)
     first = NativeEngine(hook).deploy(bundle)
     workspace_files.delete(hook, f"{ROOT}/state/resources.json")  # the remote copy lost
+    seen = len(workspaces.requests("staging"))
+
+    result = NativeEngine(hook).deploy(bundle)
+
+    assert {key: resource.id for key, resource in result.resources.items()} == {
+        key: resource.id for key, resource in first.resources.items()
+    }
+    requests = workspaces.requests("staging")[seen:]
+    assert [r.path for r in requests if r.method == "POST" and r.path.endswith(CREATES)] == []
+
+
+def test_a_local_state_of_another_lineage_is_a_stale_cache_the_workspace_state_overrides(
+    hook: WorkspaceHook, tmp_path: Path
+) -> None:
+    bundle = pipeline_bundle(tmp_path)
+    first = NativeEngine(hook).deploy(bundle)
+    local = tmp_path / ".databricks" / "bundle" / "default" / "resources.json"
+    document = json.loads(local.read_text())
+    foreign = {key: {**entry, "__id__": "999999"} for key, entry in document["state"].items()}
+    local.write_text(
+        json.dumps(
+            {**document, "lineage": "00000000-0000-4000-8000-000000000000", "serial": 99, "state": foreign}
+        )
+    )
 
     result = NativeEngine(hook).deploy(bundle)
 
     assert {resource.action for resource in result.resources.values()} == {"skip"}
     assert result.resources["resources.jobs.refresh"].id == first.resources["resources.jobs.refresh"].id
-
-
-def test_a_local_state_of_another_lineage_is_an_error(hook: WorkspaceHook, tmp_path: Path) -> None:
-    bundle = pipeline_bundle(tmp_path)
-    NativeEngine(hook).deploy(bundle)
-    local = tmp_path / ".databricks" / "bundle" / "default" / "resources.json"
-    document = json.loads(local.read_text())
-    local.write_text(
-        json.dumps({**document, "lineage": "00000000-0000-4000-8000-000000000000", "serial": 99})
-    )
-
-    with pytest.raises(DeployError, match="they record different deployments"):
-        NativeEngine(hook).deploy(bundle)
 
 
 # --- summary ----------------------------------------------------------------------------------------
@@ -363,11 +377,17 @@ def test_one_checkout_deploys_a_target_to_two_workspaces_with_local_states_apart
     bundle = pipeline_bundle(tmp_path / "checkout")
     prod = WorkspaceHook("databricks_prod", retry_args=FAST_RETRIES)
 
-    NativeEngine(hook, local_states=tmp_path / "states" / "staging").deploy(bundle)
-    result = NativeEngine(prod, local_states=tmp_path / "states" / "prod").deploy(bundle)
+    staging_cache = StateCache(tmp_path / "states", hook.workspace_host_url())
+    prod_cache = StateCache(tmp_path / "states", prod.workspace_host_url())
+
+    NativeEngine(hook, state_cache=staging_cache).deploy(bundle)
+    result = NativeEngine(prod, state_cache=prod_cache).deploy(bundle)
 
     assert {resource.action for resource in result.resources.values()} == {"create"}
-    assert (tmp_path / "states" / "prod" / "default" / "resources.json").is_file()
+    state_path = bundle.workspace.state_path
+    assert (staging_cache.folder(state_path) / "resources.json").is_file()
+    assert (prod_cache.folder(state_path) / "resources.json").is_file()
+    assert staging_cache.folder(state_path) != prod_cache.folder(state_path)
     assert not (tmp_path / "checkout" / ".databricks").exists()
 
 

@@ -181,7 +181,7 @@ def _gate_sensor(spec: PromotionSpec, environment: Environment) -> GateSensor | 
     )
 
 
-def _github_deployments(spec: PromotionSpec) -> dict[str, str]:
+def _github_deployments(spec: PromotionSpec) -> dict[str, Any]:
     """Where the deploy mirrors itself as a GitHub deployment, if anywhere."""
     if spec.github is None or not spec.github.record_deployments:
         return {}

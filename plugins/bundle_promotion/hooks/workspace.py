@@ -8,7 +8,7 @@ import requests
 from airflow.providers.databricks.hooks.databricks import DatabricksHook
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase, HTTPBasicAuth
-from tenacity import RetryError
+from tenacity import RetryError, Retrying, retry_if_exception
 
 from bundle_promotion.errors import WorkspaceApiError
 
@@ -49,8 +49,13 @@ class WorkspaceHook(DatabricksHook):
         path: str,
         body: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
-        """Call `/api/<path>`, retrying what the provider retries; raise `WorkspaceApiError` on failure."""
+        """Call `/api/<path>`, retrying what the provider retries; raise `WorkspaceApiError` on failure.
+
+        A call that is not `idempotent` is sent again only when the server cannot have acted on it.
+        """
         method = method.upper()
         if method not in _METHODS:
             raise ValueError(f"unsupported HTTP method {method}; use one of {', '.join(sorted(_METHODS))}")
@@ -65,7 +70,7 @@ class WorkspaceHook(DatabricksHook):
             **self._get_requests_kwargs(),
         }
         try:
-            for attempt in self._get_retry_object():
+            for attempt in self._get_retry_object() if idempotent else self._resend_only_unsent():
                 with attempt:
                     response = self._http.request(method, **request)
                     response.raise_for_status()
@@ -74,6 +79,10 @@ class WorkspaceHook(DatabricksHook):
         except requests.RequestException as error:
             raise _api_error(method, path, error, token) from None
         return response.json() if response.content else {}
+
+    def _resend_only_unsent(self) -> Retrying:
+        """The provider's retry schedule, retrying only failures that prove nothing was done."""
+        return Retrying(**{**self.retry_args, "retry": retry_if_exception(_not_acted_on)})
 
     def cli_credentials(self) -> CliCredentials:
         """The connection's host and a bearer token for the Databricks CLI's environment.
@@ -104,6 +113,17 @@ class _BearerToken(AuthBase):
 
     def __repr__(self) -> str:
         return "_BearerToken(***)"
+
+
+def _not_acted_on(error: BaseException) -> bool:
+    """Refused for the rate limit, or never delivered: the server did not act, so sending again is safe.
+
+    A read timeout, a dropped connection or a 5xx may come after the server acted.
+    """
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return True
+    response = getattr(error, "response", None)
+    return response is not None and response.status_code == 429
 
 
 def _query_string_values(query: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -13,8 +13,9 @@ from typing import Any
 
 from bundle_promotion.bundle.config.load import ResolvedBundle, load_bundle
 from bundle_promotion.bundle.deploy.engine import DeployedResource, Engine, NativeEngine
+from bundle_promotion.bundle.deploy.lock import LockOwner
 from bundle_promotion.errors import ReleaseError
-from bundle_promotion.ledger import Ledger
+from bundle_promotion.ledger import SYSTEM_ACTOR, Ledger
 from bundle_promotion.ledger.records import PauseStatus, Release, TriggerState
 from bundle_promotion.lifecycle.schedules import (
     BundleJob,
@@ -141,10 +142,15 @@ def deploy_release(
     store: ArtifactStore,
     checkouts: Path,
     engine: Engine | None = None,
+    owner: LockOwner | None = None,
+    force_lock: bool = False,
+    actor: str = SYSTEM_ACTOR,
 ) -> EnvironmentDeployment:
     """Deploy the release's exact files and artifacts to ``target``, and record the deployment.
 
     ``engine`` deploys (the spec's ``engine: native | cli``); the native engine over ``api`` by default.
+    ``owner`` is the task deploying: a retry of it resumes the deploy lock a killed try left.
+    ``force_lock`` breaks another deployment's lock, an act the audit trail records with ``actor``.
 
     The schedules' states before the deploy go to the ledger first. A deploy resets every
     ``pause_status`` to the bundle's config, so right after it every trigger is paused again:
@@ -167,11 +173,19 @@ def deploy_release(
     )
     before = ledger.record_schedule_snapshot(deployment_id, found)
     try:
-        result = engine.deploy(bundle)
+        result = engine.deploy(bundle, force_lock=force_lock, owner=owner)
     except Exception as error:
         restore(api, before)
         ledger.finish_deployment(deployment_id, "failed", detail=str(error))
         raise
+    if result.broken_lock is not None:
+        ledger.record_event(
+            actor=actor,
+            action="deploy_lock.broken",
+            subject=f"{source.bundle}/{environment}",
+            reason="force_lock",
+            details={"state_path": bundle.workspace.state_path, "lock": result.broken_lock},
+        )
     jobs = {
         resource.key.rsplit(".", 1)[-1]: DeployedJob(
             resource.key.rsplit(".", 1)[-1], resource.id, resource.name

@@ -60,15 +60,20 @@ def make_engine(
     name: EngineName,
     hook: WorkspaceHook,
     variables: Mapping[str, str] | None = None,
-    local_states: Path | None = None,
+    state_cache: Path | None = None,
 ) -> Engine:
-    """The spec's `engine`: the native engine over the hook, or the CLI with the hook's credentials."""
+    """The spec's `engine`: the native engine over the hook, or the CLI with the hook's credentials.
+
+    `state_cache` is where the native engine keeps its local state copies, by workspace host and state path.
+    """
     from bundle_promotion.bundle.deploy.cli_engine import CliEngine
     from bundle_promotion.bundle.deploy.engine import NativeEngine
+    from bundle_promotion.bundle.deploy.state import StateCache
 
     if name == "cli":
         return CliEngine(hook.cli_credentials(), variables=variables)
-    return NativeEngine(hook, variables=variables, local_states=local_states)
+    cache = StateCache(state_cache, hook.workspace_host_url()) if state_cache else None
+    return NativeEngine(hook, variables=variables, state_cache=cache)
 
 
 def resource_urls(

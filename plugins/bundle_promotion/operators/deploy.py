@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator, Context
 
@@ -20,6 +21,10 @@ class BundleDeployOperator(BaseOperator):
 
     ``engine`` is the spec's: ``native`` (REST) or ``cli`` (the Databricks CLI on the worker).
     ``job_keys`` get one operator extra link each, to the job this task deployed.
+
+    The task owns the target's deploy lock: a retry, on any worker, resumes the lock a killed try
+    left. A lock held by another deployment is waited for in the triggerer, holding no worker slot,
+    for up to ``lock_timeout``; ``force_lock`` breaks it instead, which the audit trail records.
     """
 
     template_fields: Sequence[str] = ("target", "databricks_conn_id", "repo", "bundle_path", "github_conn_id")
@@ -39,10 +44,16 @@ class BundleDeployOperator(BaseOperator):
         github_conn_id: str = "github_default",
         engine: EngineName = "native",
         job_keys: Sequence[str] = (),
+        force_lock: bool = False,
+        lock_timeout: timedelta = timedelta(hours=1),
+        lock_poll_interval: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.engine = engine
+        self.force_lock = force_lock
+        self.lock_timeout = lock_timeout
+        self.lock_poll_interval = lock_poll_interval
         self.operator_extra_links = resource_links([f"jobs.{key}" for key in job_keys])
         self.resource_urls: dict[str, str] = {}
         self.bundle = bundle
@@ -56,9 +67,12 @@ class BundleDeployOperator(BaseOperator):
         self.github_conn_id = github_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from bundle_promotion.bundle.deploy.lock import LockOwner
         from bundle_promotion.bundle.resources import jobs as job_resource
+        from bundle_promotion.errors import LockHeld
         from bundle_promotion.hooks.workspace import WorkspaceHook
         from bundle_promotion.lifecycle.promotion import BundleSource, deploy_release
+        from bundle_promotion.operators.rollback import actor_of
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
         ledger = settings.ledger()
@@ -80,11 +94,15 @@ class BundleDeployOperator(BaseOperator):
                 ledger=ledger,
                 store=settings.artifact_store(),
                 checkouts=checkouts,
-                # A checkout serves every environment of its commit: local states go per connection.
-                engine=make_engine(
-                    self.engine, hook, local_states=checkouts / ".states" / self.databricks_conn_id
-                ),
+                engine=make_engine(self.engine, hook, state_cache=checkouts / ".states"),
+                owner=LockOwner(context["run_id"], self.task_id, self.environment),
+                force_lock=self.force_lock,
+                actor=actor_of(context),
             )
+        except LockHeld as held:
+            if held.path is None:  # the CLI engine does not say where its lock is
+                raise
+            self._wait_for(held.path)
         except Exception as error:
             if mirror:
                 mirror.failed(context, f"deploy failed: {error}")
@@ -94,3 +112,31 @@ class BundleDeployOperator(BaseOperator):
             url = self.resource_urls[f"jobs.{job.key}"] = job_resource.url(host, job.id)
             self.log.info("Job %s is %r (job_id %s): %s", job.key, job.name, job.id, url)
         return {**deployment.to_xcom(), **(mirror.to_xcom() if mirror else {})}
+
+    def _wait_for(self, lock_path: str) -> NoReturn:
+        from bundle_promotion.triggers.lock import DeployLockTrigger
+
+        self.log.info("Another deployment holds %s; waiting up to %s for it", lock_path, self.lock_timeout)
+        trigger = DeployLockTrigger(
+            databricks_conn_id=self.databricks_conn_id,
+            lock_path=lock_path,
+            deadline=datetime.now(UTC) + self.lock_timeout,
+            poll_interval=self.lock_poll_interval,
+        )
+        self.defer(trigger=trigger, method_name="resume_after_lock")
+
+    def resume_after_lock(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Deploy once the lock is free; otherwise fail saying who holds it and how to break it."""
+        from bundle_promotion.bundle.deploy.lock import held_message
+        from bundle_promotion.errors import LockHeld
+
+        if event["status"] == "free":
+            return self.execute(context)
+        lock_path = event.get("lock_path", "deploy.lock")
+        raise LockHeld(
+            f"{held_message(event['holder'], lock_path)}. Still held after {self.lock_timeout}: if that "
+            "deployment is dead, break its lock on purpose, with force_lock=True on this task or "
+            "`bundle-promotion bundle deploy --force-lock`; the audit trail records who broke it.",
+            event["holder"],
+            lock_path,
+        )

@@ -25,13 +25,19 @@ import asyncio
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from random import Random
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import uvicorn
 
-from bundle_promotion.testing.workspace_app import Gateway, create_app
-from bundle_promotion.testing.workspace_state import RecordedRequest, WorkspaceState
+from bundle_promotion.testing.workspace_app import AnswerDropper, Gateway, create_app
+from bundle_promotion.testing.workspace_state import (
+    AnswerLoss,
+    AnswerLossMode,
+    RecordedRequest,
+    WorkspaceState,
+)
 
 __all__ = ["RecordedRequest", "WorkspaceEmulator", "emulator_fixture", "serve"]
 
@@ -186,6 +192,31 @@ class WorkspaceEmulator:
         state = self._state(name)
         self._on_server_loop(lambda: state.add_fault(status, count, error_code))
 
+    def lose_answers(
+        self,
+        name: str,
+        mode: AnswerLossMode,
+        *,
+        paths: Iterable[str] = (),
+        probability: float = 1.0,
+        count: int | None = None,
+        seconds: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        """Lose the answers of writes to ``name`` whose path ends with one of ``paths`` (any write when
+        empty), ``count`` times at most (no limit when None), each with ``probability`` (seeded, so a
+        run repeats). The server still acts on them; see ``AnswerLoss`` for the modes."""
+        loss = AnswerLoss(
+            mode,
+            paths=tuple(paths),
+            probability=probability,
+            remaining=count,
+            seconds=seconds,
+            random=Random(seed),
+        )
+        state = self._state(name)
+        self._on_server_loop(lambda: state.answer_losses.append(loss))
+
     # Internals -----------------------------------------------------------------------------
 
     def _prepare(self) -> tuple[_Server, list[socket.socket]]:
@@ -196,7 +227,7 @@ class WorkspaceEmulator:
         self._states = {name: self._new_state(index, name) for index, name in enumerate(self._names)}
         self._gateway.workspaces_by_port = {self._ports[name]: state for name, state in self._states.items()}
         config = uvicorn.Config(
-            create_app(self._gateway),
+            AnswerDropper(create_app(self._gateway)),
             log_config=None,
             log_level="warning",
             access_log=False,

@@ -2,7 +2,8 @@
 
 Every request passes the gateway first, in this order: added latency, an injected
 fault, then the bearer token. The gateway records each request in its workspace's
-log, whatever the answer.
+log, whatever the answer. A request whose answer is to be lost (``AnswerLoss``) is
+acted on all the same; ``AnswerDropper`` then closes its connection unanswered.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from bundle_promotion.testing.workspace_requests import (
     RequestParams,
     Workspace,
 )
-from bundle_promotion.testing.workspace_state import RecordedRequest, WorkspaceState
+from bundle_promotion.testing.workspace_state import RecordedRequest, WorkspaceState, injected_error
+
+DROP_ANSWER = "bundle_promotion.drop_answer"  # set in the request's scope: close instead of answering
 
 
 class Gateway:
@@ -97,7 +100,41 @@ async def _answer(
     error = workspace.take_fault() or _authentication_error(request, workspace)
     if error is not None:
         return error_response(error)
-    return await call_next(request)
+    loss = workspace.answer_loss(request.method, request.url.path)
+    if loss is None:
+        return await call_next(request)
+    if loss.mode == "delay":
+        await asyncio.sleep(loss.seconds)
+    response = await call_next(request)
+    if loss.mode == "error":
+        return error_response(injected_error(503))
+    if loss.mode == "drop":
+        request.scope[DROP_ANSWER] = True
+    return response
+
+
+class AnswerDropper:
+    """The emulator's outermost ASGI layer: closes the connection of a request marked ``DROP_ANSWER``
+    instead of answering it, as a network that loses the answer after the server acted does.
+
+    It needs uvicorn's HTTP protocol, whose ``send`` belongs to the request's cycle and its transport.
+    """
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self._app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+
+        async def answer_or_drop(message: dict[str, Any]) -> None:
+            if not scope.get(DROP_ANSWER):
+                await send(message)
+            elif message["type"] == "http.response.start":
+                send.__self__.transport.close()
+
+        await self._app(scope, receive, answer_or_drop)
 
 
 def _authentication_error(request: Request, workspace: WorkspaceState) -> ApiError | None:

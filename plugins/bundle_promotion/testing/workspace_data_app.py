@@ -24,7 +24,8 @@ async def create_pipeline(workspace: Workspace, body: Body) -> dict[str, Any]:
 
 @pipelines_api.get("")
 async def list_pipelines(workspace: Workspace, params: RequestParams) -> dict[str, Any]:
-    page = paginate(workspace.pipelines.newest_first(), params, default_limit=25, max_limit=100)
+    pipelines = workspace.pipelines.newest_first(params.text("filter"))
+    page = paginate(pipelines, params, default_limit=25, max_limit=100)
     now = now_ms()
     statuses = [
         {key: p.to_api(now)[key] for key in ("pipeline_id", "name", "state", "creator_user_name")}

@@ -12,6 +12,7 @@ by the wall clock, like job runs, with an outcome fixed by the pipeline's ``conf
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ DEFAULT_UPDATE_ERROR = "Update failed: a flow of the pipeline raised an exceptio
 TERMINAL_STATES = ("COMPLETED", "FAILED", "CANCELED")
 # Fields the service fills in, never part of the settings a client sends.
 _SERVER_FIELDS = ("pipeline_id", "allow_duplicate_names", "dry_run", "expected_last_modified")
+
+
+_NAME_LIKE = re.compile(r"name\s+LIKE\s+'(?P<pattern>.*)'", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass
@@ -139,8 +143,21 @@ class PipelineStore:
         self.get(pipeline_id)
         del self._pipelines[pipeline_id]
 
-    def newest_first(self) -> list[Pipeline]:
-        return sorted(self._pipelines.values(), key=lambda p: (p.last_modified, p.pipeline_id), reverse=True)
+    def newest_first(self, filter_: str | None = None) -> list[Pipeline]:
+        """Newest first; ``filter_`` is the list's ``name LIKE '<pattern>'`` (``%``: any text)."""
+        pipelines = sorted(
+            self._pipelines.values(), key=lambda p: (p.last_modified, p.pipeline_id), reverse=True
+        )
+        if not filter_:
+            return pipelines
+        match = _NAME_LIKE.fullmatch(filter_.strip())
+        if match is None:
+            raise invalid_parameter(f"Unsupported filter: {filter_}. Use name LIKE '<pattern>'.")
+        pattern = re.compile(
+            "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in match["pattern"]),
+            re.IGNORECASE | re.DOTALL,
+        )
+        return [pipeline for pipeline in pipelines if pattern.fullmatch(pipeline.name)]
 
     def start_update(
         self,

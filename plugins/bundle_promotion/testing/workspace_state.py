@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from random import Random
+from typing import Any, Literal
 
 from bundle_promotion.testing.workspace_catalog import ModelRegistry
 from bundle_promotion.testing.workspace_files import FileTree
@@ -41,6 +42,40 @@ class Fault:
 
     error: ApiError
     remaining: int
+
+
+AnswerLossMode = Literal["drop", "error", "delay"]
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass
+class AnswerLoss:
+    """Requests whose answer is lost although the server acts on them, as a flaky network loses them.
+
+    ``drop`` acts, then closes the connection without answering; ``error`` acts, then answers 503;
+    ``delay`` waits ``seconds`` before acting, so a client with a shorter timeout gives up first.
+    A request matches when its method is in ``methods`` and its path ends with one of ``paths``
+    (any path when empty); then it is lost with ``probability``, at most ``remaining`` times.
+    """
+
+    mode: AnswerLossMode
+    methods: frozenset[str] = WRITE_METHODS
+    paths: tuple[str, ...] = ()
+    probability: float = 1.0
+    remaining: int | None = None
+    seconds: float = 0.0
+    random: Random = field(default_factory=lambda: Random(0))
+
+    def takes(self, method: str, path: str) -> bool:
+        if self.remaining == 0 or method not in self.methods:
+            return False
+        if self.paths and not path.endswith(self.paths):
+            return False
+        if self.random.random() >= self.probability:
+            return False
+        if self.remaining is not None:
+            self.remaining -= 1
+        return True
 
 
 def injected_error(status: int, error_code: str | None = None) -> ApiError:
@@ -81,6 +116,7 @@ class WorkspaceState:
         self.sql = SqlWarehouse(ids, self.user_name)
         self.log: list[RecordedRequest] = []
         self.faults: deque[Fault] = deque()
+        self.answer_losses: list[AnswerLoss] = []
 
     def add_fault(self, status: int, count: int, error_code: str | None) -> None:
         if not 400 <= status <= 599:
@@ -97,6 +133,10 @@ class WorkspaceState:
         if fault.remaining == 0:
             self.faults.popleft()
         return fault.error
+
+    def answer_loss(self, method: str, path: str) -> AnswerLoss | None:
+        """The rule that loses this request's answer, if any."""
+        return next((loss for loss in self.answer_losses if loss.takes(method, path)), None)
 
     def current_user(self) -> dict[str, Any]:
         """The SCIM ``User`` that ``/preview/scim/v2/Me`` answers with."""

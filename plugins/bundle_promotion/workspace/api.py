@@ -10,6 +10,11 @@ class WorkspaceApi(Protocol):
 
     ``path`` is the part after ``/api/``, for example ``2.2/jobs/get``. A non-2xx
     answer raises ``WorkspaceApiError`` with the Databricks ``error_code``.
+
+    A call that is not ``idempotent`` (a create) is sent again only when the server
+    provably did not act on it (429, or no connection was made); any other failure
+    leaves its outcome unknown (``WorkspaceApiError.outcome_unknown``) for the caller to
+    find out, since sending it twice could create two resources.
     """
 
     def call(
@@ -18,4 +23,6 @@ class WorkspaceApi(Protocol):
         path: str,
         body: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
     ) -> dict[str, Any]: ...

@@ -6,7 +6,7 @@ local library paths can appear, and the fields every bundle-managed job carries.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableSequence
+from collections.abc import Iterator, Mapping, MutableSequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,17 @@ def bundle_annotations(state_path: str) -> dict[str, Any]:
         "edit_mode": "UI_LOCKED",
         "format": "MULTI_TASK",
     }
+
+
+def deployment_marker(settings: Mapping[str, Any]) -> str | None:
+    """What ties a job or pipeline to the bundle deployment that made it: its metadata file path.
+
+    Every deploy of one bundle to one target sets the same one, so a resource carrying it
+    was made by that deployment, whether or not its state recorded the resource.
+    """
+    deployment = settings.get("deployment")
+    path = deployment.get("metadata_file_path") if isinstance(deployment, Mapping) else None
+    return str(path) if path else None
 
 
 @dataclass(frozen=True)

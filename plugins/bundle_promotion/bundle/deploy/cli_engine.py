@@ -22,6 +22,7 @@ from typing import Any
 
 from bundle_promotion.bundle.config.load import ArtifactConfig, ResolvedBundle, WorkspacePaths, find_root_file
 from bundle_promotion.bundle.deploy.engine import DeployedResource, DeployResult
+from bundle_promotion.bundle.deploy.lock import LockOwner
 from bundle_promotion.bundle.deploy.plan import Action
 from bundle_promotion.errors import BundleConfigError, DeployError, LockHeld
 
@@ -70,11 +71,16 @@ class CliEngine:
         """The resolved config with each deployed resource's `id` and `url`."""
         return self._json(bundle_dir, "summary", target)
 
-    def deploy(self, bundle: ResolvedBundle, *, force_lock: bool = False) -> DeployResult:
+    def deploy(
+        self, bundle: ResolvedBundle, *, force_lock: bool = False, owner: LockOwner | None = None
+    ) -> DeployResult:
+        """`bundle deploy`; the CLI takes its own lock, so `owner` cannot resume one left by a killed try."""
         self._run(bundle.bundle_dir, "deploy", bundle.target, ["--auto-approve", *_force(force_lock)])
         return DeployResult(self._summarized(bundle, "skip"), write_calls=None)
 
-    def destroy(self, bundle: ResolvedBundle, *, force_lock: bool = False) -> DeployResult:
+    def destroy(
+        self, bundle: ResolvedBundle, *, force_lock: bool = False, owner: LockOwner | None = None
+    ) -> DeployResult:
         before = self._summarized(bundle, "delete")
         self._run(bundle.bundle_dir, "destroy", bundle.target, ["--auto-approve", *_force(force_lock)])
         return DeployResult(before, write_calls=None)

@@ -2,14 +2,23 @@
 
 A deploy reads first and writes only what changed, in the CLI's order:
 
-1. read: the deploy lock (held by someone else → `LockHeld`), the state (local and
-   remote, the highest serial wins), the file manifest and every resource in the
-   state, then plan (`plan.py`);
-2. when the plan changes nothing, stop: a redeploy of the same release writes nothing;
+1. read: the deploy lock (held by someone else → `LockHeld`, unless forced; held by
+   this deploy's own owner → an earlier try of it was killed, and this one resumes),
+   the state, the file manifest and every resource in the state, then plan (`plan.py`);
+2. when the plan changes nothing and no lock is left to release, stop: a redeploy of
+   the same release writes nothing;
 3. otherwise take the lock, upload changed files and libraries, create, update,
    recreate and delete jobs, pipelines and permissions (a thread pool, each resource
    after the resources whose ids it uses), push the state and the manifest, and
    release the lock, also after a failure.
+
+Creates are not idempotent, so none is ever sent twice blindly. Every job and pipeline
+a bundle deploys carries its deployment's marker (`deployment.metadata_file_path`,
+under the state path). Before a create, the engine looks for a resource of that name
+and marker that the state does not record, one an interrupted deploy created, and
+adopts it. A create whose answer is lost (a timeout, a dropped connection, a 5xx) is
+looked up the same way until `unknown_outcome_grace` runs out, and then fails that
+resource only: the next deploy adopts it if the workspace did create it.
 
 State and lock are the CLI's own (`state.py`, `lock.py`), so the CLI and this
 engine can take turns on one target.
@@ -22,6 +31,8 @@ import dataclasses
 import glob
 import posixpath
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -29,11 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from bundle_promotion.bundle.config.job_settings import LOCAL_LIBRARY_PREFIX, library_slots
+from bundle_promotion.bundle.config.job_settings import LOCAL_LIBRARY_PREFIX, deployment_marker, library_slots
 from bundle_promotion.bundle.config.load import ResolvedBundle, load_bundle
 from bundle_promotion.bundle.deploy import files as bundle_files
 from bundle_promotion.bundle.deploy.files import Upload
-from bundle_promotion.bundle.deploy.lock import DeployLock
+from bundle_promotion.bundle.deploy.lock import DeployLock, LockOwner
 from bundle_promotion.bundle.deploy.plan import (
     Action,
     Change,
@@ -46,7 +57,7 @@ from bundle_promotion.bundle.deploy.plan import (
 from bundle_promotion.bundle.deploy.state import (
     STATE_FILE,
     DeploymentState,
-    WriteAheadLog,
+    StateCache,
     local_state_folder,
     make_entry,
     pull_state,
@@ -57,7 +68,7 @@ from bundle_promotion.bundle.deploy.state import (
 from bundle_promotion.bundle.resources import jobs as job_resource
 from bundle_promotion.bundle.resources import permissions as permissions_resource
 from bundle_promotion.bundle.resources import pipelines as pipeline_resource
-from bundle_promotion.errors import DeployError
+from bundle_promotion.errors import DeployError, WorkspaceApiError
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
 
@@ -71,6 +82,7 @@ KINDS: dict[str, ResourceKind] = {
         job_resource.update,
         job_resource.delete,
         url=job_resource.url,
+        find=job_resource.find,
     ),
     pipeline_resource.KIND: ResourceKind(
         pipeline_resource.KIND,
@@ -80,6 +92,7 @@ KINDS: dict[str, ResourceKind] = {
         pipeline_resource.delete,
         recreate_on=pipeline_resource.RECREATE_ON,
         url=pipeline_resource.url,
+        find=pipeline_resource.find,
     ),
     permissions_resource.KIND: ResourceKind(
         permissions_resource.KIND,
@@ -106,6 +119,7 @@ class DeployedResource:
 class DeployResult:
     resources: dict[str, DeployedResource]  # by key
     write_calls: int | None  # API calls other than GET this deploy made; None where not counted (CLI)
+    broken_lock: dict[str, Any] | None = None  # another deployment's lock this deploy was told to break
 
 
 @dataclass(frozen=True)
@@ -127,8 +141,12 @@ class Engine(Protocol):
     """What a promotion needs of an engine; `NativeEngine` and `cli_engine.CliEngine` provide it."""
 
     def load(self, bundle_dir: Path, target: str) -> ResolvedBundle: ...
-    def deploy(self, bundle: ResolvedBundle, *, force_lock: bool = False) -> DeployResult: ...
-    def destroy(self, bundle: ResolvedBundle, *, force_lock: bool = False) -> DeployResult: ...
+    def deploy(
+        self, bundle: ResolvedBundle, *, force_lock: bool = False, owner: LockOwner | None = None
+    ) -> DeployResult: ...
+    def destroy(
+        self, bundle: ResolvedBundle, *, force_lock: bool = False, owner: LockOwner | None = None
+    ) -> DeployResult: ...
     def deployed(self, bundle: ResolvedBundle) -> dict[str, DeployedResource]: ...
 
 
@@ -141,16 +159,19 @@ class NativeEngine:
         *,
         max_workers: int = 8,
         variables: Mapping[str, str] | None = None,
-        local_states: Path | None = None,
+        state_cache: StateCache | None = None,
+        unknown_outcome_grace: float = 30.0,
     ) -> None:
-        """`local_states` holds the local state copies, one folder per target; by default the
-        bundle's own `.databricks/bundle/<target>`, as the CLI keeps them. Give one folder per
-        workspace when one checkout deploys a target name to several workspaces.
+        """`state_cache` keeps the local state copies by workspace host and state path; without it
+        they go to the bundle's own `.databricks/bundle/<target>`, as the CLI keeps them. Give one
+        when one checkout deploys to several workspaces. `unknown_outcome_grace` is how many
+        seconds a create whose answer was lost is looked for before it fails.
         """
         self._api = api
         self._max_workers = max_workers
         self._variables = dict(variables or {})  # as `--var name=value`
-        self._local_states = local_states
+        self._state_cache = state_cache
+        self._unknown_outcome_grace = unknown_outcome_grace
 
     def load(self, bundle_dir: Path, target: str) -> ResolvedBundle:
         """Resolve the bundle for the workspace's current user, with lookups asked of the workspace."""
@@ -165,28 +186,39 @@ class NativeEngine:
         with self._run(self._api, bundle) as run:
             return run.plan(self._pull(self._api, bundle), *_local_changes(bundle))
 
-    def deploy(self, bundle: ResolvedBundle, *, force_lock: bool = False) -> DeployResult:
+    def deploy(
+        self, bundle: ResolvedBundle, *, force_lock: bool = False, owner: LockOwner | None = None
+    ) -> DeployResult:
+        """Deploy `bundle`. `owner` names the task deploying: its retries, on any worker, resume its lock.
+
+        A lock found at the start is released at the end, also when nothing else changes: the
+        owner's own lock left by a killed try, or another deployment's when `force_lock` breaks it
+        (reported as `broken_lock`).
+        """
         _check_supported(bundle)
         api = _CountingApi(self._api)
-        lock = _lock(api, bundle, force_lock)
+        lock = _lock(api, bundle, force_lock, owner)
         uploads, desired = _local_changes(bundle)
         with self._run(api, bundle) as run:
-            if lock is not None and not lock.force:
-                lock.raise_if_held()
+            found = lock.holder() if lock else None
+            if lock:
+                lock.refuse_if_held(found)
             plan = run.plan(self._pull(api, bundle), uploads, desired)
-            if not plan.changes_anything:
+            if not plan.changes_anything and found is None:
                 return DeployResult(_results(plan.changes), api.write_calls)
             with lock.held(_deploying_user(api, bundle)) if lock else nullcontext():
                 current = self._pull(api, bundle)
                 if not current.same_deployment_as(plan.state):
                     plan = run.plan(current, uploads, desired)  # someone deployed while we planned
-                resources = run.apply(plan)
-        return DeployResult(resources, api.write_calls)
+                resources = run.apply(plan) if plan.changes_anything else _results(plan.changes)
+        return DeployResult(resources, api.write_calls, broken_lock=_broken(lock, found))
 
-    def destroy(self, bundle: ResolvedBundle, *, force_lock: bool = False) -> DeployResult:
+    def destroy(
+        self, bundle: ResolvedBundle, *, force_lock: bool = False, owner: LockOwner | None = None
+    ) -> DeployResult:
         """Delete every resource the state records, then the target's folder, as `bundle destroy` does."""
         api = _CountingApi(self._api)
-        lock = _lock(api, bundle, force_lock)
+        lock = _lock(api, bundle, force_lock, owner)
         with (
             self._run(api, bundle) as run,
             lock.held(_deploying_user(api, bundle)) if lock else nullcontext(),
@@ -221,8 +253,8 @@ class NativeEngine:
         }
 
     def _local_folder(self, bundle: ResolvedBundle) -> Path:
-        if self._local_states is not None:
-            return self._local_states / bundle.target
+        if self._state_cache is not None:
+            return self._state_cache.folder(bundle.workspace.state_path)
         return local_state_folder(bundle.bundle_dir, bundle.target)
 
     def _pull(self, api: WorkspaceApi, bundle: ResolvedBundle) -> DeploymentState:
@@ -231,19 +263,35 @@ class NativeEngine:
     @contextmanager
     def _run(self, api: WorkspaceApi, bundle: ResolvedBundle) -> Iterator[_Run]:
         with ThreadPoolExecutor(self._max_workers, thread_name_prefix="bundle-deploy") as pool:
-            yield _Run(api, pool, bundle.workspace.state_path, self._local_folder(bundle))
+            yield _Run(
+                api,
+                pool,
+                bundle.workspace.state_path,
+                self._local_folder(bundle),
+                unknown_outcome_grace=self._unknown_outcome_grace,
+            )
 
 
 class _Run:
     """One deploy's reads and writes, spread over a thread pool."""
 
     def __init__(
-        self, api: WorkspaceApi, pool: ThreadPoolExecutor, state_path: str, local_folder: Path
+        self,
+        api: WorkspaceApi,
+        pool: ThreadPoolExecutor,
+        state_path: str,
+        local_folder: Path,
+        *,
+        unknown_outcome_grace: float,
     ) -> None:
         self._api = api
         self._pool = pool
         self._state_path = state_path
         self._local_folder = local_folder
+        self._grace = unknown_outcome_grace
+        self._claims = threading.Lock()
+        self._claimed: set[str] = set()  # ids the state records or this deploy made or adopted
+        self._wanted: Counter[tuple[str, str]] = Counter()  # (kind, name) of every resource wanted
 
     def plan(
         self, state: DeploymentState, uploads: list[Upload], desired: dict[str, dict[str, Any]]
@@ -269,11 +317,15 @@ class _Run:
         self, state: DeploymentState, changes: list[Change], files: dict[str, str] | None = None
     ) -> dict[str, DeployedResource]:
         """Apply the changes, push the state (and the file manifest), then report any failure."""
-        wal = WriteAheadLog(self._local_folder, state)
-        outcome = _Outcome(state, wal)
+        self._claimed = {resource_id(entry) for entry in state.entries.values()}
+        self._wanted = Counter(
+            (change.kind, str(change.settings.get("name", "")))
+            for change in changes
+            if change.action != "delete"
+        )
+        outcome = _Outcome(state)
         self._apply_in_waves(changes, outcome)
         written = push_state(self._api, self._state_path, outcome.state(), self._local_folder)
-        wal.close()
         if files is not None:
             bundle_files.write_manifest(self._api, self._state_path, written, files)
         if outcome.failures:
@@ -316,9 +368,67 @@ class _Run:
         if change.action == "recreate":
             kind.delete(self._api, str(change.id))
         if change.action in ("create", "recreate"):
-            return kind.create(self._api, settings), settings
+            return self._create(change.key, kind, settings), settings
         kind.update(self._api, str(change.id), settings)
         return str(change.id), settings
+
+    def _create(self, key: str, kind: ResourceKind, settings: dict[str, Any]) -> str:
+        """Create the resource, or adopt the one an interrupted deploy made; never make two."""
+        marker, name = deployment_marker(settings), str(settings.get("name", ""))
+        if kind.find is None or marker is None or not name:
+            return self._claim(kind.create(self._api, settings))
+        adopted = self._adopt(kind, name, marker)
+        if adopted is not None:
+            kind.update(self._api, adopted, settings)  # made by an earlier deploy, maybe of older settings
+            return adopted
+        try:
+            return self._claim(kind.create(self._api, settings))
+        except WorkspaceApiError as error:
+            if not error.outcome_unknown:
+                raise
+            return self._await_created(key, kind, name, marker, error)
+
+    def _await_created(
+        self, key: str, kind: ResourceKind, name: str, marker: str, error: WorkspaceApiError
+    ) -> str:
+        """Look for the resource a create with a lost answer may have made, until the grace runs out."""
+        deadline = time.monotonic() + self._grace
+        pause = 0.1
+        while True:
+            try:
+                adopted = self._adopt(kind, name, marker)
+            except WorkspaceApiError:
+                adopted = None  # the workspace may still be struggling; look again
+            if adopted is not None:
+                return adopted
+            if time.monotonic() >= deadline:
+                raise DeployError(
+                    f"{key}: the create's outcome is unknown ({error}) and no {kind.name} named {name!r} "
+                    f"of this deployment appeared within {self._grace:g} s. Deploy again: if the workspace "
+                    "did create it, the next deploy adopts it instead of creating another."
+                ) from None
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, 2.0)
+
+    def _adopt(self, kind: ResourceKind, name: str, marker: str) -> str | None:
+        """Claim the oldest resource of this name and marker that no state records; when the name is
+        wanted once only, delete the other such copies, which interrupted deploys left behind."""
+        assert kind.find is not None
+        found = kind.find(self._api, name, marker)
+        with self._claims:
+            unclaimed = [resource for resource in found if resource not in self._claimed]
+            if not unclaimed:
+                return None
+            duplicates = unclaimed[1:] if self._wanted[(kind.name, name)] == 1 else []
+            self._claimed.update(unclaimed[:1] + duplicates)
+        for duplicate in duplicates:
+            kind.delete(self._api, duplicate)
+        return unclaimed[0]
+
+    def _claim(self, resource: str) -> str:
+        with self._claims:
+            self._claimed.add(resource)
+        return resource
 
     def _each(self, items: Iterable[T], work: Callable[[T], Any]) -> list[Any]:
         """`work` on every item in the pool; the first failure is raised once all are done."""
@@ -329,9 +439,8 @@ class _Run:
 class _Outcome:
     """What applying the changes did: the state entries, the ids, the results, the failures."""
 
-    def __init__(self, state: DeploymentState, wal: WriteAheadLog) -> None:
+    def __init__(self, state: DeploymentState) -> None:
         self._state = state
-        self._wal = wal
         self._entries = dict(state.entries)
         self._ids: dict[str, str] = {}  # of resources left alone or deployed by this run
         self.resources: dict[str, DeployedResource] = {}
@@ -353,10 +462,8 @@ class _Outcome:
             return
         if change.action == "delete":
             self._entries.pop(change.key, None)
-            self._wal.record(change.key, None)
         else:
             self._entries[change.key] = make_entry(resource_id_, sent, list(change.depends_on))
-            self._wal.record(change.key, self._entries[change.key])
             self._ids[change.key] = resource_id_
         self.resources[change.key] = _resource(change.key, sent, resource_id_, change.action)
 
@@ -425,12 +532,20 @@ def _check_supported(bundle: ResolvedBundle) -> None:
         )
 
 
-def _lock(api: WorkspaceApi, bundle: ResolvedBundle, force_lock: bool) -> DeployLock | None:
+def _lock(
+    api: WorkspaceApi, bundle: ResolvedBundle, force_lock: bool, owner: LockOwner | None
+) -> DeployLock | None:
     """The target's lock: none when `bundle.deployment.lock.enabled` is false (development mode)."""
     settings = (bundle.config["bundle"].get("deployment") or {}).get("lock") or {}
     if settings.get("enabled") is False:
         return None
-    return DeployLock(api, bundle.workspace.state_path, force=force_lock or settings.get("force") is True)
+    force = force_lock or settings.get("force") is True
+    return DeployLock(api, bundle.workspace.state_path, force=force, owner=owner)
+
+
+def _broken(lock: DeployLock | None, found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Another deployment's lock that this deploy broke, for the caller's audit trail."""
+    return found if lock is not None and found is not None and not lock.is_own(found) else None
 
 
 def _deploying_user(api: WorkspaceApi, bundle: ResolvedBundle) -> str:
@@ -464,8 +579,10 @@ class _CountingApi:
         path: str,
         body: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
+        *,
+        idempotent: bool = True,
     ) -> dict[str, Any]:
         if method.upper() != "GET":
             with self._lock:
                 self.write_calls += 1
-        return self._api.call(method, path, body=body, query=query)
+        return self._api.call(method, path, body=body, query=query, idempotent=idempotent)

@@ -41,6 +41,8 @@ class ResourceKind:
     delete: Callable[[WorkspaceApi, str], None]
     recreate_on: tuple[str, ...] = ()  # dotted fields whose change needs a new resource
     url: Callable[[str, str], str] | None = None  # (host, id) -> the resource's page
+    # (name, deployment marker) -> ids of the resources carrying both; None: creates cannot be found
+    find: Callable[[WorkspaceApi, str, str], list[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,30 +9,36 @@
 Sharing the file (and its lineage) with the CLI keeps a target deployed by the CLI
 and by Airflow one deployment. Entries this engine does not manage are kept as read.
 
-Like the CLI, a deploy also keeps a local copy in
-`<bundle>/.databricks/bundle/<target>/resources.json`. Pulling reconciles the two:
-they must share a lineage, and the one with the highest serial wins. While a deploy
-applies changes it appends each one to the local `resources.json.wal`, as the CLI
-does, so a deploy killed before it pushed the state is recovered by the next one
-instead of creating its resources a second time.
+The state has one identity: its workspace path and its lineage. A local copy is only
+a cache, kept in `<bundle>/.databricks/bundle/<target>/resources.json` as the CLI keeps
+it, or in a `StateCache` keyed by workspace host and state path when one checkout
+deploys to several workspaces. The cache is trusted only when its lineage matches the
+workspace's state: a workspace with no state, or another lineage, means the copy
+belongs to another deployment, and adopting it would take over that deployment's
+resources. Of two states of one lineage, the highest serial wins.
+
+A deploy killed before it pushed the state leaves no local log to replay: the next deploy,
+on any worker, reads every resource from the workspace and finds what the killed one
+created by the deployment marker it set (see `engine.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bundle_promotion.errors import DeployError
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
 
 STATE_FILE = "resources.json"
-WAL_FILE = "resources.json.wal"
 TERRAFORM_STATE_FILE = "terraform.tfstate"
 STATE_VERSION = 2
 # Version 3 is version 2 plus optional feature flags; the CLI reads it when no flag is set.
@@ -137,75 +143,41 @@ def local_state_folder(bundle_dir: Path, target: str) -> Path:
     return Path(override) if override else bundle_dir / ".databricks" / "bundle" / target
 
 
+@dataclass(frozen=True)
+class StateCache:
+    """Local state copies of one workspace, one folder per state path, under `root`."""
+
+    root: Path
+    host: str
+
+    def folder(self, state_path: str) -> Path:
+        host = urlsplit(self.host).netloc or self.host
+        digest = hashlib.sha256(f"{host}\n{state_path}".encode()).hexdigest()[:32]
+        return self.root / host.replace(":", "_") / digest
+
+
 def read_local_state(folder: Path) -> DeploymentState | None:
+    """The local copy; None when there is none or it cannot be read (it is only a cache)."""
     path = folder / STATE_FILE
-    if not path.is_file():
-        return None
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise DeployError(
-            f"{path}: invalid JSON ({error}); delete the file to use the workspace's state"
-        ) from error
-    return DeploymentState.from_json(document, str(path))
+        return DeploymentState.from_json(json.loads(path.read_text(encoding="utf-8")), str(path))
+    except (OSError, ValueError, KeyError, TypeError, DeployError):
+        return None
 
 
 def pull_state(api: WorkspaceApi, state_path: str, local_folder: Path) -> DeploymentState:
-    """The target's state: the remote and the local copy reconciled, then the write-ahead log replayed."""
-    state = reconcile(
-        read_local_state(local_folder), read_state(api, state_path), str(local_folder / STATE_FILE)
-    )
-    return replay_wal(state, local_folder / WAL_FILE)
+    """The workspace's state, or the local copy when that is a later serial of the same lineage."""
+    return reconcile(read_local_state(local_folder), read_state(api, state_path))
 
 
-def replay_wal(state: DeploymentState, wal: Path) -> DeploymentState:
-    """`state` with the changes of an unfinished deploy that started from it; a stale log is ignored."""
-    if not wal.is_file():
-        return state
-    header, *lines = [
-        json.loads(line) for line in wal.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-    if state.serial == 0 and header.get("serial") == 1:
-        state = dataclasses.replace(state, lineage=str(header["lineage"]))  # the first deploy's lineage
-    if (header.get("lineage"), header.get("serial")) != (state.lineage, state.serial + 1):
-        return state
-    entries = dict(state.entries)
-    for line in lines:
-        if "v" in line:
-            entries[line["k"]] = line["v"]
-        else:
-            entries.pop(line["k"], None)
-    return dataclasses.replace(state, entries=entries)
+def reconcile(local: DeploymentState | None, remote: DeploymentState) -> DeploymentState:
+    """The local copy counts only as a later serial of the workspace's own lineage.
 
-
-class WriteAheadLog:
-    """The local log of one deploy's applied changes, until its state is pushed."""
-
-    def __init__(self, local_folder: Path, state: DeploymentState) -> None:
-        self._path = local_folder / WAL_FILE
-        local_folder.mkdir(parents=True, exist_ok=True)
-        header = {"lineage": state.lineage, "serial": state.serial + 1}
-        self._path.write_text(json.dumps(header) + "\n", encoding="utf-8")
-
-    def record(self, key: str, entry: dict[str, Any] | None) -> None:
-        """Append one change; None is a deletion."""
-        line = {"k": key} if entry is None else {"k": key, "v": entry}
-        with self._path.open("a", encoding="utf-8") as log:
-            log.write(json.dumps(line) + "\n")
-
-    def close(self) -> None:
-        self._path.unlink(missing_ok=True)
-
-
-def reconcile(local: DeploymentState | None, remote: DeploymentState, local_path: str) -> DeploymentState:
-    """The highest serial wins; two states of different lineage are two deployments, an error."""
-    if local is None or local.serial == 0:
+    A workspace without state (serial 0) or with another lineage makes the copy a stale
+    cache of some other deployment: it is ignored, never adopted.
+    """
+    if local is None or remote.serial == 0 or local.lineage != remote.lineage:
         return remote
-    if remote.serial > 0 and local.lineage != remote.lineage:
-        raise DeployError(
-            f"{local_path} has lineage {local.lineage} but the workspace's state has {remote.lineage}: "
-            "they record different deployments. Delete the local file to deploy from the workspace's state."
-        )
     return local if local.serial > remote.serial else remote
 
 

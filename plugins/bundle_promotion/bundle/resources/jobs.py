@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bundle_promotion.bundle.config.job_settings import KEYED_LISTS
+from bundle_promotion.bundle.config.job_settings import KEYED_LISTS, deployment_marker
 from bundle_promotion.errors import WorkspaceApiError
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
@@ -33,7 +33,28 @@ def read(api: WorkspaceApi, job_id: str) -> dict[str, Any] | None:
 
 
 def create(api: WorkspaceApi, settings: dict[str, Any]) -> str:
-    return str(api.call("POST", "2.2/jobs/create", body=settings)["job_id"])
+    return str(api.call("POST", "2.2/jobs/create", body=settings, idempotent=False)["job_id"])
+
+
+def find(api: WorkspaceApi, name: str, marker: str) -> list[str]:
+    """The ids of the jobs named ``name`` that carry ``marker`` as their deployment's metadata file.
+
+    A bundle deploy annotates each job with ``deployment.metadata_file_path`` under its state
+    path, so this finds the jobs a deploy of this bundle and target created, whether or not
+    its state recorded them.
+    """
+    ids: list[str] = []
+    query: dict[str, Any] = {"name": name, "limit": 100}
+    while True:
+        answer = api.call("GET", "2.2/jobs/list", query=query)
+        ids += [
+            str(job["job_id"])
+            for job in answer.get("jobs", [])
+            if deployment_marker(job.get("settings") or {}) == marker
+        ]
+        if not answer.get("next_page_token"):
+            return sorted(ids, key=int)
+        query = {**query, "page_token": answer["next_page_token"]}
 
 
 def update(api: WorkspaceApi, job_id: str, settings: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bundle_promotion.bundle.config.job_settings import deployment_marker
 from bundle_promotion.errors import WorkspaceApiError
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
@@ -34,7 +35,26 @@ def read(api: WorkspaceApi, pipeline_id: str) -> dict[str, Any] | None:
 
 
 def create(api: WorkspaceApi, settings: dict[str, Any]) -> str:
-    return str(api.call("POST", "2.0/pipelines", body=settings)["pipeline_id"])
+    return str(api.call("POST", "2.0/pipelines", body=settings, idempotent=False)["pipeline_id"])
+
+
+def find(api: WorkspaceApi, name: str, marker: str) -> list[str]:
+    """The ids of the pipelines named ``name`` whose deployment's metadata file is ``marker``.
+
+    The list is filtered on the name (``LIKE`` treats ``_`` and ``%`` as wildcards, so the exact
+    name is checked here again); each candidate's spec is read for its deployment.
+    """
+    query: dict[str, Any] = {"max_results": 100}
+    if "'" not in name:  # the filter has no documented escape for a quote: list them all then
+        query["filter"] = f"name LIKE '{name}'"
+    ids: list[str] = []
+    while True:
+        answer = api.call("GET", "2.0/pipelines", query=query)
+        named = [status["pipeline_id"] for status in answer.get("statuses", []) if status.get("name") == name]
+        ids += [each for each in named if deployment_marker(read(api, each) or {}) == marker]
+        if not answer.get("next_page_token"):
+            return sorted(ids)
+        query = {**query, "page_token": answer["next_page_token"]}
 
 
 def update(api: WorkspaceApi, pipeline_id: str, settings: dict[str, Any]) -> None:
