@@ -365,10 +365,16 @@ def _destroy_bundle(arguments: argparse.Namespace) -> int:
         return _failed(
             "please specify --auto-approve to skip interactive confirmation checks for non tty consoles"
         )
+    from bundle_promotion.workspace import files as workspace_files
+
     with _stdout_kept_for_output():
         try:
-            engine = _native_engine(_connection(arguments.databricks_conn_id), arguments)
+            hook = _connection(arguments.databricks_conn_id)
+            engine = _native_engine(hook, arguments)
             bundle = engine.load(arguments.bundle_dir, arguments.target)
+            if not workspace_files.exists(hook, bundle.workspace.root_path):
+                print("No active deployment found to destroy!", file=sys.stderr)
+                return 0
             deployed = sorted(engine.deployed(bundle))
             if deployed:
                 print("The following resources will be deleted:", file=sys.stderr)

@@ -325,6 +325,15 @@ def test_destroy_with_auto_approve_removes_the_jobs_and_the_folder(
     assert err.endswith("Destroy complete!\n")
 
 
+def test_destroy_of_a_target_never_deployed_says_so_and_writes_nothing(
+    workspaces: WorkspaceEmulator, bundle_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = bundle(capsys, "destroy", *STAGING, "--auto-approve")
+
+    assert (code, out, err) == (0, "", "No active deployment found to destroy!\n")
+    assert writes(workspaces) == []
+
+
 def test_destroy_without_auto_approve_and_no_tty_fails_and_deletes_nothing(
     workspaces: WorkspaceEmulator, hook: WorkspaceHook, bundle_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
