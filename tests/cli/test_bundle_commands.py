@@ -434,3 +434,16 @@ def test_destroy_at_a_terminal_asks_first(
     assert "Would you like to proceed? [y/n]: " in transcript
     assert said in transcript
     assert job_names(hook) == jobs_left
+
+
+def test_declining_a_pipeline_recreate_at_a_terminal_cancels_the_deploy(
+    hook: WorkspaceHook, deployed_pipeline: Path
+) -> None:
+    arguments = ["--databricks-conn-id", "databricks_staging", "--bundle-dir", str(deployed_pipeline)]
+
+    code, transcript = at_a_terminal(["bundle", "deploy", *arguments], b"n\n")
+
+    assert code == 0
+    assert "  recreate resources.pipelines.sales" in transcript
+    assert "Deployment cancelled!" in transcript
+    assert pipeline_storages(hook) == ["/mnt/sales"]
