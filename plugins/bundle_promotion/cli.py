@@ -239,10 +239,15 @@ def _validate_bundle(arguments: argparse.Namespace) -> int:
     from bundle_promotion.bundle.config.lookup import api_lookup
 
     with _stdout_kept_for_output() as output:
-        hook = _workspace_hook(arguments.databricks_conn_id)
-        me = hook.call("GET", "2.0/preview/scim/v2/Me") if hook else None
-        lookup = api_lookup(hook) if hook else None
-        validation = validate(arguments.bundle_dir, arguments.target, dict(arguments.variables), me, lookup)
+        try:
+            hook = _workspace_hook(arguments.databricks_conn_id)
+            me = hook.call("GET", "2.0/preview/scim/v2/Me") if hook else None
+            lookup = api_lookup(hook) if hook else None
+            validation = validate(
+                arguments.bundle_dir, arguments.target, dict(arguments.variables), me, lookup
+            )
+        except _command_errors() as error:
+            return _failed(error)
     if arguments.output == "json":
         print(json.dumps(validation.document, indent=2), file=output)
     else:
@@ -340,7 +345,7 @@ def _deploy_bundle(arguments: argparse.Namespace) -> int:
 
 def _deploy_approved(changes: Sequence[Change], auto_approve: bool) -> bool:
     """The CLI's rule: deleting or recreating a pipeline drops its tables, so a person must agree."""
-    from bundle_promotion.errors import BundlePromotionError
+    from bundle_promotion.errors import DeployError
 
     destructive = [
         change for change in changes if change.kind == "pipelines" and change.action in ("delete", "recreate")
@@ -353,7 +358,7 @@ def _deploy_approved(changes: Sequence[Change], auto_approve: bool) -> bool:
     if auto_approve:
         return True
     if not _can_prompt():
-        raise BundlePromotionError(
+        raise DeployError(
             "the deployment requires destructive actions, but current console does not support prompting. "
             "Please specify --auto-approve if you would like to skip prompts and proceed"
         )

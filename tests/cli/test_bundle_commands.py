@@ -189,6 +189,16 @@ def test_deploy_to_a_connection_that_does_not_exist_fails_with_exit_1(
     assert "nowhere" in err
 
 
+def test_validate_against_a_connection_that_does_not_exist_fails_with_exit_1(
+    bundle_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = bundle(capsys, "validate", "-t", "staging", "--databricks-conn-id", "nowhere")
+
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: ")
+    assert "nowhere" in err
+
+
 def test_an_invalid_bundle_fails_deploy_with_exit_1(
     workspaces: WorkspaceEmulator, bundle_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
