@@ -160,7 +160,7 @@ def test_a_held_lock_fails_with_the_clis_message_and_prints_nothing_on_stdout(
     assert code == 1
     assert out == ""
     error = err.split("Error: ", 1)[1]
-    assert error.startswith("deploy lock acquired by alice@example.com at 2026-11-30T01:00:00Z.")
+    assert error.startswith("deploy lock acquired by alice@example.com at 2026-11-30T01:00:00Z")
     assert "Use --force-lock to override" in error
     assert writes(workspaces, since=before) == []
     assert job_names(hook) == []
