@@ -506,14 +506,37 @@ def test_validate_json_of_the_example_bundle() -> None:
 # --- the bundle command ----------------------------------------------------------------------------
 
 
-def test_bundle_validate_prints_the_resolved_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bundle_validate_prints_only_the_resolved_json_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
     from bundle_promotion.cli import main
 
     code = main(["bundle", "validate", "-t", "staging", "-o", "json", "--bundle-dir", str(EXAMPLE_BUNDLE)])
 
-    printed = json.loads(capsys.readouterr().out.split("\nValidation OK!")[0])
+    captured = capsys.readouterr()
     assert code == 0
-    assert printed == load_bundle(EXAMPLE_BUNDLE, "staging").as_validate_json()
+    assert json.loads(captured.out) == load_bundle(EXAMPLE_BUNDLE, "staging").as_validate_json()
+    assert captured.err == "Validation OK!\n"
+
+
+def test_bundle_validate_in_text_prints_validation_ok_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    from bundle_promotion.cli import main
+
+    code = main(["bundle", "validate", "-t", "staging", "--bundle-dir", str(EXAMPLE_BUNDLE)])
+
+    assert code == 0
+    assert capsys.readouterr().out.endswith("\nValidation OK!\n")
+
+
+def test_bundle_validate_takes_the_target_from_databricks_bundle_target(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bundle_promotion.cli import main
+
+    monkeypatch.setenv("DATABRICKS_BUNDLE_TARGET", "staging")
+
+    code = main(["bundle", "validate", "-o", "json", "--bundle-dir", str(EXAMPLE_BUNDLE)])
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["bundle"]["target"] == "staging"
 
 
 def test_bundle_validate_of_an_invalid_bundle_prints_the_json_and_found_1_error(

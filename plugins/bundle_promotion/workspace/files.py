@@ -15,6 +15,17 @@ def is_missing(error: WorkspaceApiError) -> bool:
     return error.status == 404 or error.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
+def exists(api: WorkspaceApi, path: str) -> bool:
+    """Whether a file or a folder is at `path`."""
+    try:
+        api.call("GET", "2.0/workspace/get-status", query={"path": path})
+    except WorkspaceApiError as error:
+        if is_missing(error):
+            return False
+        raise
+    return True
+
+
 def read_bytes(api: WorkspaceApi, path: str) -> bytes | None:
     """A workspace file's content, or None when there is no such file."""
     try:
