@@ -333,6 +333,8 @@ def _deploy_bundle(arguments: argparse.Namespace) -> int:
             result = engine.deploy(bundle, force_lock=arguments.force_lock)
         except _command_errors() as error:
             return _failed(error)
+        if result.broken_lock is not None:
+            print(f"Warning: broke {_lock_holder(result.broken_lock)}", file=sys.stderr)
         print("Deployment complete!", file=sys.stderr)
     if arguments.output == "json":
         resources = {
@@ -397,6 +399,10 @@ def _destroy_bundle(arguments: argparse.Namespace) -> int:
             return _failed(error)
         print("Destroy complete!", file=sys.stderr)
     return 0
+
+
+def _lock_holder(lock: dict[str, object]) -> str:
+    return f"the deploy lock acquired by {lock.get('User')} at {lock.get('AcquisitionTime')}"
 
 
 def _native_engine(hook: WorkspaceHook, arguments: argparse.Namespace) -> NativeEngine:

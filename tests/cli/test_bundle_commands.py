@@ -171,11 +171,25 @@ def test_force_lock_deploys_over_a_held_lock_and_releases_it(
 ) -> None:
     hold_the_lock(hook, "alice@example.com")
 
-    code, _, _ = bundle(capsys, "deploy", *STAGING, "--force-lock")
+    code, _, err = bundle(capsys, "deploy", *STAGING, "--force-lock")
 
     assert code == 0
     assert job_names(hook) == EXAMPLE_JOBS
     assert workspace_files.read_json(hook, LOCK) is None
+    assert "Warning: broke the deploy lock acquired by alice@example.com at 2026-11-30T01:00:00Z" in err
+
+
+def test_a_forced_deploy_that_changes_nothing_still_clears_a_stale_lock(
+    hook: WorkspaceHook, bundle_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bundle(capsys, "deploy", *STAGING)[0] == 0
+    hold_the_lock(hook, "alice@example.com")
+
+    code, _, err = bundle(capsys, "deploy", *STAGING, "--force-lock")
+
+    assert code == 0
+    assert workspace_files.read_json(hook, LOCK) is None
+    assert "broke the deploy lock acquired by alice@example.com" in err
 
 
 def test_deploy_to_a_connection_that_does_not_exist_fails_with_exit_1(
