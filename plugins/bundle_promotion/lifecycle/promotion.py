@@ -6,12 +6,13 @@ or cleared task converges on the same release, the same jobs and the same record
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bundle_promotion.bundle.config.load import ResolvedBundle, load_bundle
+from bundle_promotion.bundle.config.load import ArtifactConfig, ResolvedBundle, load_bundle
 from bundle_promotion.bundle.deploy.engine import DeployedResource, Engine, NativeEngine
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import Ledger
@@ -27,7 +28,7 @@ from bundle_promotion.lifecycle.schedules import (
     snapshot,
 )
 from bundle_promotion.release.build import build_artifacts, config_digest
-from bundle_promotion.release.git import checkout, resolve_version
+from bundle_promotion.release.git import checkout, private_copy, resolve_version
 from bundle_promotion.release.store import ArtifactStore
 from bundle_promotion.workspace.api import WorkspaceApi
 
@@ -45,6 +46,12 @@ class BundleSource:
 
     def checkout(self, commit: str, checkouts: Path) -> Path:
         return checkout(self.repo, commit, checkouts) / self.path
+
+    @contextmanager
+    def build_copy(self, commit: str, checkouts: Path) -> Iterator[Path]:
+        """The bundle's folder in a private copy of the checkout, for one release's build."""
+        with private_copy(checkout(self.repo, commit, checkouts)) as tree:
+            yield (tree / self.path).resolve()
 
 
 @dataclass(frozen=True)
@@ -107,16 +114,26 @@ def cut_release(
         release_id, release = recorded
         if release.commit == commit:
             return release_id
-    artifacts = build_artifacts(bundle_dir, bundles[0].artifacts.values())
-    release = Release(
-        bundle=source.bundle,
-        version=version,
-        commit=commit,
-        artifacts=tuple(artifacts),
-        config_digest=config_digest(bundle_dir),
-    )
-    store.put(release.digest, bundle_dir, release.artifacts)
+    # Built in a copy of the shared checkout: concurrent releases of one commit must not wipe
+    # each other's output.
+    with source.build_copy(commit, checkouts) as build_dir:
+        specs = [_moved(spec, bundles[0].bundle_dir, build_dir) for spec in bundles[0].artifacts.values()]
+        release = Release(
+            bundle=source.bundle,
+            version=version,
+            commit=commit,
+            artifacts=tuple(build_artifacts(build_dir, specs)),
+            config_digest=config_digest(bundle_dir),
+        )
+        store.put(release.digest, build_dir, release.artifacts)
     return ledger.record_release(release)
+
+
+def _moved(artifact: ArtifactConfig, bundle_dir: Path, build_dir: Path) -> ArtifactConfig:
+    """The artifact built in ``build_dir``, a copy of ``bundle_dir``."""
+    if not artifact.path.is_relative_to(bundle_dir):
+        return artifact  # outside the bundle: build_artifacts refuses it by name
+    return replace(artifact, path=build_dir / artifact.path.relative_to(bundle_dir))
 
 
 def _require_test_jobs(bundles: Sequence[ResolvedBundle], test_jobs: Sequence[str], version: str) -> None:

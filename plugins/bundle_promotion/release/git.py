@@ -11,6 +11,8 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,23 @@ def checkout(repo: str, commit: str, workdir: Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+@contextmanager
+def private_copy(checkout_dir: Path) -> Iterator[Path]:
+    """A throwaway clone of ``checkout_dir`` beside it, for one build, removed afterwards.
+
+    Builds write into their tree (``dist/``, ``build/``), and releases of one commit share the
+    checkout, so each build gets its own tree: no build wipes or picks up another's output.
+    A local clone hard-links git's objects, so the copy is cheap.
+    """
+    commit = _git("rev-parse", "HEAD", cwd=checkout_dir).strip()
+    copy = checkout_dir.with_name(f".build-{checkout_dir.name}-{uuid.uuid4().hex}")
+    try:
+        _clone_at(str(checkout_dir), commit, copy)
+        yield copy
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
 
 
 def _remote_tags(repo: str) -> dict[str, str]:
