@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.lifecycle.promotion import BundleSource, cut_release
 from bundle_promotion.release.store import ArtifactStore
@@ -60,7 +61,7 @@ def test_concurrent_releases_of_one_commit_each_build_their_own_wheel(
         return cut_release(
             BundleSource("example_etl", str(repo)),
             version,
-            targets=[("dev", {"userName": "deployer@example.com"})],
+            targets=["dev"],
             test_jobs=[],
             ledger=ledger,
             store=ArtifactStore(tmp_path / "store"),
@@ -75,3 +76,44 @@ def test_concurrent_releases_of_one_commit_each_build_their_own_wheel(
     commit = git(repo, "rev-parse", "HEAD")
     assert [path.name for path in checkouts.iterdir()] == [commit]  # the build copies are gone
     assert not (checkouts / commit / "dist").exists()
+
+
+def test_a_target_without_a_spec_test_job_fails_the_release_before_anything_is_built(
+    bundle_repo: Callable[..., Path], ledger: Ledger, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+
+    with pytest.raises(ReleaseError, match=r"target dev of bundle example_etl has no job smoke_tests"):
+        cut_release(
+            BundleSource("example_etl", str(bundle_repo("v1.0.0"))),
+            "v1.0.0",
+            targets=["dev", "staging", "prod"],
+            test_jobs=["smoke_tests"],
+            ledger=ledger,
+            store=ArtifactStore(store),
+            checkouts=tmp_path / "checkouts",
+        )
+    assert not store.exists()
+
+
+def test_targets_whose_paths_name_the_deploying_user_resolve_without_a_workspace(
+    bundle_repo: Callable[..., Path], ledger: Ledger, tmp_path: Path
+) -> None:
+    def home_root_path(repo: Path) -> None:
+        config = repo / "databricks.yml"
+        shared = "root_path: /Workspace/Shared/.bundle/${bundle.name}/${bundle.target}"
+        config.write_text(
+            config.read_text().replace(shared, "root_path: ~/.bundle/${bundle.name}/${bundle.target}")
+        )
+
+    release_id = cut_release(
+        BundleSource("example_etl", str(bundle_repo("v1.0.0", edit=home_root_path))),
+        "v1.0.0",
+        targets=["dev", "staging", "prod"],
+        test_jobs=["integration_tests"],
+        ledger=ledger,
+        store=ArtifactStore(tmp_path / "store"),
+        checkouts=tmp_path / "checkouts",
+    )
+
+    assert ledger.release(release_id).version == "v1.0.0"

@@ -80,7 +80,7 @@ def build_promotion_dag(spec: PromotionSpec, *, polling_period_seconds: int = 30
             repo=spec.repo_location(),
             bundle_path=spec.source.path,
             version="{{ params.version }}",
-            deployers=[(env.target, env.databricks_conn_id) for env in spec.environments],
+            targets=[env.target for env in spec.environments],
             test_jobs=sorted({suite.job for environment in spec.environments for suite in environment.tests}),
         )
         previous: BuildReleaseOperator | TaskGroup = release

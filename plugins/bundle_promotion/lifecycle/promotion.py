@@ -6,7 +6,7 @@ or cleared task converges on the same release, the same jobs and the same record
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +32,8 @@ from bundle_promotion.release.git import checkout, private_copy, resolve_version
 from bundle_promotion.release.store import ArtifactStore
 from bundle_promotion.workspace.api import WorkspaceApi
 
+# Who deploys, as `scim/v2/Me` would answer, while a release is checked offline.
+_STAND_IN_USER = {"userName": "release-check@bundle-promotion.invalid"}
 # The kinds of the bundle's config (`resources.<kind>`) that schedules know.
 _RESOURCE_KINDS: dict[str, ResourceKind] = {"jobs": "job", "pipelines": "pipeline"}
 
@@ -93,7 +95,7 @@ def cut_release(
     source: BundleSource,
     version: str,
     *,
-    targets: Sequence[tuple[str, Mapping[str, Any]]],
+    targets: Sequence[str],
     test_jobs: Sequence[str],
     ledger: Ledger,
     store: ArtifactStore,
@@ -101,14 +103,19 @@ def cut_release(
 ) -> int:
     """Resolve ``version``, check the bundle at that commit, build its artifacts once; returns the release id.
 
-    ``targets`` pairs every environment's target with the user its connection deploys as (the
-    answer of ``scim/v2/Me``), since a target's paths and names may depend on that user. Every
-    target is resolved before anything is built, so a bundle that cannot deploy to one of the
-    environments fails here, before the first environment is touched.
+    Every target is resolved before anything is built, without asking any workspace, so a
+    bundle that cannot deploy to one of the environments (a config that does not resolve, a
+    test job it lacks) fails here, before the first environment is touched, while one
+    workspace's outage blocks no promotion to the others. What only a workspace knows (the
+    deploying user, the ids of ``lookup`` variables) takes stand-ins here; each deploy
+    resolves its target again, as the user behind its own connection.
     """
     commit = resolve_version(source.repo, version)
     bundle_dir = source.checkout(commit, checkouts)
-    bundles = [load_bundle(bundle_dir, target, current_user=user) for target, user in targets]
+    bundles = [
+        load_bundle(bundle_dir, target, current_user=_STAND_IN_USER, lookup=_stand_in_lookup)
+        for target in targets
+    ]
     _require_test_jobs(bundles, test_jobs, version)
     if recorded := ledger.release_by_version(source.bundle, version):
         release_id, release = recorded
@@ -127,6 +134,11 @@ def cut_release(
         )
         store.put(release.digest, build_dir, release.artifacts)
     return ledger.record_release(release)
+
+
+def _stand_in_lookup(kind: str, name: str) -> str:
+    """A ``lookup`` variable's id, unknown until the deploy asks the workspace."""
+    return f"<the id of {kind} {name!r}, looked up at deploy>"
 
 
 def _moved(artifact: ArtifactConfig, bundle_dir: Path, build_dir: Path) -> ArtifactConfig:
