@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sysconfig
 import threading
@@ -224,6 +225,38 @@ def test_a_failing_build_reports_its_exit_code_and_the_end_of_its_output(tmp_pat
     assert "line 21\n" in message
     assert "line 50" in message
     assert "line 20\n" not in message
+
+
+def test_a_build_sees_its_tools_settings_but_no_connection_or_database_of_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_PROD", "databricks://:dapi-prod-token@prod.example.com")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://airflow:db-password@db/airflow")
+    monkeypatch.setenv("UV_INDEX_URL", "https://pypi.internal.example.com/simple")
+
+    build_artifacts(tmp_path, [Spec(build=f"env > seen.txt && {FAKE_WHEEL_BUILD}")])
+
+    seen = dict(
+        line.split("=", 1) for line in (tmp_path / "seen.txt").read_text().splitlines() if "=" in line
+    )
+    assert seen["UV_INDEX_URL"] == "https://pypi.internal.example.com/simple"
+    assert seen["HOME"] == os.environ["HOME"]
+    assert not {"AIRFLOW_CONN_DATABRICKS_PROD", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"} & set(seen)
+
+
+def test_a_failed_builds_output_carries_no_secret_into_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_INDEX_PRIVATE_PASSWORD", "index-s3cret")
+    monkeypatch.setenv("UV_INDEX_URL", "https://builder:url-s3cret@pypi.internal.example.com/simple")
+    leaky = "echo $UV_INDEX_PRIVATE_PASSWORD; echo $UV_INDEX_URL; exit 1"
+
+    with pytest.raises(ReleaseError) as raised:
+        build_artifacts(tmp_path, [Spec(build=leaky)])
+
+    message = str(raised.value)
+    assert "s3cret" not in message
+    assert "***\nhttps://pypi.internal.example.com/simple" in message
 
 
 def test_builds_find_the_uv_installed_beside_this_package(tmp_path: Path) -> None:
