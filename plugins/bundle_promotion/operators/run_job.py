@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
 RUN_PAGE_URL_KEY = "run_page_url"
+RUN_ID_KEY = "run_id"
 # How much of a failed task's trace goes into the Airflow log.
 TRACE_TAIL_LINES = 20
 
@@ -35,9 +36,10 @@ class RunBundleJobOperator(BaseOperator):
 
     The job id comes from the environment's deploy task, so the task follows the deployment
     rather than a job name. Waiting happens in the triggerer, through the Databricks provider's
-    ``DatabricksExecutionTrigger``, for at most ``run_timeout`` (then the task fails with the
-    run page in its log). A retry starts a fresh run: a run is evidence, not state. Each task's result
-    and output are logged; a failed task's error and the tail of its trace too.
+    ``DatabricksExecutionTrigger``, for at most ``run_timeout``: then the run is cancelled and the
+    task fails with the run page in its log. A retry starts a fresh run: a run is evidence, not
+    state. Each task's result and output are logged; a failed task's error and the tail of its
+    trace too.
     """
 
     template_fields: Sequence[str] = ("databricks_conn_id", "job_parameters")
@@ -78,6 +80,7 @@ class RunBundleJobOperator(BaseOperator):
         run_id = hook.run_now({"job_id": int(job["id"]), "job_parameters": self.job_parameters})
         run_page_url = hook.get_run_page_url(run_id)
         context["ti"].xcom_push(key=RUN_PAGE_URL_KEY, value=run_page_url)
+        context["ti"].xcom_push(key=RUN_ID_KEY, value=run_id)
         self.log.info("Started %r (job %s), run %s: %s", job["name"], job["id"], run_id, run_page_url)
         state = RunState(**hook.get_run(run_id)["state"])
         if state.is_terminal:
@@ -93,6 +96,26 @@ class RunBundleJobOperator(BaseOperator):
             method_name="execute_complete",
             timeout=self.run_timeout,
         )
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Past ``run_timeout`` Airflow resumes the task only to fail it: cancel the run first,
+        so the job does not go on running in the workspace after its test has failed."""
+        from airflow.sdk.exceptions import TaskDeferralTimeout
+
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except TaskDeferralTimeout:
+            run_id = int(context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_ID_KEY))
+            self._hook().cancel_run(run_id)
+            run_page_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_PAGE_URL_KEY)
+            self.log.error(
+                "Run %s of %s did not end within %s; cancelled it: %s",
+                run_id,
+                self.job_key,
+                self.run_timeout,
+                run_page_url,
+            )
+            raise
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from airflow.providers.databricks.hooks.databricks import RunState
