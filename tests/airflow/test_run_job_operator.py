@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferralTimeout, TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.operators.run_job import RunBundleJobOperator
@@ -29,7 +29,9 @@ class TaskInstance:
         return self.values[task_ids, key]
 
 
-def test_a_run_past_its_timeout_is_cancelled_before_the_task_fails(workspaces: WorkspaceEmulator) -> None:
+def test_a_run_past_its_timeout_is_cancelled_and_the_task_fails_without_retrying(
+    workspaces: WorkspaceEmulator,
+) -> None:
     hook = WorkspaceHook("databricks_dev")
     job_id = hook.call("POST", "2.2/jobs/create", body={"name": "integration tests"})["job_id"]
     context: Any = {"ti": TaskInstance({"jobs": {"tests": {"id": str(job_id), "name": "integration tests"}}})}
@@ -44,7 +46,7 @@ def test_a_run_past_its_timeout_is_cancelled_before_the_task_fails(workspaces: W
     with pytest.raises(TaskDeferred):
         operator.execute(context)
 
-    with pytest.raises(TaskDeferralTimeout):
+    with pytest.raises(AirflowFailException, match=r"did not end within 0:05:00; cancelled it"):
         operator.resume_execution(**DEFERRAL_TIMED_OUT, context=context)
 
     (run,) = hook.call("GET", "2.2/jobs/runs/list", query={"job_id": job_id})["runs"]

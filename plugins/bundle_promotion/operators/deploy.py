@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from bundle_promotion import settings
 from bundle_promotion.operators import github_deployments
+from bundle_promotion.operators.base import PromotionOperator
 from bundle_promotion.operators.bundle import EngineName, make_engine, resource_links
 
 
-class BundleDeployOperator(BaseOperator):
+class BundleDeployOperator(PromotionOperator):
     """Deploy the release built by ``release_task_id`` to ``target`` through ``databricks_conn_id``.
 
     The deploy converges: a retry, a clear or a second promotion of the same release creates no

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from bundle_promotion import settings
+from bundle_promotion.operators.base import PromotionOperator
 
 
-class BuildReleaseOperator(BaseOperator):
+class BuildReleaseOperator(PromotionOperator):
     """Resolve ``version`` to a commit, check the bundle for every target, build its artifacts once.
 
     ``targets`` lists each environment's target. They are checked without asking their

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
 from bundle_promotion.errors import TestRunFailed
+from bundle_promotion.operators.base import PromotionOperator
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
@@ -31,7 +32,7 @@ class DatabricksRunPageLink(BaseOperatorLink):
         return XCom.get_value(key=RUN_PAGE_URL_KEY, ti_key=ti_key) or ""
 
 
-class RunBundleJobOperator(BaseOperator):
+class RunBundleJobOperator(PromotionOperator):
     """Start the job deployed under bundle key ``job_key`` and defer until it ends; fail unless SUCCESS.
 
     The job id comes from the environment's deploy task, so the task follows the deployment
@@ -97,25 +98,17 @@ class RunBundleJobOperator(BaseOperator):
             timeout=self.run_timeout,
         )
 
-    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Past ``run_timeout`` Airflow resumes the task only to fail it: cancel the run first,
-        so the job does not go on running in the workspace after its test has failed."""
-        from airflow.sdk.exceptions import TaskDeferralTimeout
+    def on_deferral_timeout(self, context: Context) -> None:
+        """Past ``run_timeout``: cancel the run, so the job does not go on running in the workspace."""
+        from airflow.sdk.exceptions import AirflowFailException
 
-        try:
-            return super().resume_execution(next_method, next_kwargs, context)
-        except TaskDeferralTimeout:
-            run_id = int(context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_ID_KEY))
-            self._hook().cancel_run(run_id)
-            run_page_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_PAGE_URL_KEY)
-            self.log.error(
-                "Run %s of %s did not end within %s; cancelled it: %s",
-                run_id,
-                self.job_key,
-                self.run_timeout,
-                run_page_url,
-            )
-            raise
+        run_id = int(context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_ID_KEY))
+        self._hook().cancel_run(run_id)
+        run_page_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_PAGE_URL_KEY)
+        raise AirflowFailException(
+            f"job {self.job_key} run {run_id} did not end within {self.run_timeout}; "
+            f"cancelled it. Run page: {run_page_url}"
+        )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         from airflow.providers.databricks.hooks.databricks import RunState
