@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from bundle_promotion.errors import BundleConfigError, LockHeld, VerificationFailed, WorkspaceApiError
@@ -89,3 +90,17 @@ def test_every_task_of_a_promotion_retries_with_exponential_backoff(specs_folder
     assert {(task.retries, task.retry_delay, task.retry_exponential_backoff) for task in tasks} == {
         (3, timedelta(seconds=30), 2.0)
     }
+
+
+def test_the_manual_rollbacks_approval_is_a_decision_and_never_retries(specs_folder: Path) -> None:  # noqa: F811
+    from bundle_promotion.dags.factory import promotion_dags
+
+    spec_file = specs_folder / "example.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["environments"][-1]["rollback"] = {"require_approval": True}
+    spec_file.write_text(yaml.safe_dump(spec))
+
+    rollback = promotion_dags(specs_folder)["rollback__example"]
+
+    assert rollback.get_task("prod.approval").retries == 0
+    assert rollback.get_task("prod.redeploy").retries == 3
