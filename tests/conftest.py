@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 PROJECT = Path(__file__).resolve().parent.parent
 EXAMPLE_BUNDLE = PROJECT / "include" / "example_bundle"
 ENVIRONMENTS = ("dev", "staging", "prod")
+# Airflow through the interpreter running the tests: the suite needs no activated venv.
+AIRFLOW = (sys.executable, "-m", "airflow")
 
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="bundle-promotion-airflow-"))
 os.environ.update(
@@ -42,7 +45,7 @@ def airflow_home() -> Path:
 @pytest.fixture(scope="session")
 def airflow_db(airflow_home: Path) -> Path:
     """Airflow's metadata database, migrated once per session (dag.test() needs it)."""
-    subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    subprocess.run([*AIRFLOW, "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
     return airflow_home / "airflow.db"
 
 

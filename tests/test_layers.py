@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "plugins" / "bundle_promotion"
 
 # Bottom to top. A module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "testing"),  # typed errors; the emulators stand alone
+    ("errors", "processes", "testing"),  # typed errors, child processes; the emulators stand alone
     ("workspace",),
     ("bundle", "bundle.config"),  # the bundle package itself only documents its parts
     ("bundle.resources",),

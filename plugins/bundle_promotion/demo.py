@@ -43,6 +43,8 @@ GIT_IDENTITY = {
     "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
     "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
 }
+# Airflow through this interpreter, so the demo works from a venv that is not activated.
+AIRFLOW = (sys.executable, "-m", "airflow")
 
 
 def run_demo(project: Path, version: str = "v1.0.0") -> int:
@@ -100,7 +102,7 @@ def _api_server(airflow_home: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with (airflow_home / "api-server.log").open("w") as log:
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "airflow"), "api-server", "--port", str(port)],
+            [*AIRFLOW, "api-server", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -214,7 +216,7 @@ def _git(repo: Path, *args: str) -> str:
 
 def _migrate_airflow_db() -> None:
     print("Migrating the Airflow database (SQLite)…", flush=True)
-    subprocess.run(["airflow", "db", "migrate"], check=True, capture_output=True)
+    subprocess.run([*AIRFLOW, "db", "migrate"], check=True, capture_output=True)
 
 
 def _load_dag(project: Path) -> Any:

@@ -76,6 +76,23 @@ class WorkspaceApiError(BundlePromotionError):
         """No answer (a timeout, a dropped connection) or a server error: the server may have acted."""
         return self.status == 0 or self.status >= 500
 
+    @property
+    def transient(self) -> bool:
+        """No answer, a server error, a rate limit or contention: the same call may pass later."""
+        return (
+            self.outcome_unknown
+            or self.status in _TRY_AGAIN_STATUSES
+            or self.error_code in _TRY_AGAIN_ERROR_CODES
+        )
+
+
+# Refusals that say "not now" rather than "no": timeout, conflict, rate limit.
+_TRY_AGAIN_STATUSES = frozenset({408, 409, 429})
+# Error codes Databricks sends with a 4xx for a passing condition.
+_TRY_AGAIN_ERROR_CODES = frozenset(
+    {"TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "RESOURCE_EXHAUSTED", "COULD_NOT_ACQUIRE_LOCK"}
+)
+
 
 class GitHubApiError(BundlePromotionError):
     """A GitHub REST call failed. Never carries credentials."""
@@ -88,8 +105,8 @@ class GitHubApiError(BundlePromotionError):
 
     @property
     def transient(self) -> bool:
-        """No answer, or a server error: worth asking again later, unlike a refusal or a wrong name."""
-        return self.status == 0 or self.status >= 500
+        """No answer, a server error or a rate limit: worth asking again later, unlike a refusal."""
+        return self.status == 0 or self.status >= 500 or self.status in _TRY_AGAIN_STATUSES
 
 
 class LockHeld(BundlePromotionError):
@@ -141,3 +158,29 @@ class EnvironmentHeld(BundlePromotionError):
 
 class RestoreFailed(BundlePromotionError):
     """A rollback step could not put code or data back: names the object, what failed and why."""
+
+
+# Errors whose outcome a retry cannot change: the input is wrong, or a verdict was reached.
+_FINAL_ERRORS = (
+    SpecError,
+    InvalidSpecs,
+    BundleConfigError,  # and InvalidBundle
+    VerificationFailed,
+    TestRunFailed,
+    GateFailed,
+    ApprovalRefused,
+    EnvironmentHeld,
+)
+
+
+def is_final(error: BaseException) -> bool:
+    """Would asking again fail the same way? Then a task fails at once instead of retrying.
+
+    Final: a spec or bundle config that is wrong, a verdict (verification, tests, a gate, an
+    approval, a hold), and a request the workspace or GitHub refused (4xx that is not a rate
+    limit, timeout, conflict or lock contention). Everything else may pass on a later try: no
+    answer, a server error, a lock held by a live run, a failed subprocess, any other error.
+    """
+    if isinstance(error, (WorkspaceApiError, GitHubApiError)):
+        return not error.transient
+    return isinstance(error, _FINAL_ERRORS)

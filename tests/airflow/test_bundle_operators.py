@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from bundle_promotion.errors import BundleConfigError
 from bundle_promotion.operators.bundle import (
@@ -60,8 +61,12 @@ def test_validate_fails_the_task_naming_file_and_field(
 ) -> None:
     (bundle_dir / "databricks.yml").write_text(BUNDLE + "permissions: [{level: CAN_EDIT, group_name: x}]\n")
 
-    with pytest.raises(BundleConfigError, match=r"databricks\.yml: permissions\[0\]\.level: unsupported"):
+    with pytest.raises(
+        AirflowFailException, match=r"databricks\.yml: permissions\[0\]\.level: unsupported"
+    ) as raised:
         BundleValidateOperator(task_id="validate", **arguments(bundle_dir)).execute({})  # type: ignore[arg-type]
+
+    assert isinstance(raised.value.__cause__, BundleConfigError)  # final: Airflow does not retry it
 
 
 class Lines:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from bundle_promotion.bundle.deploy.lock import DeployLock, LockOwner
 from bundle_promotion.errors import LockHeld
@@ -107,7 +107,7 @@ def test_the_lock_trigger_gives_up_at_its_deadline_with_the_holder(workspaces: W
     assert event.payload["holder"]["Owner"]["run_id"] == "scheduled__2026-11-29"
 
 
-def test_a_lock_still_held_at_the_deadline_fails_the_task_saying_how_to_break_it() -> None:
+def test_a_lock_still_held_at_the_deadline_fails_the_task_without_retry_saying_how_to_break_it() -> None:
     holder = {
         "ID": "x",
         "User": "deployer@example.com",
@@ -121,10 +121,11 @@ def test_a_lock_still_held_at_the_deadline_fails_the_task_saying_how_to_break_it
     }
     event = {"status": "timeout", "holder": holder, "lock_path": LOCK}
 
-    with pytest.raises(LockHeld) as held:
+    with pytest.raises(AirflowFailException) as failed:
         operator().resume_after_lock(context(), event)
 
-    message = str(held.value)
+    message = str(failed.value)
+    assert isinstance(failed.value.__cause__, LockHeld)
     assert "run scheduled__2026-11-29, task dev.deploy (dev) on host w1" in message
     assert "Still held after 0:05:00" in message
     assert "force_lock=True" in message

@@ -7,18 +7,19 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 from types import ModuleType
 
 import pytest
 
-from tests.conftest import PROJECT
+from tests.conftest import AIRFLOW, PROJECT
 
 PLUGIN_FILE = PROJECT / "plugins" / "bundle_promotion_plugin.py"
 
 
 def test_airflow_lists_the_plugin_once_from_the_installed_entry_point() -> None:
     result = subprocess.run(
-        ["airflow", "plugins", "--output", "json"], capture_output=True, text=True, check=True, env=os.environ
+        [*AIRFLOW, "plugins", "--output", "json"], capture_output=True, text=True, check=True, env=os.environ
     )
 
     ours = [plugin for plugin in json.loads(result.stdout) if plugin["name"] == "bundle_promotion"]
@@ -31,7 +32,7 @@ def test_loading_plugins_reports_no_import_error() -> None:
         "from airflow import plugins_manager as p; p.ensure_plugins_loaded(); print(p.get_import_errors())"
     )
     result = subprocess.run(
-        ["python", "-c", script], capture_output=True, text=True, check=True, env=os.environ
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, env=os.environ
     )
 
     assert result.stdout.strip().splitlines()[-1] == "{}"

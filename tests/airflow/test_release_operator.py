@@ -1,40 +1,32 @@
-"""The release task resolves each target as the user who will deploy it."""
+"""The release task checks every target without asking their workspaces."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bundle_promotion import settings
 from bundle_promotion.operators.release import BuildReleaseOperator
+from tests.conftest import ENVIRONMENTS
 
 
-def test_each_target_is_paired_with_the_user_behind_its_connection(workspaces: Any) -> None:
+def test_a_workspace_that_does_not_answer_blocks_no_release(
+    bundle_repo: Callable[..., Path], workspaces: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_PROD", "databricks://:token@127.0.0.1:9")  # nothing listens
     operator = BuildReleaseOperator(
         task_id="release",
-        bundle="example",
-        repo="unused",
+        bundle="example_etl",
+        repo=str(bundle_repo("v1.0.0")),
         version="v1.0.0",
-        deployers=[("dev", "databricks_dev"), ("staging", "databricks_staging"), ("prod", "databricks_prod")],
+        targets=list(ENVIRONMENTS),
+        test_jobs=["integration_tests"],
     )
 
-    pairs = operator._targets_with_their_deployers()
+    release_id = operator.execute({})  # type: ignore[arg-type]  # the task reads nothing of its context
 
-    assert [(target, user["userName"]) for target, user in pairs] == [
-        ("dev", workspaces.user_name("dev")),
-        ("staging", workspaces.user_name("staging")),
-        ("prod", workspaces.user_name("prod")),
-    ]
-
-
-def test_environments_sharing_a_connection_ask_for_its_user_once(workspaces: Any) -> None:
-    operator = BuildReleaseOperator(
-        task_id="release",
-        bundle="example",
-        repo="unused",
-        version="v1.0.0",
-        deployers=[("dev", "databricks_dev"), ("dev_eu", "databricks_dev")],
-    )
-
-    pairs = operator._targets_with_their_deployers()
-
-    assert [user["userName"] for _, user in pairs] == [workspaces.user_name("dev")] * 2
-    assert sum(request.path.endswith("scim/v2/Me") for request in workspaces.requests("dev")) == 1
+    assert settings.ledger().release(release_id).version == "v1.0.0"
+    assert [workspaces.requests(name) for name in ENVIRONMENTS] == [[], [], []]

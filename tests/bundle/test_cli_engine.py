@@ -26,7 +26,7 @@ CREDENTIALS = CliCredentials("https://staging.example.com", {"DATABRICKS_TOKEN":
 STAND_IN = """#!{python}
 import json, os, sys
 from pathlib import Path
-folder = Path(os.environ["STAND_IN_FOLDER"])
+folder = Path(sys.argv[0]).resolve().parent.parent
 with (folder / "calls.jsonl").open("a") as calls:
     calls.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}) + "\\n")
 command = sys.argv[2]
@@ -60,7 +60,6 @@ def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StandIn:
     binary.write_text(STAND_IN.format(python=sys.executable))
     binary.chmod(0o755)
     monkeypatch.setenv("PATH", f"{binary.parent}:{os.environ['PATH']}")
-    monkeypatch.setenv("STAND_IN_FOLDER", str(tmp_path))
     monkeypatch.setenv("DATABRICKS_CONFIG_PROFILE", "someone-elses-profile")
     stand_in = StandIn(tmp_path)
     stand_in.play("deployed")
@@ -111,21 +110,45 @@ def test_deploy_auto_approves_and_reads_the_ids_from_summary(stand_in: StandIn, 
     assert result.write_calls is None
 
 
-def test_force_lock_and_variables_are_passed_as_flags(stand_in: StandIn) -> None:
+def test_force_lock_is_a_flag_and_variables_go_in_the_environment(stand_in: StandIn) -> None:
     engine = CliEngine(CREDENTIALS, variables={"catalog": "staging"})
 
     engine.deploy(engine.load(EXAMPLE_BUNDLE, "staging"), force_lock=True)
 
-    deploy = stand_in.calls()[1]["argv"]
-    assert deploy == [
-        "bundle",
-        "deploy",
-        "-t",
-        "staging",
-        "--auto-approve",
-        "--force-lock",
-        "--var=catalog=staging",
+    deploy = stand_in.calls()[1]
+    assert deploy["argv"] == ["bundle", "deploy", "-t", "staging", "--auto-approve", "--force-lock"]
+    assert deploy["env"]["BUNDLE_VAR_catalog"] == "staging"
+
+
+def test_the_cli_sees_none_of_the_workers_other_connections_or_databases(
+    stand_in: StandIn, engine: CliEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_PROD", "databricks://:dapi-prod-token@prod.example.com")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://airflow:db-password@db/airflow")
+    monkeypatch.setenv("BUNDLE_VAR_catalog", "prod")  # a variable of the worker's, not of this deploy
+
+    engine.load(EXAMPLE_BUNDLE, "staging")
+
+    (call,) = stand_in.calls()
+    assert sorted(
+        name for name in call["env"] if name.startswith(("AIRFLOW", "BUNDLE_VAR_", "DATABRICKS_"))
+    ) == [
+        "DATABRICKS_HOST",
+        "DATABRICKS_TOKEN",
     ]
+    assert call["env"]["PATH"] == os.environ["PATH"]
+
+
+def test_the_token_is_scrubbed_from_what_the_cli_prints_on_stdout(
+    stand_in: StandIn, engine: CliEngine, tmp_path: Path
+) -> None:
+    (tmp_path / "scenario" / "validate.stdout").write_text(f"Using token {TOKEN}, not JSON\n")
+
+    with pytest.raises(DeployError) as raised:
+        engine.load(EXAMPLE_BUNDLE, "staging")
+
+    assert "Using token ***" in str(raised.value)
+    assert TOKEN not in str(raised.value)
 
 
 def test_a_held_lock_is_lock_held_with_the_clis_message(stand_in: StandIn, engine: CliEngine) -> None:

@@ -7,6 +7,7 @@ would look at a real workspace.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +160,28 @@ def ledger_deployments(bundle: str) -> list[Any]:
     from bundle_promotion.hooks.ledger import LedgerHook
 
     return LedgerHook().get_conn().deployments(bundle)
+
+
+def test_a_workspace_outage_during_a_deploy_is_retried_and_starts_no_rollback(
+    workspaces: Any, bundle_repo: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from bundle_promotion.operators import base
+
+    monkeypatch.setitem(base.RETRIES, "retry_delay", timedelta(0))  # dag.test() would wait out the delay
+    specs = write_spec(tmp_path, bundle_repo(), bundle="example_outage")
+    workspaces.fail_next("dev", 503, count=3)  # every attempt the hook makes of the first call to dev
+
+    dag_run = promote(monkeypatch, specs, "promote__example_outage", "v1.0.0")
+
+    with create_session() as session:
+        tries = {
+            ti.task_id: (str(ti.state), ti.try_number)
+            for ti in session.get(DagRun, dag_run.id).get_task_instances(session=session)
+        }
+    assert dag_run.state == "success", tries
+    assert tries["dev.deploy"] == ("success", 2)
+    rollback_states = {state for task_id, (state, _) in tries.items() if "_rollback." in task_id}
+    assert rollback_states == {"skipped"}

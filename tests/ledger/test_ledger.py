@@ -91,6 +91,20 @@ def test_processes_migrating_at_once_all_succeed(database: Path) -> None:
     assert schema_versions(database) == list(range(1, len(MIGRATIONS) + 1))
 
 
+def test_an_up_to_date_ledger_migrates_while_another_process_holds_the_write_lock(
+    ledger: Ledger, database: Path
+) -> None:
+    """Every task process migrates; with nothing to do, none of them may queue on the lock."""
+    with sqlite3.connect(database, isolation_level=None) as writer:
+        writer.execute("BEGIN IMMEDIATE")  # the lock a migration takes on SQLite
+        try:
+            Ledger(f"sqlite:///{database}").migrate()
+        finally:
+            writer.execute("ROLLBACK")
+
+    assert schema_versions(database) == list(range(1, len(MIGRATIONS) + 1))
+
+
 def test_migrate_refuses_a_schema_newer_than_this_code(ledger: Ledger, database: Path) -> None:
     with sqlite3.connect(database) as connection:
         connection.execute("INSERT INTO schema_version VALUES (99, '2030-01-01 00:00:00')")

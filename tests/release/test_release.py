@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
+import os
 import shutil
+import subprocess
 import sysconfig
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -131,6 +136,76 @@ def test_git_errors_never_show_credentials_from_the_repository_url() -> None:
     assert "http://127.0.0.1:1/example.git" in str(raised.value)
 
 
+class GitOverHttp:
+    """A bare copy of a repository served over git's dumb HTTP protocol, to one user and token."""
+
+    USER, TOKEN = "release-bot", "s3cret-token"
+
+    def __init__(self, origin: Origin, folder: Path) -> None:
+        bare = folder / "example.git"
+        folder.mkdir()
+        git(folder, "clone", "-q", "--bare", origin.url, str(bare))
+        git(bare, "update-server-info")
+        expected = "Basic " + base64.b64encode(f"{self.USER}:{self.TOKEN}".encode()).decode()
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def do_GET(self) -> None:  # http.server's name
+                paths.append(self.path)
+                if self.headers.get("Authorization") != expected:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="git"')
+                    self.end_headers()
+                    return
+                super().do_GET()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet."""
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://{self.USER}:{self.TOKEN}@127.0.0.1:{self.server.server_port}/example.git"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.thread.join()
+        self.server.server_close()
+
+
+@pytest.fixture
+def over_http(origin: Origin, tmp_path: Path) -> Iterator[GitOverHttp]:
+    served = GitOverHttp(origin, tmp_path / "served")
+    yield served
+    served.close()
+
+
+def test_credentials_in_the_repository_url_reach_git_by_header_never_by_argv(
+    over_http: GitOverHttp, origin: Origin, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(argv: list[str], **kwargs: Any) -> Any:
+        seen.append(list(argv))
+        return real_run(argv, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", recording_run)
+
+    commit = resolve_version(over_http.url, "v1.0.0")
+    tree = checkout(over_http.url, commit, tmp_path / "checkouts")
+
+    assert commit == origin.v1_0_0
+    assert git(tree, "rev-parse", "HEAD") == origin.v1_0_0
+    assert over_http.paths  # served over HTTP, with the header
+    assert not [argv for argv in seen if any(GitOverHttp.TOKEN in arg for arg in argv)]
+    assert GitOverHttp.TOKEN not in (tree / ".git" / "config").read_text()
+
+
 def test_checkout_puts_the_tree_at_the_commit_under_workdir(origin: Origin, tmp_path: Path) -> None:
     tree = checkout(origin.url, origin.v1_0_0, tmp_path)
 
@@ -224,6 +299,38 @@ def test_a_failing_build_reports_its_exit_code_and_the_end_of_its_output(tmp_pat
     assert "line 21\n" in message
     assert "line 50" in message
     assert "line 20\n" not in message
+
+
+def test_a_build_sees_its_tools_settings_but_no_connection_or_database_of_the_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_PROD", "databricks://:dapi-prod-token@prod.example.com")
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://airflow:db-password@db/airflow")
+    monkeypatch.setenv("UV_INDEX_URL", "https://pypi.internal.example.com/simple")
+
+    build_artifacts(tmp_path, [Spec(build=f"env > seen.txt && {FAKE_WHEEL_BUILD}")])
+
+    seen = dict(
+        line.split("=", 1) for line in (tmp_path / "seen.txt").read_text().splitlines() if "=" in line
+    )
+    assert seen["UV_INDEX_URL"] == "https://pypi.internal.example.com/simple"
+    assert seen["HOME"] == os.environ["HOME"]
+    assert not {"AIRFLOW_CONN_DATABRICKS_PROD", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"} & set(seen)
+
+
+def test_a_failed_builds_output_carries_no_secret_into_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UV_INDEX_PRIVATE_PASSWORD", "index-s3cret")
+    monkeypatch.setenv("UV_INDEX_URL", "https://builder:url-s3cret@pypi.internal.example.com/simple")
+    leaky = "echo $UV_INDEX_PRIVATE_PASSWORD; echo $UV_INDEX_URL; exit 1"
+
+    with pytest.raises(ReleaseError) as raised:
+        build_artifacts(tmp_path, [Spec(build=leaky)])
+
+    message = str(raised.value)
+    assert "s3cret" not in message
+    assert "***\nhttps://pypi.internal.example.com/simple" in message
 
 
 def test_builds_find_the_uv_installed_beside_this_package(tmp_path: Path) -> None:

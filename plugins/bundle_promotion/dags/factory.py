@@ -22,6 +22,7 @@ from bundle_promotion.operators import (
     RecordDeploymentOperator,
     RunBundleJobOperator,
 )
+from bundle_promotion.operators.base import RETRIES
 from bundle_promotion.operators.record import mark_deployment_failed
 from bundle_promotion.operators.schedules import (
     MaintenanceWindowOperator,
@@ -65,7 +66,7 @@ def build_promotion_dag(spec: PromotionSpec, *, polling_period_seconds: int = 30
         doc_md=_doc_md(spec),
         description=spec.description,
         tags=["bundle-promotion", spec.bundle],
-        default_args={"owner": spec.owner},
+        default_args={"owner": spec.owner, **RETRIES},
         params={
             "version": Param(
                 type="string",
@@ -80,7 +81,7 @@ def build_promotion_dag(spec: PromotionSpec, *, polling_period_seconds: int = 30
             repo=spec.repo_location(),
             bundle_path=spec.source.path,
             version="{{ params.version }}",
-            deployers=[(env.target, env.databricks_conn_id) for env in spec.environments],
+            targets=[env.target for env in spec.environments],
             test_jobs=sorted({suite.job for environment in spec.environments for suite in environment.tests}),
         )
         previous: BuildReleaseOperator | TaskGroup = release
@@ -204,7 +205,7 @@ def build_schedules_dag(spec: PromotionSpec) -> DAG:
         catchup=False,
         doc_md=SCHEDULES_DOC_MD.format(bundle=spec.bundle),
         tags=["bundle-promotion", spec.bundle],
-        default_args={"owner": spec.owner},
+        default_args={"owner": spec.owner, **RETRIES},
         user_defined_macros={"environments": environments},
         params={
             "environment": Param(type="string", enum=list(environments), description="Where to act."),

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, Param, TaskGroup, TriggerRule
 
+from bundle_promotion.operators.base import RETRIES
 from bundle_promotion.operators.rollback import (
     HoldEnvironmentOperator,
     PipelineResetOperator,
@@ -73,7 +74,7 @@ def build_rollback_dag(spec: PromotionSpec) -> DAG:
         catchup=False,
         doc_md=ROLLBACK_DOC_MD.format(bundle=spec.bundle),
         tags=["bundle-promotion", spec.bundle, "rollback"],
-        default_args={"owner": spec.owner},
+        default_args={"owner": spec.owner, **RETRIES},
         params={
             "environment": Param(
                 spec.environments[-1].name,
@@ -193,6 +194,7 @@ def _approval(environment: Environment) -> BaseOperator:
         body="Target: {{ params.target_version or 'the last known-good release' }}. "
         "Data restores: {{ params.data_restores | join(', ') or 'none' }}.",
         fail_on_reject=True,
+        retries=0,  # a rejection is a decision, not a failure to retry
     )
 
 

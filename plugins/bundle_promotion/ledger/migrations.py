@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from bundle_promotion.errors import BundlePromotionError
@@ -69,19 +69,33 @@ class MigrationsMixin(LedgerDatabase):
     """``Ledger.migrate``."""
 
     def migrate(self) -> None:
-        """Bring the schema up to date; a no-op when it is, and safe when processes race."""
+        """Bring the schema up to date; a no-op when it is, and safe when processes race.
+
+        Every task process migrates, so the version is read first without a lock: only a due
+        migration serializes them, and an up-to-date ledger lets every task through at once.
+        """
+        with self._reads() as session:
+            if self._checked_version(session.connection()) == len(MIGRATIONS):
+                return
         with self._engine.begin() as connection:
             _serialize_migrations(connection)
             _create_tables(connection, SchemaVersionRow)
-            current = connection.scalar(select(func.max(SchemaVersionRow.version))) or 0
-            if current > len(MIGRATIONS):
-                raise BundlePromotionError(
-                    f"the ledger at {self._url} has schema version {current}, but this bundle-promotion "
-                    f"knows versions up to {len(MIGRATIONS)}; upgrade bundle-promotion on this worker"
-                )
+            current = self._checked_version(connection)
             for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
                 step(connection)
                 connection.execute(insert(SchemaVersionRow).values(version=version, applied_at=now()))
+
+    def _checked_version(self, connection: Connection) -> int:
+        """The schema version (0 for a new database); refuses one newer than this code."""
+        if not inspect(connection).has_table(SchemaVersionRow.__tablename__):
+            return 0
+        current = connection.scalar(select(func.max(SchemaVersionRow.version))) or 0
+        if current > len(MIGRATIONS):
+            raise BundlePromotionError(
+                f"the ledger at {self._url} has schema version {current}, but this bundle-promotion "
+                f"knows versions up to {len(MIGRATIONS)}; upgrade bundle-promotion on this worker"
+            )
+        return current
 
 
 def _serialize_migrations(connection: Connection) -> None:

@@ -6,12 +6,13 @@ or cleared task converges on the same release, the same jobs and the same record
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bundle_promotion.bundle.config.load import ResolvedBundle, load_bundle
+from bundle_promotion.bundle.config.load import ArtifactConfig, ResolvedBundle, load_bundle
 from bundle_promotion.bundle.deploy.engine import DeployedResource, Engine, NativeEngine
 from bundle_promotion.bundle.deploy.lock import LockOwner
 from bundle_promotion.errors import ReleaseError
@@ -28,10 +29,12 @@ from bundle_promotion.lifecycle.schedules import (
     snapshot,
 )
 from bundle_promotion.release.build import build_artifacts, config_digest
-from bundle_promotion.release.git import checkout, resolve_version
+from bundle_promotion.release.git import checkout, private_copy, resolve_version
 from bundle_promotion.release.store import ArtifactStore
 from bundle_promotion.workspace.api import WorkspaceApi
 
+# Who deploys, as `scim/v2/Me` would answer, while a release is checked offline.
+_STAND_IN_USER = {"userName": "release-check@bundle-promotion.invalid"}
 # The kinds of the bundle's config (`resources.<kind>`) that schedules know.
 _RESOURCE_KINDS: dict[str, ResourceKind] = {"jobs": "job", "pipelines": "pipeline"}
 
@@ -46,6 +49,12 @@ class BundleSource:
 
     def checkout(self, commit: str, checkouts: Path) -> Path:
         return checkout(self.repo, commit, checkouts) / self.path
+
+    @contextmanager
+    def build_copy(self, commit: str, checkouts: Path) -> Iterator[Path]:
+        """The bundle's folder in a private copy of the checkout, for one release's build."""
+        with private_copy(checkout(self.repo, commit, checkouts)) as tree:
+            yield (tree / self.path).resolve()
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ def cut_release(
     source: BundleSource,
     version: str,
     *,
-    targets: Sequence[tuple[str, Mapping[str, Any]]],
+    targets: Sequence[str],
     test_jobs: Sequence[str],
     ledger: Ledger,
     store: ArtifactStore,
@@ -95,29 +104,49 @@ def cut_release(
 ) -> int:
     """Resolve ``version``, check the bundle at that commit, build its artifacts once; returns the release id.
 
-    ``targets`` pairs every environment's target with the user its connection deploys as (the
-    answer of ``scim/v2/Me``), since a target's paths and names may depend on that user. Every
-    target is resolved before anything is built, so a bundle that cannot deploy to one of the
-    environments fails here, before the first environment is touched.
+    Every target is resolved before anything is built, without asking any workspace, so a
+    bundle that cannot deploy to one of the environments (a config that does not resolve, a
+    test job it lacks) fails here, before the first environment is touched, while one
+    workspace's outage blocks no promotion to the others. What only a workspace knows (the
+    deploying user, the ids of ``lookup`` variables) takes stand-ins here; each deploy
+    resolves its target again, as the user behind its own connection.
     """
     commit = resolve_version(source.repo, version)
     bundle_dir = source.checkout(commit, checkouts)
-    bundles = [load_bundle(bundle_dir, target, current_user=user) for target, user in targets]
+    bundles = [
+        load_bundle(bundle_dir, target, current_user=_STAND_IN_USER, lookup=_stand_in_lookup)
+        for target in targets
+    ]
     _require_test_jobs(bundles, test_jobs, version)
     if recorded := ledger.release_by_version(source.bundle, version):
         release_id, release = recorded
         if release.commit == commit:
             return release_id
-    artifacts = build_artifacts(bundle_dir, bundles[0].artifacts.values())
-    release = Release(
-        bundle=source.bundle,
-        version=version,
-        commit=commit,
-        artifacts=tuple(artifacts),
-        config_digest=config_digest(bundle_dir),
-    )
-    store.put(release.digest, bundle_dir, release.artifacts)
+    # Built in a copy of the shared checkout: concurrent releases of one commit must not wipe
+    # each other's output.
+    with source.build_copy(commit, checkouts) as build_dir:
+        specs = [_moved(spec, bundles[0].bundle_dir, build_dir) for spec in bundles[0].artifacts.values()]
+        release = Release(
+            bundle=source.bundle,
+            version=version,
+            commit=commit,
+            artifacts=tuple(build_artifacts(build_dir, specs)),
+            config_digest=config_digest(bundle_dir),
+        )
+        store.put(release.digest, build_dir, release.artifacts)
     return ledger.record_release(release)
+
+
+def _stand_in_lookup(kind: str, name: str) -> str:
+    """A ``lookup`` variable's id, unknown until the deploy asks the workspace."""
+    return f"<the id of {kind} {name!r}, looked up at deploy>"
+
+
+def _moved(artifact: ArtifactConfig, bundle_dir: Path, build_dir: Path) -> ArtifactConfig:
+    """The artifact built in ``build_dir``, a copy of ``bundle_dir``."""
+    if not artifact.path.is_relative_to(bundle_dir):
+        return artifact  # outside the bundle: build_artifacts refuses it by name
+    return replace(artifact, path=build_dir / artifact.path.relative_to(bundle_dir))
 
 
 def _require_test_jobs(bundles: Sequence[ResolvedBundle], test_jobs: Sequence[str], version: str) -> None:

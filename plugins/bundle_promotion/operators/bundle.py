@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
+from bundle_promotion.operators.base import PromotionOperator
+
 if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
@@ -91,7 +93,7 @@ def resource_urls(
     return urls
 
 
-class _BundleOperator(BaseOperator):
+class _BundleOperator(PromotionOperator):
     """The bundle in `bundle_dir` for `target`; `job_keys` get a link each, beside the target's folder."""
 
     template_fields: Sequence[str] = ("bundle_dir", "target", "databricks_conn_id", "variables")

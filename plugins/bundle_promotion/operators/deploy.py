@@ -6,14 +6,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from bundle_promotion import settings
 from bundle_promotion.operators import github_deployments
+from bundle_promotion.operators.base import PromotionOperator
 from bundle_promotion.operators.bundle import EngineName, make_engine, resource_links
 
 
-class BundleDeployOperator(BaseOperator):
+class BundleDeployOperator(PromotionOperator):
     """Deploy the release built by ``release_task_id`` to ``target`` through ``databricks_conn_id``.
 
     The deploy converges: a retry, a clear or a second promotion of the same release creates no
@@ -126,17 +127,19 @@ class BundleDeployOperator(BaseOperator):
         self.defer(trigger=trigger, method_name="resume_after_lock")
 
     def resume_after_lock(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Deploy once the lock is free; otherwise fail saying who holds it and how to break it."""
+        """Deploy once the lock is free; else fail, without retry, naming the holder and how to break it."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from bundle_promotion.bundle.deploy.lock import held_message
         from bundle_promotion.errors import LockHeld
 
         if event["status"] == "free":
             return self.execute(context)
         lock_path = event.get("lock_path", "deploy.lock")
-        raise LockHeld(
+        message = (
             f"{held_message(event['holder'], lock_path)}. Still held after {self.lock_timeout}: if that "
             "deployment is dead, break its lock on purpose, with force_lock=True on this task or "
-            "`bundle-promotion bundle deploy --force-lock`; the audit trail records who broke it.",
-            event["holder"],
-            lock_path,
+            "`bundle-promotion bundle deploy --force-lock`; the audit trail records who broke it."
         )
+        # Final: a retry would only wait as long again, holding off the rollback.
+        raise AirflowFailException(message) from LockHeld(message, event["holder"], lock_path)

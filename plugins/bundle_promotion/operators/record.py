@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from bundle_promotion import settings
+from bundle_promotion.operators.base import PromotionOperator
 from bundle_promotion.operators.github_deployments import GitHubDeploymentMirror
 
 
-class RecordDeploymentOperator(BaseOperator):
+class RecordDeploymentOperator(PromotionOperator):
     """Mark the deployment made by ``deploy_task_id`` as succeeded in the ledger."""
 
     ui_color = "#f3e8fb"

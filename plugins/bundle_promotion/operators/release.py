@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from bundle_promotion import settings
+from bundle_promotion.operators.base import PromotionOperator
 
 
-class BuildReleaseOperator(BaseOperator):
+class BuildReleaseOperator(PromotionOperator):
     """Resolve ``version`` to a commit, check the bundle for every target, build its artifacts once.
 
-    ``deployers`` lists each environment's ``(target, databricks_conn_id)``: a target is resolved
-    as the user behind its connection, the one who will deploy it, would see it.
+    ``targets`` lists each environment's target. They are checked without asking their
+    workspaces, so one workspace's outage blocks no environment but its own; each deploy
+    resolves its target as the user behind its connection.
 
     Returns the ledger's release id; later tasks fetch the source by commit and the artifacts by
     digest, so they may run on any worker. Running it again for a recorded version builds nothing.
@@ -30,7 +32,7 @@ class BuildReleaseOperator(BaseOperator):
         repo: str,
         bundle_path: str = ".",
         version: str,
-        deployers: Sequence[tuple[str, str]],
+        targets: Sequence[str],
         test_jobs: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
@@ -39,7 +41,7 @@ class BuildReleaseOperator(BaseOperator):
         self.repo = repo
         self.bundle_path = bundle_path
         self.version = version
-        self.deployers = [tuple(pair) for pair in deployers]
+        self.targets = list(targets)
         self.test_jobs = list(test_jobs)
 
     def execute(self, context: Context) -> int:
@@ -48,7 +50,7 @@ class BuildReleaseOperator(BaseOperator):
         release_id = cut_release(
             BundleSource(self.bundle, self.repo, self.bundle_path),
             self.version,
-            targets=self._targets_with_their_deployers(),
+            targets=self.targets,
             test_jobs=self.test_jobs,
             ledger=settings.ledger(),
             store=settings.artifact_store(),
@@ -56,15 +58,3 @@ class BuildReleaseOperator(BaseOperator):
         )
         self.log.info("Release %s of %s is ledger release %s", self.version, self.bundle, release_id)
         return release_id
-
-    def _targets_with_their_deployers(self) -> list[tuple[str, dict[str, Any]]]:
-        """Each target with the user its environment's connection deploys as."""
-        from bundle_promotion.hooks.workspace import WorkspaceHook
-
-        users = {
-            conn_id: WorkspaceHook(databricks_conn_id=conn_id, caller=type(self).__name__).call(
-                "GET", "2.0/preview/scim/v2/Me"
-            )
-            for conn_id in {conn_id for _, conn_id in self.deployers}
-        }
-        return [(target, users[conn_id]) for target, conn_id in self.deployers]

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from bundle_promotion import settings
+from bundle_promotion.operators.base import PromotionOperator
 
 if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
@@ -33,7 +34,7 @@ def actor_of(context: Context) -> str:
     return str(user) if user else SYSTEM_ACTOR
 
 
-class _RollbackStep(BaseOperator):
+class _RollbackStep(PromotionOperator):
     """What every rollback step knows: the environment, its workspace and the target release."""
 
     template_fields: Sequence[str] = ("databricks_conn_id", "target_version")

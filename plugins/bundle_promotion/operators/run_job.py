@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
 from bundle_promotion.errors import TestRunFailed
+from bundle_promotion.operators.base import PromotionOperator
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
     from airflow.sdk.types import TaskInstanceKey
 
 RUN_PAGE_URL_KEY = "run_page_url"
+RUN_ID_KEY = "run_id"
 # How much of a failed task's trace goes into the Airflow log.
 TRACE_TAIL_LINES = 20
 
@@ -30,14 +32,15 @@ class DatabricksRunPageLink(BaseOperatorLink):
         return XCom.get_value(key=RUN_PAGE_URL_KEY, ti_key=ti_key) or ""
 
 
-class RunBundleJobOperator(BaseOperator):
+class RunBundleJobOperator(PromotionOperator):
     """Start the job deployed under bundle key ``job_key`` and defer until it ends; fail unless SUCCESS.
 
     The job id comes from the environment's deploy task, so the task follows the deployment
     rather than a job name. Waiting happens in the triggerer, through the Databricks provider's
-    ``DatabricksExecutionTrigger``, for at most ``run_timeout`` (then the task fails with the
-    run page in its log). A retry starts a fresh run: a run is evidence, not state. Each task's result
-    and output are logged; a failed task's error and the tail of its trace too.
+    ``DatabricksExecutionTrigger``, for at most ``run_timeout``: then the run is cancelled and the
+    task fails with the run page in its log. A retry starts a fresh run: a run is evidence, not
+    state. Each task's result and output are logged; a failed task's error and the tail of its
+    trace too.
     """
 
     template_fields: Sequence[str] = ("databricks_conn_id", "job_parameters")
@@ -78,6 +81,7 @@ class RunBundleJobOperator(BaseOperator):
         run_id = hook.run_now({"job_id": int(job["id"]), "job_parameters": self.job_parameters})
         run_page_url = hook.get_run_page_url(run_id)
         context["ti"].xcom_push(key=RUN_PAGE_URL_KEY, value=run_page_url)
+        context["ti"].xcom_push(key=RUN_ID_KEY, value=run_id)
         self.log.info("Started %r (job %s), run %s: %s", job["name"], job["id"], run_id, run_page_url)
         state = RunState(**hook.get_run(run_id)["state"])
         if state.is_terminal:
@@ -92,6 +96,18 @@ class RunBundleJobOperator(BaseOperator):
             ),
             method_name="execute_complete",
             timeout=self.run_timeout,
+        )
+
+    def on_deferral_timeout(self, context: Context) -> None:
+        """Past ``run_timeout``: cancel the run, so the job does not go on running in the workspace."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        run_id = int(context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_ID_KEY))
+        self._hook().cancel_run(run_id)
+        run_page_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_PAGE_URL_KEY)
+        raise AirflowFailException(
+            f"job {self.job_key} run {run_id} did not end within {self.run_timeout}; "
+            f"cancelled it. Run page: {run_page_url}"
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context
 
 from bundle_promotion import settings
+from bundle_promotion.operators.base import PromotionOperator
 
 if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 MAX_WORKERS = 16
 
 
-class ApplySchedulePolicyOperator(BaseOperator):
+class ApplySchedulePolicyOperator(PromotionOperator):
     """Pause or unpause every trigger of the jobs deployed by ``deploy_task_id``, per ``policy``.
 
     It runs once the release is verified and tested: until then the deploy step keeps every
@@ -85,7 +86,7 @@ def restore_schedules_on_failure(context: Context) -> None:
         task.log.info("Restored %d trigger(s) to their state before the deploy", len(restored))
 
 
-class BundleJobsOperator(BaseOperator):
+class BundleJobsOperator(PromotionOperator):
     """Acts on a bundle's jobs and pipelines in one environment, optionally only some of them.
 
     ``job_keys`` picks jobs and pipelines alike by their bundle key (the name under

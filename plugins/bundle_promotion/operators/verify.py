@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
 from bundle_promotion import settings
+from bundle_promotion.operators.base import PromotionOperator
 
 
-class VerifyInstallationOperator(BaseOperator):
+class VerifyInstallationOperator(PromotionOperator):
     """Check that the environment holds exactly the release deployed by ``deploy_task_id``.
 
     Every job of the bundle's resolved config must exist with the expected name, tags,

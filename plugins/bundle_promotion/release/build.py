@@ -16,8 +16,11 @@ from typing import Protocol
 
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger.records import Artifact, sha256_of_json
+from bundle_promotion.processes import child_environment, scrub, secrets_in
 
 _BUILD_OUTPUT_TAIL_LINES = 30
+# Besides what any process needs, a build sees its tools' own settings (index URLs, caches).
+_BUILD_TOOL_PREFIXES = ("UV_", "PIP_", "POETRY_", "HATCH_", "SETUPTOOLS_", "SOURCE_DATE_EPOCH")
 _CONFIG_SUFFIXES = (".yml", ".yaml")
 _NOT_CONFIG_FOLDERS = frozenset({".databricks", ".git"})
 
@@ -98,13 +101,14 @@ def _build_folder(bundle_dir: Path, spec: ArtifactSpec) -> Path:
 
 
 def _run_build_command(key: str, command: str, folder: Path) -> None:
+    environment = child_environment(prefixes=_BUILD_TOOL_PREFIXES)
     # The venv's scripts folder goes first, so the `uv` installed with this package builds.
-    path = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    environment["PATH"] = os.pathsep.join([sysconfig.get_path("scripts"), environment.get("PATH", "")])
     result = subprocess.run(
         command,
         shell=True,
         cwd=folder,
-        env={**os.environ, "PATH": path},
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -115,7 +119,7 @@ def _run_build_command(key: str, command: str, folder: Path) -> None:
         tail = "\n".join(result.stdout.splitlines()[-_BUILD_OUTPUT_TAIL_LINES:])
         raise ReleaseError(
             f"artifact {key!r}: `{command}` in {folder} failed with exit code "
-            f"{result.returncode}; the end of its output:\n{tail}"
+            f"{result.returncode}; the end of its output:\n{scrub(tail, secrets_in(environment))}"
         )
 
 

@@ -1,18 +1,22 @@
 """Resolve a release's version to a commit and check that commit out, through git's own CLI.
 
 Git is driven through its CLI, so whatever credential helper the worker has applies.
-Credentials in a repository URL never reach a message.
+Credentials in a repository URL never reach a message, git's command line or a checkout.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bundle_promotion.errors import ReleaseError
 
@@ -55,10 +59,28 @@ def checkout(repo: str, commit: str, workdir: Path) -> Path:
     return target
 
 
+@contextmanager
+def private_copy(checkout_dir: Path) -> Iterator[Path]:
+    """A throwaway clone of ``checkout_dir`` beside it, for one build, removed afterwards.
+
+    Builds write into their tree (``dist/``, ``build/``), and releases of one commit share the
+    checkout, so each build gets its own tree: no build wipes or picks up another's output.
+    A local clone hard-links git's objects, so the copy is cheap.
+    """
+    commit = _git("rev-parse", "HEAD", cwd=checkout_dir).strip()
+    copy = checkout_dir.with_name(f".build-{checkout_dir.name}-{uuid.uuid4().hex}")
+    try:
+        _clone_at(str(checkout_dir), commit, copy)
+        yield copy
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def _remote_tags(repo: str) -> dict[str, str]:
     """Tag name → commit. An annotated tag is listed twice; its peeled ``^{}`` line names the commit."""
     tags: dict[str, str] = {}
-    for line in _git("ls-remote", "--tags", "--", repo).splitlines():
+    url, config = _split_credentials(repo)
+    for line in _git("ls-remote", "--tags", "--", url, config=config).splitlines():
         sha, ref = line.split("\t")
         name = ref.removeprefix("refs/tags/")
         if name.endswith("^{}"):
@@ -103,7 +125,8 @@ def _discard(checkout_dir: Path) -> None:
 
 
 def _clone_at(repo: str, commit: str, destination: Path) -> None:
-    _git("clone", "--quiet", "--no-checkout", "--", repo, str(destination))
+    url, config = _split_credentials(repo)
+    _git("clone", "--quiet", "--no-checkout", "--", url, str(destination), config=config)
     try:
         _git("cat-file", "-e", f"{commit}^{{commit}}", cwd=destination)
     except ReleaseError:
@@ -123,9 +146,33 @@ def _move_into_place(staging: Path, target: Path) -> None:
             raise
 
 
-def _git(*args: str, cwd: Path | None = None) -> str:
+def _split_credentials(repo: str) -> tuple[str, dict[str, str]]:
+    """``repo`` without the ``user:token@`` of an HTTP(S) URL, and the git setting that sends them.
+
+    The credentials reach git as an ``Authorization`` header for that host only, through its
+    environment (``GIT_CONFIG_*``): never on its command line, where any user of the machine
+    could read them, nor in the clone's ``.git/config``.
+    """
+    parts = urlsplit(repo)
+    if parts.scheme not in ("http", "https") or not (parts.username or parts.password):
+        return repo, {}
+    user_and_password = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    header = f"Authorization: Basic {base64.b64encode(user_and_password.encode()).decode()}"
+    return urlunsplit(parts._replace(netloc=netloc)), {f"http.{parts.scheme}://{netloc}/.extraHeader": header}
+
+
+def _git(*args: str, cwd: Path | None = None, config: Mapping[str, str] | None = None) -> str:
     # No prompts (a task has no terminal) and no optional index locks (processes share checkouts).
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_OPTIONAL_LOCKS": "0"}
+    first = int(env.get("GIT_CONFIG_COUNT", "0"))  # after any settings the worker gives git
+    for index, (key, value) in enumerate((config or {}).items(), start=first):
+        env |= {
+            "GIT_CONFIG_COUNT": str(index + 1),
+            f"GIT_CONFIG_KEY_{index}": key,
+            f"GIT_CONFIG_VALUE_{index}": value,
+        }
     result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         command = " ".join(["git", *args])

@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context, conf
+from airflow.sdk import Context, conf
 
 from bundle_promotion.errors import GateFailed
+from bundle_promotion.operators.base import PromotionOperator
 
 if TYPE_CHECKING:
     from bundle_promotion.gates.check import GateCheck
@@ -17,7 +18,7 @@ DEFAULT_TIMEOUT = timedelta(days=7)
 GATES_XCOM_KEY = "gates"
 
 
-class GateSensor(BaseOperator):
+class GateSensor(PromotionOperator):
     """Evaluate the environment's gates; pass when all pass, fail at once when one fails.
 
     While a gate waits the task defers to ``GateTrigger``, which re-evaluates in the

@@ -1,9 +1,11 @@
 """The CLI engine: the official `databricks bundle` command, for targets that must be deployed by it.
 
 It runs `databricks bundle validate|deploy|summary|destroy` in the bundle's folder.
-Credentials go into the child's environment (`DATABRICKS_HOST`, `DATABRICKS_TOKEN`),
-never onto its command line, and the child sees no other `DATABRICKS_*` variable of
-ours, so no profile or stale token of the worker leaks in. Its exit code says only
+Credentials and variables go into the child's environment (`DATABRICKS_HOST`,
+`DATABRICKS_TOKEN`, `BUNDLE_VAR_<name>`), never onto its command line. The child's
+environment is allow-listed: no other `DATABRICKS_*` variable, profile or stale token of
+the worker, and none of its other connections or databases. Whatever it prints is scrubbed
+of the token before it reaches a log or an error. Its exit code says only
 success or failure (CLI `main.go`), so failures are told apart by their stderr and
 mapped to the native engine's errors: a held lock is `LockHeld`, an invalid bundle
 `BundleConfigError`, anything else `DeployError`.
@@ -12,7 +14,6 @@ mapped to the native engine's errors: a held lock is `LockHeld`, an invalid bund
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from bundle_promotion.bundle.deploy.engine import DeployedResource, DeployResult
 from bundle_promotion.bundle.deploy.lock import LockOwner
 from bundle_promotion.bundle.deploy.plan import Action
 from bundle_promotion.errors import BundleConfigError, DeployError, LockHeld
+from bundle_promotion.processes import child_environment, scrub, secrets_in
 
 _LOCK_HELD = re.compile(r"^Error: (deploy lock (?:force-)?acquired by .*)", re.DOTALL | re.MULTILINE)
 _VALIDATION_FAILED = re.compile(r"^Found \d+ errors?$", re.MULTILINE)
@@ -41,7 +43,7 @@ class CliCredentials:
     environment: dict[str, str] = field(repr=False)
 
     def secrets(self) -> list[str]:
-        return [value for name, value in self.environment.items() if "TOKEN" in name or "SECRET" in name]
+        return secrets_in(self.environment)
 
 
 class CliEngine:
@@ -113,7 +115,6 @@ class CliEngine:
 
     def _run(self, bundle_dir: Path, command: str, target: str, flags: Sequence[str]) -> str:
         argv = [self._binary, "bundle", command, "-t", target, *flags]
-        argv += [f"--var={name}={value}" for name, value in self._variables.items()]
         try:
             done = subprocess.run(
                 argv,
@@ -134,17 +135,19 @@ class CliEngine:
             ) from error
         if done.returncode != 0:
             raise self._error(bundle_dir, command, self._scrub(done.stderr))
-        return done.stdout
+        return self._scrub(done.stdout)
 
     def _environment(self) -> dict[str, str]:
-        """The worker's environment without its `DATABRICKS_*` settings, plus this workspace's."""
-        inherited = {name: value for name, value in os.environ.items() if not name.startswith("DATABRICKS_")}
-        return {**inherited, **self._credentials.environment, "DATABRICKS_HOST": self._credentials.host}
+        """What any process needs, this workspace's credentials, and the bundle's variables."""
+        return {
+            **child_environment(),
+            **{f"BUNDLE_VAR_{name}": value for name, value in self._variables.items()},
+            **self._credentials.environment,
+            "DATABRICKS_HOST": self._credentials.host,
+        }
 
     def _scrub(self, text: str) -> str:
-        for secret in self._credentials.secrets():
-            text = text.replace(secret, "***")
-        return text
+        return scrub(text, self._credentials.secrets())
 
     @staticmethod
     def _error(bundle_dir: Path, command: str, stderr: str) -> Exception:

@@ -1,0 +1,54 @@
+"""The test task runs a bundle job and waits for it; past its timeout, the run is cancelled."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+from bundle_promotion.hooks.workspace import WorkspaceHook
+from bundle_promotion.operators.run_job import RunBundleJobOperator
+from bundle_promotion.testing.workspace import WorkspaceEmulator
+
+# What Airflow's scheduler sends back to a task whose deferral ran past its timeout.
+DEFERRAL_TIMED_OUT = {"next_method": "__fail__", "next_kwargs": {"error": "Trigger timeout"}}
+
+
+class TaskInstance:
+    """XCom of one task instance, enough for the operator: the deploy's result and its own pushes."""
+
+    def __init__(self, deployed: dict[str, Any]) -> None:
+        self.values: dict[tuple[str, str], Any] = {("deploy", "return_value"): deployed}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.values["run_tests", key] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.values[task_ids, key]
+
+
+def test_a_run_past_its_timeout_is_cancelled_and_the_task_fails_without_retrying(
+    workspaces: WorkspaceEmulator,
+) -> None:
+    hook = WorkspaceHook("databricks_dev")
+    job_id = hook.call("POST", "2.2/jobs/create", body={"name": "integration tests"})["job_id"]
+    context: Any = {"ti": TaskInstance({"jobs": {"tests": {"id": str(job_id), "name": "integration tests"}}})}
+    operator = RunBundleJobOperator(
+        task_id="run_tests",
+        databricks_conn_id="databricks_dev",
+        job_key="tests",
+        deploy_task_id="deploy",
+        job_parameters={"emulator_run_seconds": "3600"},
+        run_timeout=timedelta(minutes=5),
+    )
+    with pytest.raises(TaskDeferred):
+        operator.execute(context)
+
+    with pytest.raises(AirflowFailException, match=r"did not end within 0:05:00; cancelled it"):
+        operator.resume_execution(**DEFERRAL_TIMED_OUT, context=context)
+
+    (run,) = hook.call("GET", "2.2/jobs/runs/list", query={"job_id": job_id})["runs"]
+    state = run["state"]
+    assert (state["life_cycle_state"], state.get("result_state")) == ("TERMINATED", "CANCELED")
