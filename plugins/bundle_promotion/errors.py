@@ -128,5 +128,10 @@ class EnvironmentHeld(BundlePromotionError):
     """A rollback held the environment: no promotion enters it until a person clears the hold."""
 
 
+class StaleDeployment(BundlePromotionError):
+    """A task acted on a deployment that no longer runs in its environment: a rollback superseded it,
+    or another deployment reached the workspace since. Says what runs there now and how to go on."""
+
+
 class RestoreFailed(BundlePromotionError):
     """A rollback step could not put code or data back: names the object, what failed and why."""
