@@ -17,10 +17,11 @@ from pathlib import Path
 
 from bundle_promotion.bundle.config.load import load_bundle
 from bundle_promotion.bundle.deploy.state import read_state, resource_id
-from bundle_promotion.errors import EnvironmentHeld, ReleaseError, RestoreFailed
+from bundle_promotion.errors import ReleaseError, RestoreFailed
 from bundle_promotion.ledger import SYSTEM_ACTOR, DataSnapshot, DeploymentRecord, EnvironmentHold, Ledger
 from bundle_promotion.ledger.records import TriggerState
 from bundle_promotion.lifecycle import data_restores
+from bundle_promotion.lifecycle.holds import refuse_if_held
 from bundle_promotion.lifecycle.promotion import (
     BundleSource,
     EnvironmentDeployment,
@@ -101,9 +102,19 @@ def record_data_snapshot(
 
 
 def plan_rollback(
-    ledger: Ledger, *, bundle: str, environment: str, target_version: str | None = None
+    ledger: Ledger,
+    *,
+    bundle: str,
+    environment: str,
+    run_id: str | None = None,
+    target_version: str | None = None,
 ) -> RollbackPlan:
-    """Back to ``target_version``, or to the last release that passed verification and tests here."""
+    """Back to ``target_version``, or to the last release that passed verification and tests here.
+
+    Every rollback step reads its plan here first, so a held environment is refused, except
+    by the steps of the run (``run_id``) whose rollback set the hold.
+    """
+    refuse_if_held(ledger, bundle, environment, rollback_run=run_id)
     target_id, version = _target(ledger, bundle, environment, target_version)
     rolled_back = _undone(ledger.deployments(bundle, environment), target_id)
     snapshot = ledger.data_snapshot(bundle, environment, rolled_back.run_id) if rolled_back else None
@@ -139,7 +150,7 @@ def _target(
                 "or leave the target empty for the last known-good one"
             )
         return recorded[0], version
-    good = ledger.current_release(bundle, environment)
+    good = ledger.last_good_release(bundle, environment)
     return (good[1].release_id, good[1].version) if good else (None, None)
 
 
@@ -172,8 +183,9 @@ def redeploy(
         ledger=ledger,
         store=store,
         checkouts=checkouts,
+        rolling_back=True,
     )
-    ledger.finish_deployment(deployment.deployment_id, "succeeded", detail=REDEPLOY_DETAIL, actor=actor)
+    ledger.finish_rollback(deployment.deployment_id, detail=REDEPLOY_DETAIL, actor=actor)
     return deployment
 
 
@@ -187,16 +199,6 @@ def _redeployed(ledger: Ledger, plan: RollbackPlan, run_id: str) -> bool:
 def deployed_in_run(ledger: Ledger, bundle: str, environment: str, run_id: str) -> bool:
     """Whether the run started a deployment here: a run that never deployed has nothing to undo."""
     return any(d.run_id == run_id for d in ledger.deployments(bundle, environment))
-
-
-def refuse_if_held(ledger: Ledger, bundle: str, environment: str) -> None:
-    held = ledger.environment_hold(bundle, environment)
-    if held is not None:
-        raise EnvironmentHeld(
-            f"{bundle}/{environment} is held since {held.held_at:%Y-%m-%d %H:%M} UTC by {held.held_by}: "
-            f"{held.reason}. Clear it with `bundle-promotion hold clear {bundle} {environment} "
-            "--reason '...'` once the cause is understood"
-        )
 
 
 def restore_plan_schedules(

@@ -74,6 +74,7 @@ class _RollbackStep(BaseOperator):
             ledger,
             bundle=self.bundle,
             environment=self.environment,
+            run_id=context["run_id"],
             target_version=self.target_version or None,
         )
 
@@ -131,7 +132,8 @@ class PrepareRollbackOperator(_RollbackStep):
         self.warehouse_id = warehouse_id
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.lifecycle.rollback import record_data_snapshot, refuse_if_held
+        from bundle_promotion.lifecycle.holds import refuse_if_held
+        from bundle_promotion.lifecycle.rollback import record_data_snapshot
         from bundle_promotion.spec import ModelAlias, Rollback
 
         ledger = settings.ledger()
