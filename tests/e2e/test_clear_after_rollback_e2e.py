@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from tests.conftest import PROJECT, git
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 
-V110_CRON, V120_CRON = "0 0 2 * * ?", "0 30 5 * * ?"
+V110_CRON, V120_CRON, V130_CRON = "0 0 2 * * ?", "0 30 5 * * ?", "0 15 3 * * ?"
 NIGHTLY = "example_etl nightly"
 
 
@@ -36,7 +37,7 @@ def write_spec(folder: Path, repo: Path, bundle: str) -> Path:
                 "name": name,
                 "target": name,
                 "databricks_conn_id": f"databricks_{name}",
-                "schedules": "paused",
+                "schedules": "unpaused" if name == "dev" else "paused",
                 "tests": ["integration_tests"],
             }
             for name in ("dev", "staging")
@@ -60,6 +61,18 @@ def tag_v120_failing_in_dev(repo: Path) -> None:
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     git(repo, "commit", "-q", "-am", "v1.2.0: breaks dev")
     git(repo, "tag", "-a", "v1.2.0", "-m", "release v1.2.0")
+
+
+def tag_v130_fixed(repo: Path) -> None:
+    """v1.3.0: the fix; another cron, and tests that pass everywhere."""
+    etl = repo / "resources" / "etl.job.yml"
+    etl.write_text(etl.read_text().replace(V120_CRON, V130_CRON))
+    config_file = repo / "databricks.yml"
+    config = yaml.safe_load(config_file.read_text())
+    del config["targets"]["dev"]["resources"]
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    git(repo, "commit", "-q", "-am", "v1.3.0: the fix")
+    git(repo, "tag", "-a", "v1.3.0", "-m", "release v1.3.0")
 
 
 def load_dag(monkeypatch: pytest.MonkeyPatch, specs: Path, bundle: str) -> Any:
@@ -160,6 +173,13 @@ def started_runs(workspaces: Any, path: str) -> list[Any]:
     return [r for r in workspaces.requests("dev") if r.method == "POST" and r.path.endswith(path)]
 
 
+@dataclass(frozen=True)
+class RolledBackRun:
+    dag: Any
+    run_id: str
+    repo: Path
+
+
 @pytest.fixture
 def rolled_back_run(
     bundle: str,
@@ -167,7 +187,7 @@ def rolled_back_run(
     bundle_repo: Callable[..., Path],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> tuple[Any, str]:
+) -> RolledBackRun:
     """v1.1.0 promoted to dev and staging; then v1.2.0's run, failed in dev, rolled back and held."""
     repo = bundle_repo("v1.1.0")
     specs = write_spec(tmp_path, repo, bundle)
@@ -182,7 +202,7 @@ def rolled_back_run(
         "success",
     )
     assert ledger().environment_hold(bundle, "dev") is not None
-    return dag, dag_run.run_id
+    return RolledBackRun(dag, dag_run.run_id, repo)
 
 
 GROUP = [
@@ -207,13 +227,13 @@ GROUP = [
     ids=["the failed test", "verify", "record", "the whole dev group"],
 )
 def test_clearing_a_task_of_a_rolled_back_run_never_reports_a_wrong_release(
-    rolled_back_run: tuple[Any, str],
+    rolled_back_run: RolledBackRun,
     workspaces: Any,
     bundle: str,
     marked_success: list[str],
     cleared: list[str],
 ) -> None:
-    dag, run_id = rolled_back_run
+    dag, run_id = rolled_back_run.dag, rolled_back_run.run_id
     mark_success(dag.dag_id, run_id, marked_success)
     before = ledger().deployments(bundle, "dev")
     events_before = len(ledger().audit_events())
@@ -243,3 +263,65 @@ def test_clearing_a_task_of_a_rolled_back_run_never_reports_a_wrong_release(
     # The workspaces run what the ledger says.
     assert (nightly_cron(workspaces, "dev"), nightly_cron(workspaces, "staging")) == (V110_CRON, V110_CRON)
     assert ledger().environment_hold(bundle, "dev") is not None
+
+
+def nightly(workspaces: Any, environment: str) -> tuple[str, str]:
+    schedule = workspace_jobs(workspaces, environment)[f"[{environment}] {NIGHTLY}"]["settings"]["schedule"]
+    return str(schedule["quartz_cron_expression"]), str(schedule["pause_status"])
+
+
+@pytest.mark.parametrize("bundle", ["example_clear_after_hold"])
+def test_once_the_hold_is_cleared_a_cleared_task_of_the_rolled_back_run_still_refuses(
+    rolled_back_run: RolledBackRun, workspaces: Any, bundle: str
+) -> None:
+    dag, run_id = rolled_back_run.dag, rolled_back_run.run_id
+    ledger().clear_hold(bundle, "dev", reason="v1.2.0 understood; a fix is coming", actor="alice")
+    before = ledger().deployments(bundle, "dev")
+    runs_started = len(started_runs(workspaces, "jobs/run-now"))
+
+    final_state = clear_and_resume(dag, run_id, ["dev.test_integration_tests"])
+
+    ran = task_states(dag.dag_id, run_id)
+    assert (final_state, ran["dev.test_integration_tests"], ran["staging.deploy"]) == (
+        "failed",
+        "failed",
+        "upstream_failed",
+    )
+    assert len(started_runs(workspaces, "jobs/run-now")) == runs_started
+    assert ledger().deployments(bundle, "dev") == before
+    assert ledger().current_release(bundle, "dev")[0].version == "v1.1.0"
+    # The rollback converged again, and did not hold dev a second time behind the person's back.
+    assert ran["dev_rollback.hold"] == "success"
+    assert ledger().environment_hold(bundle, "dev") is None
+    assert nightly(workspaces, "dev") == (V110_CRON, "UNPAUSED")
+
+
+@pytest.mark.parametrize("bundle", ["example_clear_after_fix"])
+def test_a_cleared_task_of_an_old_run_leaves_the_release_promoted_since_alone(
+    rolled_back_run: RolledBackRun,
+    workspaces: Any,
+    bundle: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dag, run_id = rolled_back_run.dag, rolled_back_run.run_id
+    ledger().clear_hold(bundle, "dev", reason="fixed in v1.3.0", actor="alice")
+    tag_v130_fixed(rolled_back_run.repo)
+    fix = load_dag(monkeypatch, tmp_path / "promotions", bundle).test(run_conf={"version": "v1.3.0"})
+    assert fix.state == "success"
+    before = ledger().deployments(bundle, "dev")
+    requests_before = len(workspaces.requests("dev"))
+
+    final_state = clear_and_resume(dag, run_id, ["dev.test_integration_tests"])
+
+    ran = task_states(dag.dag_id, run_id)
+    assert (final_state, ran["dev.test_integration_tests"], ran["dev_rollback.redeploy"]) == (
+        "failed",
+        "failed",
+        "failed",
+    )
+    assert [r for r in workspaces.requests("dev")[requests_before:] if r.method != "GET"] == []
+    assert ledger().deployments(bundle, "dev") == before
+    assert ledger().current_release(bundle, "dev")[0].version == "v1.3.0"
+    assert ledger().environment_hold(bundle, "dev") is None
+    assert nightly(workspaces, "dev") == (V130_CRON, "UNPAUSED")

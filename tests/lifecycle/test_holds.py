@@ -12,7 +12,7 @@ from bundle_promotion.errors import EnvironmentHeld, StaleDeployment
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.lifecycle.holds import refuse_if_held, require_current
 from bundle_promotion.lifecycle.promotion import BundleSource, deploy_release
-from bundle_promotion.lifecycle.rollback import hold, plan_rollback
+from bundle_promotion.lifecycle.rollback import hold, plan_rollback, refuse_if_moved_on
 from bundle_promotion.release.store import ArtifactStore
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from tests.lifecycle.test_rollback import BUNDLE, release
@@ -121,3 +121,27 @@ def test_a_deploy_into_a_held_environment_touches_neither_workspace_nor_ledger(
 
     assert ledger.deployments(BUNDLE) == deployments
     assert len(workspaces.requests("dev")) == requests_before
+
+
+def test_a_run_holds_once_so_a_cleared_hold_is_not_set_again_by_its_rollback(
+    ledger: Ledger, rolled_back: int
+) -> None:
+    ledger.clear_hold(BUNDLE, "dev", reason="understood", actor="alice")
+    plan = plan_rollback(ledger, bundle=BUNDLE, environment="dev", run_id=FAILED_RUN)
+
+    assert hold(ledger, plan, run_id=FAILED_RUN) is None
+    assert ledger.environment_hold(BUNDLE, "dev") is None
+    assert hold(ledger, plan, run_id="manual__rollback") is not None
+
+
+def test_a_runs_rollback_has_nothing_to_undo_once_another_run_deployed_since(
+    ledger: Ledger, rolled_back: int
+) -> None:
+    refuse_if_moved_on(ledger, BUNDLE, "dev", FAILED_RUN)
+    ledger.clear_hold(BUNDLE, "dev", reason="fixed in v1.3.0", actor="alice")
+    applied(ledger, "v1.3.0", "manual__v1.3.0")
+
+    with pytest.raises(
+        StaleDeployment, match=r"runs v1\.3\.0 from run manual__v1\.3\.0 since .*nothing left"
+    ):
+        refuse_if_moved_on(ledger, BUNDLE, "dev", FAILED_RUN)

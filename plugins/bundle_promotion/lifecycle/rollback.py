@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bundle_promotion.bundle.config.load import load_bundle
 from bundle_promotion.bundle.deploy.state import read_state, resource_id
-from bundle_promotion.errors import ReleaseError, RestoreFailed
+from bundle_promotion.errors import ReleaseError, RestoreFailed, StaleDeployment
 from bundle_promotion.ledger import SYSTEM_ACTOR, DataSnapshot, DeploymentRecord, EnvironmentHold, Ledger
 from bundle_promotion.ledger.records import TriggerState
 from bundle_promotion.lifecycle import data_restores
@@ -304,7 +304,31 @@ def _pipeline_ids(
     }
 
 
-def hold(ledger: Ledger, plan: RollbackPlan, *, run_id: str, actor: str = SYSTEM_ACTOR) -> EnvironmentHold:
-    """Hold the environment after a rollback; the reason says what the rollback put back."""
+def hold(
+    ledger: Ledger, plan: RollbackPlan, *, run_id: str, actor: str = SYSTEM_ACTOR
+) -> EnvironmentHold | None:
+    """Hold the environment after a rollback; the reason says what the rollback put back.
+
+    A run holds once: when a person has cleared its hold, a cleared step of that run's rollback
+    does not set it again (None).
+    """
+    current = ledger.environment_hold(plan.bundle, plan.environment)
+    if current is None and ledger.held_in_run(plan.bundle, plan.environment, run_id):
+        return None
     reason = f"rolled back in run {run_id}: {'; '.join(plan.describe())}"
     return ledger.hold_environment(plan.bundle, plan.environment, reason=reason, actor=actor, run_id=run_id)
+
+
+def refuse_if_moved_on(ledger: Ledger, bundle: str, environment: str, run_id: str) -> None:
+    """For a promotion run's own rollback: ``StaleDeployment`` once another run's deployment reached
+    the workspace after this run's, since there is nothing of this run left to undo."""
+    own = [d.started_at for d in ledger.deployments(bundle, environment) if d.run_id == run_id]
+    current = ledger.current_deployment(bundle, environment)
+    if not own or current is None or current.run_id == run_id:
+        return
+    if current.applied_at is not None and current.applied_at > max(own):
+        raise StaleDeployment(
+            f"{bundle}/{environment} runs {current.version} from run {current.run_id} since "
+            f"{current.applied_at:%Y-%m-%d %H:%M} UTC, deployed after this run's: this run's rollback "
+            "has nothing left to undo. Roll back with the rollback DAG if that release must go"
+        )
