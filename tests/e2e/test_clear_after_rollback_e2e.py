@@ -26,6 +26,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 
 V110_CRON, V120_CRON, V130_CRON = "0 0 2 * * ?", "0 30 5 * * ?", "0 15 3 * * ?"
 NIGHTLY = "example_etl nightly"
+# Turns of the run loop in a row that may schedule nothing while the run settles its states.
+MAX_IDLE_TURNS = 100
 
 
 def write_spec(folder: Path, repo: Path, bundle: str) -> Path:
@@ -104,8 +106,10 @@ def clear_and_resume(dag: Any, run_id: str, task_ids: list[str]) -> str:
     with create_session() as session:
         dag_run = session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
         dag_run.dag = scheduler_dag
+        idle_turns = 0
         while dag_run.state == DagRunState.RUNNING:
-            run_schedulable(dag, dag_run, session)
+            idle_turns = 0 if run_schedulable(dag, dag_run, session) else idle_turns + 1
+            assert idle_turns < MAX_IDLE_TURNS, f"the run is stuck: {task_states(dag.dag_id, run_id)}"
         return str(dag_run.state)
 
 
@@ -122,8 +126,9 @@ def mark_success(dag_id: str, run_id: str, task_ids: list[str]) -> None:
             ti.set_state(TaskInstanceState.SUCCESS, session=session)
 
 
-def run_schedulable(dag: Any, dag_run: Any, session: Any) -> None:
-    """One turn of ``dag.test()``'s loop: schedule what may run, then run it in this process."""
+def run_schedulable(dag: Any, dag_run: Any, session: Any) -> int:
+    """One turn of ``dag.test()``'s loop: schedule what may run, then run it in this process.
+    Returns how many tasks ran."""
     from airflow.sdk.definitions.dag import _run_task
     from airflow.utils.state import TaskInstanceState
 
@@ -133,9 +138,11 @@ def run_schedulable(dag: Any, dag_run: Any, session: Any) -> None:
         ti.try_number += 1
         ti.state = TaskInstanceState.SCHEDULED
     session.commit()
-    for ti in dag_run.get_task_instances(state=[TaskInstanceState.SCHEDULED], session=session):
+    scheduled = dag_run.get_task_instances(state=[TaskInstanceState.SCHEDULED], session=session)
+    for ti in scheduled:
         with contextlib.suppress(Exception):  # a failing task fails its task instance, as it should
             _run_task(ti=ti, task=dag.task_dict[ti.task_id], run_triggerer=True)
+    return len(scheduled)
 
 
 def task_states(dag_id: str, run_id: str) -> dict[str, str]:
