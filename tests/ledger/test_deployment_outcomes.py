@@ -183,17 +183,26 @@ def test_no_transition_outside_the_state_machine(ledger: Ledger) -> None:
         ledger.mark_applied(succeeded)
 
 
-def test_a_database_from_before_the_state_machine_gains_its_columns(ledger: Ledger, database: Path) -> None:
+def test_a_database_from_before_the_state_machine_keeps_what_runs_where(
+    ledger: Ledger, database: Path
+) -> None:
+    release_id = ledger.record_release(release(version="v1.0.0"))
     with sqlite3.connect(database) as connection:
         for column in ("applied_at", "superseded_by"):
             connection.execute(f"ALTER TABLE deployments DROP COLUMN {column}")
         connection.execute(
             "DELETE FROM schema_version WHERE version = (SELECT max(version) FROM schema_version)"
         )
+        connection.execute(
+            "INSERT INTO deployments (bundle, environment, release_id, run_id, target, state, started_at, "
+            "finished_at) VALUES ('example_etl', 'dev', ?, 'run_0', 'dev', 'succeeded', "
+            "'2026-11-01 10:00:00', '2026-11-01 10:05:00')",
+            (release_id,),
+        )
 
     ledger.migrate()
-    rolled_back(ledger)
 
-    with sqlite3.connect(database) as connection:
-        columns = {row[1] for row in connection.execute("PRAGMA table_info(deployments)")}
-    assert {"applied_at", "superseded_by"} <= columns
+    current = ledger.current_release("example_etl", "dev")
+    assert current is not None
+    assert (current[0].version, current[1].applied_at) == ("v1.0.0", current[1].finished_at)
+    rolled_back(ledger)
