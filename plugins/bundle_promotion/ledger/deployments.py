@@ -278,8 +278,9 @@ def _move(
     _event(session, row, action or state, actor=actor, reason=reason, previous_state=current, **details)
 
 
-def _event(session: Session, row: DeploymentRow, action: str, *, actor: str, **extra: Any) -> None:
-    reason = extra.pop("reason", None)
+def _event(
+    session: Session, row: DeploymentRow, action: str, *, actor: str, reason: str | None = None, **extra: Any
+) -> None:
     append_event(
         session,
         actor=actor,
