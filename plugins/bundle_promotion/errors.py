@@ -156,6 +156,11 @@ class EnvironmentHeld(BundlePromotionError):
     """A rollback held the environment: no promotion enters it until a person clears the hold."""
 
 
+class StaleDeployment(BundlePromotionError):
+    """A task acted on a deployment that no longer runs in its environment: a rollback superseded it,
+    or another deployment reached the workspace since. Says what runs there now and how to go on."""
+
+
 class RestoreFailed(BundlePromotionError):
     """A rollback step could not put code or data back: names the object, what failed and why."""
 
@@ -170,6 +175,7 @@ _FINAL_ERRORS = (
     GateFailed,
     ApprovalRefused,
     EnvironmentHeld,
+    StaleDeployment,
 )
 
 
@@ -177,9 +183,10 @@ def is_final(error: BaseException) -> bool:
     """Would asking again fail the same way? Then a task fails at once instead of retrying.
 
     Final: a spec or bundle config that is wrong, a verdict (verification, tests, a gate, an
-    approval, a hold), and a request the workspace or GitHub refused (4xx that is not a rate
-    limit, timeout, conflict or lock contention). Everything else may pass on a later try: no
-    answer, a server error, a lock held by a live run, a failed subprocess, any other error.
+    approval, a hold, a deployment a rollback superseded), and a request the workspace or GitHub
+    refused (4xx that is not a rate limit, timeout, conflict or lock contention). Everything
+    else may pass on a later try: no answer, a server error, a lock held by a live run, a failed
+    subprocess, any other error.
     """
     if isinstance(error, (WorkspaceApiError, GitHubApiError)):
         return not error.transient

@@ -295,3 +295,32 @@ def test_hold_clear_on_the_command_line_records_who_and_why(database: Path, ledg
     assert code == 0
     assert ledger.environment_hold(BUNDLE, "prod") is None
     assert ledger.audit_events()[-1].actor == "alice"
+
+
+def test_the_evidence_pack_says_what_each_environment_runs_after_a_rollback(ledger: Ledger) -> None:
+    good_release = promote(ledger, "v1.0.0", run_id="run_1")
+    bad_release = ledger.record_release(release("v1.1.0"))
+    bad = ledger.start_deployment(
+        bundle=BUNDLE, environment="prod", target="prod", release_id=bad_release, run_id="run_2"
+    )
+    ledger.mark_applied(bad)
+    ledger.finish_deployment(bad, "failed", detail="tests failed")
+    redeploy = ledger.start_deployment(
+        bundle=BUNDLE,
+        environment="prod",
+        target="prod",
+        release_id=good_release,
+        run_id="run_2",
+    )
+    ledger.mark_applied(redeploy)
+    ledger.finish_rollback(redeploy, detail="rollback redeploy")
+
+    pack = evidence_pack(ledger, BUNDLE, "v1.1.0", environments=["prod"])
+
+    assert pack["runs_now"]["prod"]["version"] == "v1.0.0"
+    assert pack["runs_now"]["prod"]["this_release"] is False
+    assert [(d["version"], d["state"]) for d in pack["deployments"]["prod"]][:2] == [
+        ("v1.0.0", "succeeded"),
+        ("v1.1.0", "superseded"),
+    ]
+    assert "| prod | v1.0.0 | succeeded |" in to_markdown(pack)

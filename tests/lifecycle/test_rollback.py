@@ -15,11 +15,11 @@ from bundle_promotion.errors import EnvironmentHeld, ReleaseError, RestoreFailed
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.ledger.records import Artifact, Release
 from bundle_promotion.lifecycle import data_restores
+from bundle_promotion.lifecycle.holds import refuse_if_held
 from bundle_promotion.lifecycle.rollback import (
     hold,
     plan_rollback,
     record_data_snapshot,
-    refuse_if_held,
     restore_model_alias,
     restore_table,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,7 @@ from sqlalchemy import Select, select
 from bundle_promotion.errors import BundlePromotionError
 from bundle_promotion.ledger.audit import append_event
 from bundle_promotion.ledger.database import LedgerDatabase, retry_once_on_conflict
-from bundle_promotion.ledger.models import EnvironmentHoldRow, now
+from bundle_promotion.ledger.models import AuditEventRow, EnvironmentHoldRow, now
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,14 @@ class EnvironmentHoldsMixin(LedgerDatabase):
         with self._reads() as session:
             row = session.scalar(_hold_query(bundle, environment))
             return _to_environment_hold(row) if row is not None else None
+
+    def held_in_run(self, bundle: str, environment: str, run_id: str) -> bool:
+        """Whether the run ever held the environment, from the audit trail: a cleared hold leaves no row."""
+        query = select(AuditEventRow.details).where(
+            AuditEventRow.action == "hold.set", AuditEventRow.subject == f"{bundle}/{environment}"
+        )
+        with self._reads() as session:
+            return any(json.loads(details).get("run_id") == run_id for details in session.scalars(query))
 
     def clear_hold(self, bundle: str, environment: str, *, reason: str, actor: str) -> EnvironmentHold | None:
         """The hold that was cleared, or None when the environment was not held."""

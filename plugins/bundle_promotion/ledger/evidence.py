@@ -121,6 +121,7 @@ def evidence_pack(
             for a in approvals
         ],
         "qualification": _qualification(events, names),
+        "runs_now": {name: _runs_now(ledger, bundle, name, release_id) for name in names},
         "deployments": {
             name: [
                 {
@@ -139,6 +140,20 @@ def evidence_pack(
         },
         "audit_events": [_event_json(e) for e in events],
         "audit_chain": str(verify(ledger)),
+    }
+
+
+def _runs_now(ledger: Ledger, bundle: str, environment: str, release_id: int) -> dict[str, Any] | None:
+    """What the environment's workspace runs now (after a rollback: the release put back)."""
+    current = ledger.current_deployment(bundle, environment)
+    if current is None:
+        return None
+    return {
+        "version": current.version,
+        "deployment_id": current.id,
+        "state": current.state,
+        "since": _iso(current.applied_at),
+        "this_release": current.release_id == release_id,
     }
 
 
@@ -244,6 +259,18 @@ def to_markdown(pack: dict[str, Any]) -> str:
         *(
             f"| {q['stage']} | {q['environment']} | {q['result']} | {q['at']} | {q['by']} |"
             for q in pack["qualification"]
+        ),
+        "",
+        "## What each environment runs now",
+        "",
+        "| environment | version | state | since (UTC) |",
+        "|---|---|---|---|",
+        *(
+            f"| {environment} | {_marked(runs['version'], runs['this_release'])} | {runs['state']} "
+            f"| {runs['since']} |"
+            if runs
+            else f"| {environment} | — | — | — |"
+            for environment, runs in pack["runs_now"].items()
         ),
         "",
         "## Deploy history per environment",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import func, insert, inspect, select, text
+from sqlalchemy import func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection
 
 from bundle_promotion.errors import BundlePromotionError
@@ -56,12 +56,32 @@ def _create_rollback_tables(connection: Connection) -> None:
     _create_tables(connection, DataSnapshotRow, EnvironmentHoldRow)
 
 
+def _add_deployment_outcome_columns(connection: Connection) -> None:
+    """``applied_at`` and ``superseded_by``: the deployment state machine's facts (see ledger.deployments).
+
+    A deployment that succeeded before had reached the workspace when it finished: so what
+    each environment runs stays what it was.
+    """
+    table = Base.metadata.tables[DeploymentRow.__tablename__]
+    present = {column["name"] for column in inspect(connection).get_columns(table.name)}
+    for name in ("applied_at", "superseded_by"):
+        if name not in present:
+            column_type = table.c[name].type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {column_type}"))
+    connection.execute(
+        update(table)
+        .where(table.c.state == "succeeded", table.c.applied_at.is_(None))
+        .values(applied_at=table.c.finished_at)
+    )
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
     _create_schedule_tables,
     _create_approval_and_gate_tables,
     _create_rollback_tables,
+    _add_deployment_outcome_columns,
 )
 
 

@@ -75,8 +75,12 @@ class DeploymentRow(Base):
     target: Mapped[str] = mapped_column(String(200))
     state: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime]
+    # When the engine last finished applying it: from then on the workspace runs it.
+    applied_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     detail: Mapped[str | None] = mapped_column(Text)
+    # The rollback's redeploy that put another release back over this one.
+    superseded_by: Mapped[int | None]
     release: Mapped[ReleaseRow] = relationship(lazy="joined")
 
 

@@ -18,6 +18,7 @@ from bundle_promotion.bundle.deploy.lock import LockOwner
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import SYSTEM_ACTOR, Ledger
 from bundle_promotion.ledger.records import PauseStatus, Release, TriggerState
+from bundle_promotion.lifecycle.holds import refuse_if_held
 from bundle_promotion.lifecycle.schedules import (
     BundleJob,
     ResourceKind,
@@ -171,6 +172,7 @@ def deploy_release(
     store: ArtifactStore,
     checkouts: Path,
     engine: Engine | None = None,
+    rolling_back: bool = False,
     owner: LockOwner | None = None,
     force_lock: bool = False,
     actor: str = SYSTEM_ACTOR,
@@ -180,12 +182,15 @@ def deploy_release(
     ``engine`` deploys (the spec's ``engine: native | cli``); the native engine over ``api`` by default.
     ``owner`` is the task deploying: a retry of it resumes the deploy lock a killed try left.
     ``force_lock`` breaks another deployment's lock, an act the audit trail records with ``actor``.
+    A held environment is refused, except by the redeploy of the rollback (``rolling_back``) whose
+    run set the hold.
 
     The schedules' states before the deploy go to the ledger first. A deploy resets every
     ``pause_status`` to the bundle's config, so right after it every trigger is paused again:
     nothing runs until the release is verified, tested and the environment's policy applied.
     A failed deploy puts the states found before it back.
     """
+    refuse_if_held(ledger, source.bundle, environment, rollback_run=run_id if rolling_back else None)
     release = ledger.release(release_id)
     bundle_dir = source.checkout(release.commit, checkouts)
     store.fetch(release.digest, release.artifacts, bundle_dir)
@@ -207,6 +212,7 @@ def deploy_release(
         restore(api, before)
         ledger.finish_deployment(deployment_id, "failed", detail=str(error))
         raise
+    ledger.mark_applied(deployment_id)
     if result.broken_lock is not None:
         ledger.record_event(
             actor=actor,

@@ -17,10 +17,11 @@ from pathlib import Path
 
 from bundle_promotion.bundle.config.load import load_bundle
 from bundle_promotion.bundle.deploy.state import read_state, resource_id
-from bundle_promotion.errors import EnvironmentHeld, ReleaseError, RestoreFailed
+from bundle_promotion.errors import ReleaseError, RestoreFailed, StaleDeployment
 from bundle_promotion.ledger import SYSTEM_ACTOR, DataSnapshot, DeploymentRecord, EnvironmentHold, Ledger
 from bundle_promotion.ledger.records import TriggerState
 from bundle_promotion.lifecycle import data_restores
+from bundle_promotion.lifecycle.holds import refuse_if_held
 from bundle_promotion.lifecycle.promotion import (
     BundleSource,
     EnvironmentDeployment,
@@ -101,9 +102,19 @@ def record_data_snapshot(
 
 
 def plan_rollback(
-    ledger: Ledger, *, bundle: str, environment: str, target_version: str | None = None
+    ledger: Ledger,
+    *,
+    bundle: str,
+    environment: str,
+    run_id: str | None = None,
+    target_version: str | None = None,
 ) -> RollbackPlan:
-    """Back to ``target_version``, or to the last release that passed verification and tests here."""
+    """Back to ``target_version``, or to the last release that passed verification and tests here.
+
+    Every rollback step reads its plan here first, so a held environment is refused, except
+    by the steps of the run (``run_id``) whose rollback set the hold.
+    """
+    refuse_if_held(ledger, bundle, environment, rollback_run=run_id)
     target_id, version = _target(ledger, bundle, environment, target_version)
     rolled_back = _undone(ledger.deployments(bundle, environment), target_id)
     snapshot = ledger.data_snapshot(bundle, environment, rolled_back.run_id) if rolled_back else None
@@ -139,7 +150,7 @@ def _target(
                 "or leave the target empty for the last known-good one"
             )
         return recorded[0], version
-    good = ledger.current_release(bundle, environment)
+    good = ledger.last_good_release(bundle, environment)
     return (good[1].release_id, good[1].version) if good else (None, None)
 
 
@@ -172,8 +183,9 @@ def redeploy(
         ledger=ledger,
         store=store,
         checkouts=checkouts,
+        rolling_back=True,
     )
-    ledger.finish_deployment(deployment.deployment_id, "succeeded", detail=REDEPLOY_DETAIL, actor=actor)
+    ledger.finish_rollback(deployment.deployment_id, detail=REDEPLOY_DETAIL, actor=actor)
     return deployment
 
 
@@ -187,16 +199,6 @@ def _redeployed(ledger: Ledger, plan: RollbackPlan, run_id: str) -> bool:
 def deployed_in_run(ledger: Ledger, bundle: str, environment: str, run_id: str) -> bool:
     """Whether the run started a deployment here: a run that never deployed has nothing to undo."""
     return any(d.run_id == run_id for d in ledger.deployments(bundle, environment))
-
-
-def refuse_if_held(ledger: Ledger, bundle: str, environment: str) -> None:
-    held = ledger.environment_hold(bundle, environment)
-    if held is not None:
-        raise EnvironmentHeld(
-            f"{bundle}/{environment} is held since {held.held_at:%Y-%m-%d %H:%M} UTC by {held.held_by}: "
-            f"{held.reason}. Clear it with `bundle-promotion hold clear {bundle} {environment} "
-            "--reason '...'` once the cause is understood"
-        )
 
 
 def restore_plan_schedules(
@@ -302,7 +304,31 @@ def _pipeline_ids(
     }
 
 
-def hold(ledger: Ledger, plan: RollbackPlan, *, run_id: str, actor: str = SYSTEM_ACTOR) -> EnvironmentHold:
-    """Hold the environment after a rollback; the reason says what the rollback put back."""
+def hold(
+    ledger: Ledger, plan: RollbackPlan, *, run_id: str, actor: str = SYSTEM_ACTOR
+) -> EnvironmentHold | None:
+    """Hold the environment after a rollback; the reason says what the rollback put back.
+
+    A run holds once: when a person has cleared its hold, a cleared step of that run's rollback
+    does not set it again (None).
+    """
+    current = ledger.environment_hold(plan.bundle, plan.environment)
+    if current is None and ledger.held_in_run(plan.bundle, plan.environment, run_id):
+        return None
     reason = f"rolled back in run {run_id}: {'; '.join(plan.describe())}"
     return ledger.hold_environment(plan.bundle, plan.environment, reason=reason, actor=actor, run_id=run_id)
+
+
+def refuse_if_moved_on(ledger: Ledger, bundle: str, environment: str, run_id: str) -> None:
+    """For a promotion run's own rollback: ``StaleDeployment`` once another run's deployment reached
+    the workspace after this run's, since there is nothing of this run left to undo."""
+    own = [d.started_at for d in ledger.deployments(bundle, environment) if d.run_id == run_id]
+    current = ledger.current_deployment(bundle, environment)
+    if not own or current is None or current.run_id == run_id:
+        return
+    if current.applied_at is not None and current.applied_at > max(own):
+        raise StaleDeployment(
+            f"{bundle}/{environment} runs {current.version} from run {current.run_id} since "
+            f"{current.applied_at:%Y-%m-%d %H:%M} UTC, deployed after this run's: this run's rollback "
+            "has nothing left to undo. Roll back with the rollback DAG if that release must go"
+        )

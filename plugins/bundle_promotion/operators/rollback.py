@@ -62,19 +62,22 @@ class _RollbackStep(PromotionOperator):
     restore_key: str | None = None  # what names a data restore in the manual DAG's choice
 
     def plan(self, context: Context) -> RollbackPlan:
-        from bundle_promotion.lifecycle.rollback import deployed_in_run, plan_rollback
+        from bundle_promotion.lifecycle.rollback import deployed_in_run, plan_rollback, refuse_if_moved_on
 
         if self.chosen_param and self.restore_key not in context["params"][self.chosen_param]:
             raise AirflowSkipException(f"{self.restore_key} was not chosen among the data restores")
         ledger = settings.ledger()
-        if self.after_own_deploy and not deployed_in_run(
-            ledger, self.bundle, self.environment, context["run_id"]
-        ):
-            raise AirflowSkipException(f"this run deployed nothing to {self.environment}: nothing to undo")
+        if self.after_own_deploy:
+            if not deployed_in_run(ledger, self.bundle, self.environment, context["run_id"]):
+                raise AirflowSkipException(
+                    f"this run deployed nothing to {self.environment}: nothing to undo"
+                )
+            refuse_if_moved_on(ledger, self.bundle, self.environment, context["run_id"])
         return plan_rollback(
             ledger,
             bundle=self.bundle,
             environment=self.environment,
+            run_id=context["run_id"],
             target_version=self.target_version or None,
         )
 
@@ -132,7 +135,8 @@ class PrepareRollbackOperator(_RollbackStep):
         self.warehouse_id = warehouse_id
 
     def execute(self, context: Context) -> None:
-        from bundle_promotion.lifecycle.rollback import record_data_snapshot, refuse_if_held
+        from bundle_promotion.lifecycle.holds import refuse_if_held
+        from bundle_promotion.lifecycle.rollback import record_data_snapshot
         from bundle_promotion.spec import ModelAlias, Rollback
 
         ledger = settings.ledger()
@@ -319,6 +323,13 @@ class HoldEnvironmentOperator(_RollbackStep):
         held = hold(settings.ledger(), plan, run_id=context["run_id"], actor=actor_of(context))
         for line in plan.describe():
             self.log.warning("Restored: %s", line)
+        if held is None:
+            self.log.warning(
+                "A person already cleared the hold this run set on %s/%s; it is not set again",
+                self.bundle,
+                self.environment,
+            )
+            return
         self.log.error(
             "%s/%s is HELD: no promotion enters it until a person clears the hold with a reason "
             "(bundle-promotion hold clear %s %s --reason '...'). Hold: %s",

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
 from bundle_promotion.errors import TestRunFailed
-from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.deployment_step import DeploymentStep
 
 if TYPE_CHECKING:
     from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
@@ -32,7 +32,7 @@ class DatabricksRunPageLink(BaseOperatorLink):
         return XCom.get_value(key=RUN_PAGE_URL_KEY, ti_key=ti_key) or ""
 
 
-class RunBundleJobOperator(PromotionOperator):
+class RunBundleJobOperator(DeploymentStep):
     """Start the job deployed under bundle key ``job_key`` and defer until it ends; fail unless SUCCESS.
 
     The job id comes from the environment's deploy task, so the task follows the deployment
@@ -52,7 +52,6 @@ class RunBundleJobOperator(PromotionOperator):
         *,
         databricks_conn_id: str,
         job_key: str,
-        deploy_task_id: str,
         job_parameters: dict[str, str] | None = None,
         run_timeout: timedelta | None = None,
         polling_period_seconds: int = 30,
@@ -62,7 +61,6 @@ class RunBundleJobOperator(PromotionOperator):
         self.run_timeout = run_timeout
         self.databricks_conn_id = databricks_conn_id
         self.job_key = job_key
-        self.deploy_task_id = deploy_task_id
         self.job_parameters = job_parameters or {}
         self.polling_period_seconds = polling_period_seconds
 
@@ -75,14 +73,13 @@ class RunBundleJobOperator(PromotionOperator):
         from airflow.providers.databricks.hooks.databricks import RunState
         from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
 
-        deployed = context["ti"].xcom_pull(task_ids=self.deploy_task_id)
-        job = deployed["jobs"][self.job_key]
+        job = self.deployment(context).jobs[self.job_key]
         hook = self._hook()
-        run_id = hook.run_now({"job_id": int(job["id"]), "job_parameters": self.job_parameters})
+        run_id = hook.run_now({"job_id": int(job.id), "job_parameters": self.job_parameters})
         run_page_url = hook.get_run_page_url(run_id)
         context["ti"].xcom_push(key=RUN_PAGE_URL_KEY, value=run_page_url)
         context["ti"].xcom_push(key=RUN_ID_KEY, value=run_id)
-        self.log.info("Started %r (job %s), run %s: %s", job["name"], job["id"], run_id, run_page_url)
+        self.log.info("Started %r (job %s), run %s: %s", job.name, job.id, run_id, run_page_url)
         state = RunState(**hook.get_run(run_id)["state"])
         if state.is_terminal:
             self._finish(context, run_id, run_page_url, state)

@@ -10,6 +10,7 @@ from airflow.sdk import BaseBranchOperator, BaseOperator, Context
 
 from bundle_promotion import settings
 from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.deployment_step import DeploymentStep, refused
 
 if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 MAX_WORKERS = 16
 
 
-class ApplySchedulePolicyOperator(PromotionOperator):
+class ApplySchedulePolicyOperator(DeploymentStep):
     """Pause or unpause every trigger of the jobs deployed by ``deploy_task_id``, per ``policy``.
 
     It runs once the release is verified and tested: until then the deploy step keeps every
@@ -39,7 +40,6 @@ class ApplySchedulePolicyOperator(PromotionOperator):
         environment: str,
         databricks_conn_id: str,
         policy: SchedulePolicy,
-        deploy_task_id: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -47,12 +47,11 @@ class ApplySchedulePolicyOperator(PromotionOperator):
         self.environment = environment
         self.databricks_conn_id = databricks_conn_id
         self.policy = policy
-        self.deploy_task_id = deploy_task_id
 
     def execute(self, context: Context) -> dict[str, dict[str, str]]:
-        from bundle_promotion.lifecycle.promotion import EnvironmentDeployment, apply_schedule_policy
+        from bundle_promotion.lifecycle.promotion import apply_schedule_policy
 
-        deployment = EnvironmentDeployment.from_xcom(context["ti"].xcom_pull(task_ids=self.deploy_task_id))
+        deployment = self.deployment(context)
         hold = settings.ledger().schedule_hold(self.bundle, self.environment)
         if hold is not None:
             self.log.warning(
@@ -72,10 +71,13 @@ class ApplySchedulePolicyOperator(PromotionOperator):
 def restore_schedules_on_failure(context: Context) -> None:
     """``on_failure_callback`` after a deploy: put back the trigger states found before it.
 
-    The failed release's new jobs stay paused, as the deploy step left them.
+    The failed release's new jobs stay paused, as the deploy step left them. A task that refused
+    to act touches nothing: what runs there now may be another deployment's.
     """
     from bundle_promotion.lifecycle.promotion import EnvironmentDeployment, restore_schedules
 
+    if refused(context):
+        return
     task = context["task"]
     value = context["ti"].xcom_pull(task_ids=getattr(task, "deploy_task_id", None))
     databricks_conn_id = getattr(task, "databricks_conn_id", None)

@@ -8,10 +8,10 @@ from typing import Any
 from airflow.sdk import Context
 
 from bundle_promotion import settings
-from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.deployment_step import DeploymentStep
 
 
-class VerifyInstallationOperator(PromotionOperator):
+class VerifyInstallationOperator(DeploymentStep):
     """Check that the environment holds exactly the release deployed by ``deploy_task_id``.
 
     Every job of the bundle's resolved config must exist with the expected name, tags,
@@ -32,7 +32,6 @@ class VerifyInstallationOperator(PromotionOperator):
         bundle_path: str = ".",
         target: str,
         databricks_conn_id: str,
-        deploy_task_id: str,
         release_task_id: str = "release",
         **kwargs: Any,
     ) -> None:
@@ -42,18 +41,16 @@ class VerifyInstallationOperator(PromotionOperator):
         self.bundle_path = bundle_path
         self.target = target
         self.databricks_conn_id = databricks_conn_id
-        self.deploy_task_id = deploy_task_id
         self.release_task_id = release_task_id
 
     def execute(self, context: Context) -> None:
         from bundle_promotion.errors import VerificationFailed
         from bundle_promotion.hooks.workspace import WorkspaceHook
-        from bundle_promotion.lifecycle.promotion import BundleSource, EnvironmentDeployment
+        from bundle_promotion.lifecycle.promotion import BundleSource
         from bundle_promotion.lifecycle.verification import verify_release
 
-        ti = context["ti"]
-        deployment = EnvironmentDeployment.from_xcom(ti.xcom_pull(task_ids=self.deploy_task_id))
-        release_id = int(ti.xcom_pull(task_ids=self.release_task_id))
+        deployment = self.deployment(context)
+        release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
         ledger = settings.ledger()
         source = BundleSource(self.bundle, self.repo, self.bundle_path)
         try:
