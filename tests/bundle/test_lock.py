@@ -269,6 +269,24 @@ def kill_at_write(workspaces: WorkspaceEmulator, bundle_dir: Path, kill_after: i
             deploying.kill()
 
 
+def test_the_rollback_takes_over_the_lock_its_runs_killed_deploy_left(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, bundle_dir: Path
+) -> None:
+    """The DAG orders a run's tasks: when the rollback runs, the run's deploy has ended."""
+    DeployLock(hook, "/Workspace/Shared/locked/state", owner=OWNER)._acquire("deployer@example.com")
+    redeploy = LockOwner(OWNER.run_id, "staging_rollback.redeploy", "staging")
+    another_run = LockOwner("manual__2026-12-01", "staging_rollback.redeploy", "staging")
+
+    with pytest.raises(LockHeld):
+        NativeEngine(hook).deploy(load_bundle(bundle_dir, ""), owner=another_run)
+    result = NativeEngine(hook).deploy(load_bundle(bundle_dir, ""), owner=redeploy)
+
+    assert result.broken_lock is not None
+    assert result.broken_lock["Owner"]["task_id"] == "staging.deploy"
+    assert job_names(hook) == sorted(f"job {index}" for index in range(JOBS))
+    assert workspace_files.read_bytes(hook, LOCK) is None
+
+
 def _writes(workspaces: WorkspaceEmulator) -> list[object]:
     return [request for request in workspaces.requests("staging") if request.method != "GET"]
 

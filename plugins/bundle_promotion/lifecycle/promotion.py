@@ -218,7 +218,7 @@ def deploy_release(
             actor=actor,
             action="deploy_lock.broken",
             subject=f"{source.bundle}/{environment}",
-            reason="force_lock",
+            reason="force_lock" if force_lock else "taken over from an ended task of the same run",
             details={"state_path": bundle.workspace.state_path, "lock": result.broken_lock},
         )
     jobs = {

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bundle_promotion.bundle.config.load import load_bundle
+from bundle_promotion.bundle.deploy.lock import LockOwner
 from bundle_promotion.bundle.deploy.state import read_state, resource_id
 from bundle_promotion.errors import ReleaseError, RestoreFailed, StaleDeployment
 from bundle_promotion.ledger import SYSTEM_ACTOR, DataSnapshot, DeploymentRecord, EnvironmentHold, Ledger
@@ -165,8 +166,12 @@ def redeploy(
     store: ArtifactStore,
     checkouts: Path,
     actor: str = SYSTEM_ACTOR,
+    owner: LockOwner | None = None,
 ) -> EnvironmentDeployment | None:
     """Deploy the plan's release again, its exact artifacts by digest; None when there is none.
+
+    ``owner`` is the redeploy task: it resumes its own deploy lock, and takes over one its run's
+    deploy left when it was killed.
 
     A redeploy this run already finished is not repeated: the engine would write nothing, but
     the deploy step re-pauses every schedule, which a later step of the rollback had restored.
@@ -184,6 +189,8 @@ def redeploy(
         store=store,
         checkouts=checkouts,
         rolling_back=True,
+        owner=owner,
+        actor=actor,
     )
     ledger.finish_rollback(deployment.deployment_id, detail=REDEPLOY_DETAIL, actor=actor)
     return deployment

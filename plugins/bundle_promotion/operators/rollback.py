@@ -166,6 +166,7 @@ class RedeployReleaseOperator(_CodeStep):
     """
 
     def execute(self, context: Context) -> dict[str, Any] | None:
+        from bundle_promotion.bundle.deploy.lock import LockOwner
         from bundle_promotion.lifecycle.rollback import redeploy
 
         plan = self.plan(context)
@@ -189,6 +190,7 @@ class RedeployReleaseOperator(_CodeStep):
             store=settings.artifact_store(),
             checkouts=settings.checkouts(),
             actor=actor_of(context),
+            owner=LockOwner(context["run_id"], self.task_id, self.environment),
         )
         if deployment is None:
             self.log.info("%s was already redeployed by this run; nothing more to do", plan.target_version)

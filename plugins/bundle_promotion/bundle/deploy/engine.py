@@ -119,7 +119,7 @@ class DeployedResource:
 class DeployResult:
     resources: dict[str, DeployedResource]  # by key
     write_calls: int | None  # API calls other than GET this deploy made; None where not counted (CLI)
-    broken_lock: dict[str, Any] | None = None  # another deployment's lock this deploy was told to break
+    broken_lock: dict[str, Any] | None = None  # another's lock this deploy broke (forced, or its own run's)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ this engine never deploy one target at the same time. `force` (the CLI's
 
 A deploy run by a promotion has an owner: its run, task and environment. The lock's ID
 derives from the owner, so a retry of the same task, on any worker, finds the lock it
-left when it was killed and resumes as its holder. The owner is also written into the
+left when it was killed and resumes as its holder. Another task of the same run and
+environment takes the lock over: the DAG orders a run's tasks, so one that left the lock
+(a deploy killed before its rollback runs) has ended. The owner is also written into the
 lock (`Owner`, a field the CLI ignores) so that whoever meets the lock can say who holds
 it, from which host, since when. A deploy without an owner (the command line) gets a
 random ID, as the CLI does.
@@ -57,6 +59,7 @@ class DeployLock:
         self.force = force
         self._owner = owner
         self._id = owner.lock_id(state_path) if owner else str(uuid.uuid4())
+        self._overwrite = force
 
     def holder(self) -> dict[str, Any] | None:
         """The lock file as it is now; None when nobody holds the lock (a read, no write)."""
@@ -68,9 +71,21 @@ class DeployLock:
         return holder.get("ID") == self._id
 
     def refuse_if_held(self, holder: dict[str, Any] | None) -> None:
-        """Raise `LockHeld` when someone else holds the lock and it is not to be broken."""
-        if holder is not None and not self.is_own(holder) and not self.force:
+        """Raise `LockHeld` when someone else holds the lock and it is neither forced nor this run's."""
+        if holder is None or self.is_own(holder):
+            return
+        if not (self.force or self._same_run(holder)):
             raise LockHeld(held_message(holder, self.path), holder, self.path)
+        self._overwrite = True
+
+    def _same_run(self, holder: dict[str, Any]) -> bool:
+        owner = holder.get("Owner")
+        if self._owner is None or not isinstance(owner, dict):
+            return False
+        return (owner.get("run_id"), owner.get("environment")) == (
+            self._owner.run_id,
+            self._owner.environment,
+        )
 
     @contextmanager
     def held(self, user: str) -> Iterator[None]:
@@ -92,7 +107,9 @@ class DeployLock:
             lock["Owner"] = {**asdict(self._owner), "host": socket.gethostname()}
         workspace_files.make_dirs(self._api, self._state_path)
         try:
-            workspace_files.write_bytes(self._api, self.path, json.dumps(lock).encode(), overwrite=self.force)
+            workspace_files.write_bytes(
+                self._api, self.path, json.dumps(lock).encode(), overwrite=self._overwrite
+            )
         except WorkspaceApiError as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
