@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from bundle_promotion import settings
 from bundle_promotion.errors import EnvironmentHeld, TestRunFailed
@@ -44,16 +45,29 @@ def test_record_refuses_a_held_environment_and_leaves_the_deployment_as_it_was()
     ledger.hold_environment("steps_held", "dev", reason="rolled back", actor="bundle-promotion", run_id="r")
     ctx = context(deployment_id)
 
-    with pytest.raises(EnvironmentHeld, match="hold clear steps_held dev"):
+    with pytest.raises(AirflowFailException, match="hold clear steps_held dev") as refused:
         ctx["task"].execute(ctx)
 
+    assert isinstance(refused.value.__cause__, EnvironmentHeld)  # final: Airflow does not retry it
     assert ledger.deployment(deployment_id).state == "deployed"
+
+
+def refusal_as_airflow_sees_it() -> Exception:
+    """A refusal is final: the task fails with AirflowFailException, the refusal as its cause."""
+    try:
+        raise AirflowFailException("held") from EnvironmentHeld("held")
+    except AirflowFailException as failed:
+        return failed
 
 
 @pytest.mark.parametrize(
     ("failure", "state"),
-    [(EnvironmentHeld("held"), "deployed"), (TestRunFailed("run ended FAILED"), "failed")],
-    ids=["a refusal", "a failed test"],
+    [
+        (EnvironmentHeld("held"), "deployed"),
+        (refusal_as_airflow_sees_it(), "deployed"),
+        (TestRunFailed("run ended FAILED"), "failed"),
+    ],
+    ids=["a refusal", "a refusal failing the task at once", "a failed test"],
 )
 def test_only_a_real_failure_marks_the_deployment_failed(failure: Exception, state: str) -> None:
     ledger = settings.ledger()

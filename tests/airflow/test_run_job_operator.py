@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
+from bundle_promotion import settings
 from bundle_promotion.hooks.workspace import WorkspaceHook
+from bundle_promotion.ledger.records import Artifact, Release
 from bundle_promotion.operators.run_job import RunBundleJobOperator
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 
@@ -29,12 +31,28 @@ class TaskInstance:
         return self.values[task_ids, key]
 
 
+def applied_deployment() -> int:
+    """A deployment the workspace runs, as the deploy task leaves it: the test acts on it."""
+    ledger = settings.ledger()
+    release = Release("timed_out", "v1.0.0", "a" * 40, (Artifact("w", "dist/w", "b" * 64),), "c" * 64)
+    deployment_id = ledger.start_deployment(
+        bundle="timed_out",
+        environment="dev",
+        target="dev",
+        release_id=ledger.record_release(release),
+        run_id="r",
+    )
+    ledger.mark_applied(deployment_id)
+    return deployment_id
+
+
 def test_a_run_past_its_timeout_is_cancelled_and_the_task_fails_without_retrying(
     workspaces: WorkspaceEmulator,
 ) -> None:
     hook = WorkspaceHook("databricks_dev")
     job_id = hook.call("POST", "2.2/jobs/create", body={"name": "integration tests"})["job_id"]
-    context: Any = {"ti": TaskInstance({"jobs": {"tests": {"id": str(job_id), "name": "integration tests"}}})}
+    jobs = {"tests": {"id": str(job_id), "name": "integration tests"}}
+    context: Any = {"ti": TaskInstance({"deployment_id": applied_deployment(), "jobs": jobs})}
     operator = RunBundleJobOperator(
         task_id="run_tests",
         databricks_conn_id="databricks_dev",
