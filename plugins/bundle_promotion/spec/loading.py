@@ -9,7 +9,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bundle_promotion.errors import SpecError
+from bundle_promotion.bundle.config.bounded_yaml import SPEC_BOUNDS, read_bounded
+from bundle_promotion.errors import FileRefused, SpecError
 from bundle_promotion.spec.base import _RULE, _Loc
 from bundle_promotion.spec.bundle_checks import _bundle_problems
 from bundle_promotion.spec.models import PromotionSpec
@@ -40,6 +41,9 @@ def load_specs(folder: Path) -> list[PromotionSpec | SpecError]:
             spec, document = _load(file)
         except SpecError as error:
             results.append(error)
+            continue
+        except Exception as error:  # a defect met by one file must not hide the other specs
+            results.append(SpecError(str(file), "", f"cannot be loaded: {type(error).__name__}: {error}"))
             continue
         if spec.bundle in first_file_of:
             results.append(document.error([_duplicate_bundle(spec, first_file_of[spec.bundle])]))
@@ -75,9 +79,9 @@ def _parse(path: Path) -> tuple[_Document, Any]:
     """Read the file once into nodes (for lines) and data (for validation)."""
     file = str(path)
     try:
-        loader = _YamlLoader(path.read_bytes())
-    except OSError as error:
-        raise SpecError(file, "", f"cannot read the file: {error.strerror}") from error
+        loader = _YamlLoader(read_bounded(path, SPEC_BOUNDS))
+    except FileRefused as refused:
+        raise SpecError(file, "", refused.problem, refused.line) from None
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
