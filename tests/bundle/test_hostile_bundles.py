@@ -149,3 +149,43 @@ def test_an_include_through_a_symlink_inside_the_bundle_is_read(tmp_path: Path) 
     resolved = load_bundle(bundle, "")
 
     assert sorted(resolved.resources["jobs"]) == ["etl", "shared"]
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "problem"),
+    [
+        ("bundle: ~", "bundle", "expected a mapping; found no value"),
+        ("variables: ~", "variables", "expected a mapping of names to values; found no value"),
+        ("workspace: {root_path: [a]}", "workspace.root_path", "expected a path, as text; found a list"),
+        ("artifacts: {wheel: ~}", "artifacts.wheel", "expected a mapping; found no value"),
+        (
+            "resources: {schemas: [a]}",
+            "resources.schemas",
+            "expected a mapping of resource keys to resources",
+        ),
+        ("resources: {jobs: {etl2: {tasks: {a: b}}}}", "resources.jobs.etl2.tasks", "expected a list"),
+        (
+            "permissions: [{level: [CAN_VIEW], user_name: a}]",
+            "permissions[0].level",
+            "expected text; found a list",
+        ),
+        ("targets: {1: {}}", "targets", "expected a mapping of names to values; the key 1 is not a name"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_names_its_file_and_field(
+    tmp_path: Path, section: str, field: str, problem: str
+) -> None:
+    bundle = bundle_with(tmp_path)
+    (bundle / "resources" / "odd.yml").write_text(section + "\n")
+
+    error = the_error(bundle)
+
+    assert (error.file, error.field) == (str(bundle / "resources" / "odd.yml"), field)
+    assert error.problem.startswith(problem)
+
+
+def test_the_dag_parse_outline_refuses_a_target_named_by_a_number(tmp_path: Path) -> None:
+    bundle = bundle_with(tmp_path, ROOT.replace("targets:\n", "targets:\n  1: {}\n"))
+
+    with pytest.raises(BundleConfigError, match="targets: expected a mapping of names to values; the key 1"):
+        read_outline(bundle)

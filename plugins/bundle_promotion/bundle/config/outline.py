@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from bundle_promotion.bundle.config.bounded_yaml import BUNDLE_FILE_BOUNDS, read_bounded
+from bundle_promotion.bundle.config.shape import check_shape
 from bundle_promotion.errors import BundleConfigError, FileRefused
 
 try:
@@ -134,4 +135,5 @@ def _parse(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise BundleConfigError(str(path), "", "expected a mapping at the top level")
+    check_shape(data, path)
     return data
