@@ -189,3 +189,13 @@ def test_the_dag_parse_outline_refuses_a_target_named_by_a_number(tmp_path: Path
 
     with pytest.raises(BundleConfigError, match="targets: expected a mapping of names to values; the key 1"):
         read_outline(bundle)
+
+
+def test_a_tag_that_makes_a_set_is_refused_with_its_line(tmp_path: Path) -> None:
+    bundle = bundle_with(tmp_path)
+    (bundle / "resources" / "odd.yml").write_text("variables:\n  days:\n    default: !!set {mon, tue}\n")
+
+    error = the_error(bundle)
+
+    assert (error.file, error.line) == (str(bundle / "resources" / "odd.yml"), 3)
+    assert error.problem.startswith("the tag !!set makes neither text")

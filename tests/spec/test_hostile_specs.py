@@ -185,3 +185,10 @@ def test_a_spec_with_12000_environments_is_checked_in_linear_time(tmp_path: Path
     text = VALID[: VALID.index("environments:")] + f"environments:{environments}\n"
 
     assert len(load_spec(write_spec(tmp_path, text)).environments) == 12_000
+
+
+def test_a_tag_that_makes_bytes_is_refused_with_its_line(tmp_path: Path) -> None:
+    error = spec_error(tmp_path, edited("bundle: sales", "bundle: !!binary c2FsZXM="))
+
+    assert error.line == 1
+    assert error.problem == "the tag !!binary makes neither text, a number, a list nor a mapping; remove it"

@@ -25,6 +25,8 @@ except ImportError:  # PyYAML built without libyaml: same events, slower
     from yaml import SafeLoader as _EventLoader  # type: ignore[assignment]
 
 _MiB = 1024 * 1024
+# Tags whose values are not JSON (bytes, sets, ordered pairs): a config is JSON-shaped data.
+_NOT_JSON_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("binary", "set", "omap", "pairs")}
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,13 @@ def _check_structure(path: Path, text: str, bounds: Bounds) -> None:
     nodes = 0
     try:
         for event in yaml.parse(text, Loader=_EventLoader):
+            if (tag := getattr(event, "tag", None)) in _NOT_JSON_TAGS:
+                shown = tag.replace("tag:yaml.org,2002:", "!!")
+                raise FileRefused(
+                    str(path),
+                    f"the tag {shown} makes neither text, a number, a list nor a mapping; remove it",
+                    _line(event),
+                )
             if isinstance(event, yaml.CollectionStartEvent):
                 if len(open_nodes) >= bounds.max_depth:
                     raise _too_deep(path, event, bounds)
