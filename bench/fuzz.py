@@ -1,8 +1,9 @@
 """Count what the property tests' inputs do to the spec loader and `bundle validate`.
 
-Draws the very inputs the property tests draw (same strategies, same settings:
-derandomized, 1,000 per property) and, instead of stopping at the first traceback,
-counts every outcome: loaded, our typed error, or a raw traceback by exception type.
+Draws 1,000 inputs per property from the property tests' strategies and settings
+(derandomized), all before running any of them, so the inputs do not depend on the code
+under test. Then it runs every input and, instead of stopping at the first traceback,
+counts each outcome: loaded, our typed error, or a raw traceback by exception type.
 Run it against another checkout's code to compare, e.g. the code before a fix:
 
     uv run python bench/fuzz.py
@@ -36,78 +37,78 @@ from bundle_promotion.errors import BundleConfigError, SpecError
 from bundle_promotion.spec import load_spec
 
 
-def tally(outcomes: Counter[str], run: Callable[[], str]) -> None:
-    try:
-        outcomes[run()] += 1
-    except (SpecError, BundleConfigError):
-        outcomes["typed error"] += 1
-    except Exception as error:  # what we count: any traceback that is not ours
-        outcomes[f"traceback: {type(error).__name__}"] += 1
+def drawn(strategy: st.SearchStrategy[Any]) -> list[Any]:
+    inputs: list[Any] = []
+
+    @HOSTILE
+    @given(value=strategy)
+    def draw(value: Any) -> None:
+        inputs.append(value)
+
+    draw()
+    return inputs
+
+
+def outcomes_of(inputs: list[Any], run: Callable[[Any], str]) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
+    for value in inputs:
+        try:
+            outcomes[run(value)] += 1
+        except (SpecError, BundleConfigError):
+            outcomes["typed error"] += 1
+        except Exception as error:  # what we count: any traceback that is not ours
+            outcomes[f"traceback: {type(error).__name__}"] += 1
+    return outcomes
 
 
 def spec_runs(folder: Path) -> dict[str, Counter[str]]:
     path = folder / "spec.yaml"
-    structured: Counter[str] = Counter()
-    raw: Counter[str] = Counter()
 
-    def load() -> str:
+    def from_document(document: Any) -> str:
+        path.write_text(yaml.safe_dump(document, allow_unicode=True))
         load_spec(path)
         return "loaded"
 
-    @HOSTILE
-    @given(document=spec_properties.spec_documents())
-    def documents(document: Any) -> None:
-        path.write_text(yaml.safe_dump(document, allow_unicode=True))
-        tally(structured, load)
-
-    @HOSTILE
-    @given(data=spec_properties.raw_bytes(spec_properties.LOCAL_EXAMPLE_SPEC))
-    def any_bytes(data: bytes) -> None:
+    def from_bytes(data: bytes) -> str:
         path.write_bytes(data)
-        tally(raw, load)
+        load_spec(path)
+        return "loaded"
 
-    documents()
-    any_bytes()
-    return {"spec loader, spec-shaped documents": structured, "spec loader, raw bytes": raw}
+    return {
+        "spec loader, spec-shaped documents": outcomes_of(
+            drawn(spec_properties.spec_documents()), from_document
+        ),
+        "spec loader, raw bytes": outcomes_of(
+            drawn(spec_properties.raw_bytes(spec_properties.LOCAL_EXAMPLE_SPEC)), from_bytes
+        ),
+    }
 
 
 def bundle_runs(bundle: Path) -> dict[str, Counter[str]]:
-    structured: Counter[str] = Counter()
-    raw: Counter[str] = Counter()
+    def validated(target: str) -> str:
+        errors = validate(bundle, target, current_user=bundle_properties.USER).errors
+        read_outline(bundle)
+        return "typed error" if errors else "valid"
 
-    def check(target: str) -> Callable[[], str]:
-        def run() -> str:
-            errors = validate(bundle, target, current_user=bundle_properties.USER).errors
-            read_outline(bundle)
-            return "typed error" if errors else "valid"
-
-        return run
-
-    @HOSTILE
-    @given(
-        root=bundle_properties.root_document,
-        included=bundle_properties.include_document,
-        target=st.sampled_from(["", "dev", "prod"])
-        | st.sampled_from(["dev", "prod"])
-        | bundle_properties.text,
-    )
-    def documents(root: Any, included: Any, target: str) -> None:
+    def from_documents(drawn_files: tuple[Any, Any, str]) -> str:
+        root, included, target = drawn_files
         (bundle / "databricks.yml").write_text(yaml.safe_dump(root, allow_unicode=True))
         (bundle / "resources" / "extra.yml").write_text(yaml.safe_dump(included, allow_unicode=True))
-        tally(structured, check(target))
+        return validated(target)
 
-    @HOSTILE
-    @given(
-        data=bundle_properties.raw_bytes((bundle_properties.EXAMPLE_BUNDLE / "databricks.yml").read_bytes())
-    )
-    def any_bytes(data: bytes) -> None:
+    def from_bytes(data: bytes) -> str:
         (bundle / "databricks.yml").write_bytes(data)
         (bundle / "resources" / "extra.yml").write_text("")
-        tally(raw, check("dev"))
+        return validated("dev")
 
-    documents()
-    any_bytes()
-    return {"bundle validate, bundle-shaped configs": structured, "bundle validate, raw bytes": raw}
+    documents = st.tuples(
+        bundle_properties.root_document, bundle_properties.include_document, bundle_properties.targets
+    )
+    root_bytes = (bundle_properties.EXAMPLE_BUNDLE / "databricks.yml").read_bytes()
+    return {
+        "bundle validate, bundle-shaped configs": outcomes_of(drawn(documents), from_documents),
+        "bundle validate, raw bytes": outcomes_of(drawn(bundle_properties.raw_bytes(root_bytes)), from_bytes),
+    }
 
 
 def main() -> None:

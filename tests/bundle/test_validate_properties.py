@@ -104,6 +104,8 @@ root_document = document(
         **sections,
     },
 )
+# `-t TARGET`: mostly one the documents may define, or none (the default target).
+targets = st.sampled_from(["", "dev", "prod"]) | st.sampled_from(["dev", "prod"]) | text
 include_document = document(
     {}, {"resources": resources, "targets": field(st.dictionaries(text, target, max_size=1))}
 )
@@ -134,11 +136,7 @@ def outline_or_error(bundle: Path) -> BundleOutline | BundleConfigError:
 
 
 @HOSTILE
-@given(
-    root=root_document,
-    included=include_document,
-    target=st.sampled_from(["", "dev", "prod"]) | st.sampled_from(["dev", "prod"]) | text,
-)
+@given(root=root_document, included=include_document, target=targets)
 def test_any_bundle_shaped_config_validates_or_is_a_bundle_error(
     bundle: Path, root: Any, included: Any, target: str
 ) -> None:
