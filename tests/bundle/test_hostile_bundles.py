@@ -165,6 +165,11 @@ def test_an_include_through_a_symlink_inside_the_bundle_is_read(tmp_path: Path) 
         ),
         ("resources: {jobs: {etl2: {tasks: {a: b}}}}", "resources.jobs.etl2.tasks", "expected a list"),
         (
+            "resources: {jobs: {etl2: {tasks: [{task_key: {a: b}}]}}}",
+            "resources.jobs.etl2.tasks[0].task_key",
+            "expected text or a number; found a mapping",
+        ),
+        (
             "permissions: [{level: [CAN_VIEW], user_name: a}]",
             "permissions[0].level",
             "expected text; found a list",

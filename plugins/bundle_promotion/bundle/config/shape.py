@@ -41,6 +41,16 @@ class Text(Shape):
 
 
 @dataclass
+class Scalar(Shape):
+    """Text, a number or a boolean: what identifies an element of a keyed list."""
+
+    expected: str = "text or a number"
+
+    def fits(self, value: Any) -> bool:
+        return isinstance(value, str | int | float)
+
+
+@dataclass
 class Fields(Shape):
     """A mapping with some known keys; the other keys' values have the shape ``others``."""
 
@@ -96,12 +106,12 @@ class Anything(Shape):
 _ANY = Anything()
 _RESOURCES_OF_A_KIND = MapOf(_ANY, expected="a mapping of resource keys to resources")
 _PATH = Text(expected="a path, as text")
-_KEYED = Fields(nullable=False)  # an element of a keyed list: tasks, clusters, parameters
+_KEY = Scalar()
 _LIBRARY = Fields({"whl": _PATH, "jar": _PATH})
 _TASK_FILE = Fields({"notebook_path": _PATH, "python_file": _PATH, "source": Text()})
 _TASK = Fields(
     {
-        "task_key": _ANY,
+        "task_key": _KEY,
         "notebook_task": _TASK_FILE,
         "spark_python_task": _TASK_FILE,
         "libraries": ListOf(_LIBRARY),
@@ -111,12 +121,14 @@ _TASK = Fields(
 )
 _PERMISSION = Fields({"level": Text()}, nullable=False)
 _PERMISSIONS = ListOf(_PERMISSION)
-_ENVIRONMENT = Fields({"spec": Fields({"dependencies": ListOf(_ANY)})}, nullable=False)
+_ENVIRONMENT = Fields(
+    {"environment_key": _KEY, "spec": Fields({"dependencies": ListOf(_ANY)})}, nullable=False
+)
 _JOB = Fields(
     {
         "tasks": ListOf(_TASK),
-        "job_clusters": ListOf(_KEYED),
-        "parameters": ListOf(_KEYED),
+        "job_clusters": ListOf(Fields({"job_cluster_key": _KEY}, nullable=False)),
+        "parameters": ListOf(Fields({"name": _KEY}, nullable=False)),
         "environments": ListOf(_ENVIRONMENT),
         "permissions": _PERMISSIONS,
         "run_as": Fields(),
