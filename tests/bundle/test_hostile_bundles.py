@@ -157,6 +157,7 @@ def test_an_include_through_a_symlink_inside_the_bundle_is_read(tmp_path: Path) 
         ("bundle: ~", "bundle", "expected a mapping; found no value"),
         ("variables: ~", "variables", "expected a mapping of names to values; found no value"),
         ("workspace: {root_path: [a]}", "workspace.root_path", "expected a path, as text; found a list"),
+        ("workspace: {file_path: ~}", "workspace.file_path", "expected a path, as text; found no value"),
         ("artifacts: {wheel: ~}", "artifacts.wheel", "expected a mapping; found no value"),
         (
             "resources: {schemas: [a]}",

@@ -35,6 +35,7 @@ class Shape:
 @dataclass
 class Text(Shape):
     expected: str = "text"
+    nullable: bool = True
 
     def fits(self, value: Any) -> bool:
         return isinstance(value, str)
@@ -143,7 +144,15 @@ _PIPELINE = Fields(
 )
 _VARIABLE = _ANY  # a value, or {default, lookup, type, description}: judged by the variable step
 _WORKSPACE_PATHS = ("root_path", "file_path", "artifact_path", "state_path", "resource_path")
-_WORKSPACE = Fields(dict.fromkeys(_WORKSPACE_PATHS, _PATH) | {"host": Text()}, nullable=False)
+# An empty root_path takes the default; the paths under it, once set, must be paths.
+_WORKSPACE = Fields(
+    {
+        "root_path": _PATH,
+        **dict.fromkeys(_WORKSPACE_PATHS[1:], Text(expected="a path, as text", nullable=False)),
+        "host": Text(),
+    },
+    nullable=False,
+)
 _SECTIONS: dict[str, Shape] = {
     "bundle": Fields({"name": Text()}, nullable=False),
     "workspace": _WORKSPACE,
