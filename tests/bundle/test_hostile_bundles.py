@@ -159,6 +159,7 @@ def test_an_include_through_a_symlink_inside_the_bundle_is_read(tmp_path: Path) 
         ("workspace: {root_path: [a]}", "workspace.root_path", "expected a path, as text; found a list"),
         ("workspace: {file_path: ~}", "workspace.file_path", "expected a path, as text; found no value"),
         ("artifacts: {wheel: ~}", "artifacts.wheel", "expected a mapping; found no value"),
+        ("presets: {name_prefix: 7}", "presets.name_prefix", "expected text; found a number"),
         (
             "resources: {schemas: [a]}",
             "resources.schemas",

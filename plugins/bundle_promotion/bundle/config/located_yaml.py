@@ -100,4 +100,8 @@ def kind_of(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
     return "a string" if isinstance(value, str) else f"a {type(value).__name__}"
