@@ -206,3 +206,17 @@ def test_a_tag_that_makes_a_set_is_refused_with_its_line(tmp_path: Path) -> None
 
     assert (error.file, error.line) == (str(bundle / "resources" / "odd.yml"), 3)
     assert error.problem.startswith("the tag !!set makes neither text")
+
+
+def test_a_root_file_linked_from_outside_the_bundle_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "elsewhere.yml").write_text("bundle:\n  name: elsewhere\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "databricks.yml").symlink_to(tmp_path / "elsewhere.yml")
+
+    error = the_error(bundle)
+
+    assert error.file == str(bundle / "databricks.yml")
+    assert error.problem.startswith(f"is a symbolic link to {tmp_path / 'elsewhere.yml'}, outside the bundle")
+    with pytest.raises(BundleConfigError, match="outside the bundle folder"):
+        read_outline(bundle)

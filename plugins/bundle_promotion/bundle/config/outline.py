@@ -41,8 +41,16 @@ class BundleOutline:
 def find_root_file(bundle_dir: Path) -> Path:
     """The bundle's root configuration file."""
     for name in ROOT_FILE_NAMES:
-        if (bundle_dir / name).is_file():
-            return bundle_dir / name
+        root_file = bundle_dir / name
+        if root_file.is_file():
+            if not root_file.resolve().is_relative_to(bundle_dir.resolve()):
+                raise BundleConfigError(
+                    str(root_file),
+                    "",
+                    f"is a symbolic link to {root_file.resolve()}, outside the bundle folder; "
+                    "a bundle's configuration must be its own files: copy the file into it",
+                )
+            return root_file
     raise BundleConfigError(
         str(bundle_dir), "", f"no bundle configuration found; expected one of {', '.join(ROOT_FILE_NAMES)}"
     )
