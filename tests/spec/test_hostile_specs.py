@@ -192,3 +192,11 @@ def test_a_tag_that_makes_bytes_is_refused_with_its_line(tmp_path: Path) -> None
 
     assert error.line == 1
     assert error.problem == "the tag !!binary makes neither text, a number, a list nor a mapping; remove it"
+
+
+def test_a_long_wrong_value_is_quoted_shortened_in_the_message(tmp_path: Path) -> None:
+    error = spec_error(tmp_path, edited("tests: [integration_tests]", f"tests: {'t' * 5000}"))
+
+    assert error.field == "environments[0].tests"
+    assert f"got the text '{'t' * 80}… (5000 characters)'" in error.problem
+    assert len(str(error)) < 400

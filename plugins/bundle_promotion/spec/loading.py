@@ -209,16 +209,21 @@ def _describe(node: yaml.Node, value: Any = None) -> str:
     if reads_as and value is not None:
         shown = str(value).lower() if isinstance(value, bool) else value
         return f"{node.value}, which YAML reads as {reads_as} {shown}"
-    return f"the text '{node.value}'"
+    return f"the text '{_shortened(node.value)}'"
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    """Text quoted back in a message: enough to find it, never a whole file in an import error."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _fix(kind: str, node: yaml.Node | None) -> str:
     if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
         return ""
     if kind == "tuple_type":
-        return f"; write it as a list: [{node.value}]"
+        return f"; write it as a list: [{_shortened(node.value)}]"
     if kind == "string_type":
-        return f"; quote it to keep it text: '{node.value}'"
+        return f"; quote it to keep it text: '{_shortened(node.value)}'"
     return ""
 
 
