@@ -37,14 +37,29 @@ class InvalidSpecs(BundlePromotionError):
         )
 
 
+class FileRefused(BundlePromotionError):
+    """A YAML file was refused before parsing: not a regular file, too big, too deep, not UTF-8.
+
+    Spec and bundle loading turn it into their own error, keeping the file and the line.
+    """
+
+    def __init__(self, file: str, problem: str, line: int | None = None) -> None:
+        self.file = file
+        self.problem = problem
+        self.line = line
+        super().__init__(f"{file}:{line}: {problem}" if line is not None else f"{file}: {problem}")
+
+
 class BundleConfigError(BundlePromotionError):
     """A bundle's configuration (databricks.yml and its includes) is invalid."""
 
-    def __init__(self, file: str, field: str, problem: str) -> None:
+    def __init__(self, file: str, field: str, problem: str, line: int | None = None) -> None:
         self.file = file
         self.field = field
         self.problem = problem
-        super().__init__(f"{file}: {field}: {problem}" if field else f"{file}: {problem}")
+        self.line = line
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {field}: {problem}" if field else f"{where}: {problem}")
 
 
 class InvalidBundle(BundleConfigError):

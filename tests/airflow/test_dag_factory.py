@@ -119,3 +119,28 @@ def test_parsing_imports_no_databricks_or_github_client(specs_folder: Path) -> N
 
     assert parsed["errors"] == {}
     assert parsed["heavy"] == []
+
+
+def test_specs_that_fail_to_load_or_to_render_are_import_errors_and_the_others_still_load(
+    specs_folder: Path,
+) -> None:
+    broken = {
+        "nul_repo.yaml": yaml.safe_dump(spec_dict("nul_repo", Path("/srv/repo\0.git"))),
+        "long_name.yaml": yaml.safe_dump(spec_dict("b" * 251, Path("/srv/repo"))),
+        "deep.yaml": "bundle: " + "[" * 30_000 + "]" * 30_000 + "\n",
+        # A job key Airflow refuses as a task id: the spec loads, its DAGs cannot be rendered.
+        "bad_task_id.yaml": yaml.safe_dump(
+            {**spec_dict("bad_task_id", Path("/srv/repo")), "source": {"repo": "https://example.com/r.git"}}
+        ).replace("integration_tests", "integration tests"),
+    }
+    for name, text in broken.items():
+        (specs_folder / name).write_text(text)
+
+    parsed = parse_dag_file(specs_folder)
+
+    assert parsed["dags"] == ["promote__example", "rollback__example", "schedules__example"]
+    [message] = parsed["errors"].values()
+    assert "4 promotion spec(s) are invalid" in message
+    for name in broken:
+        assert str(specs_folder / name) in message
+    assert f"{specs_folder / 'bad_task_id.yaml'}: cannot be rendered into DAGs: " in message

@@ -46,20 +46,30 @@ def promotion_dags(specs_folder: Path, *, polling_period_seconds: int = 30) -> d
     for spec in load_specs(specs_folder):
         if isinstance(spec, SpecError):
             errors.append(spec)
-        else:
-            dags[spec.dag_id] = build_promotion_dag(spec, polling_period_seconds=polling_period_seconds)
-            schedules = build_schedules_dag(spec)
-            dags[schedules.dag_id] = schedules
-            rollback = build_rollback_dag(spec)
-            dags[rollback.dag_id] = rollback
+            continue
+        try:
+            rendered = _spec_dags(spec, polling_period_seconds)
+        except Exception as error:  # whatever one spec raises, the other specs' DAGs still load
+            errors.append(SpecError(str(spec.spec_file), "", f"cannot be rendered into DAGs: {error}"))
+            continue
+        dags.update({dag.dag_id: dag for dag in rendered})
     if errors:
         dags[SpecErrorsDag.DAG_ID] = SpecErrorsDag(errors)
     return dags
 
 
+def _spec_dags(spec: PromotionSpec, polling_period_seconds: int) -> list[DAG]:
+    return [
+        build_promotion_dag(spec, polling_period_seconds=polling_period_seconds),
+        build_schedules_dag(spec),
+        build_rollback_dag(spec),
+    ]
+
+
 def build_promotion_dag(spec: PromotionSpec, *, polling_period_seconds: int = 30) -> DAG:
     with DAG(
         dag_id=spec.dag_id,
+        auto_register=False,  # only promotion_dags' result is registered: a spec renders whole or not at all
         schedule=None,
         max_active_runs=1,
         catchup=False,
@@ -201,6 +211,7 @@ def build_schedules_dag(spec: PromotionSpec) -> DAG:
     }
     with DAG(
         dag_id=f"schedules__{spec.bundle}",
+        auto_register=False,  # see build_promotion_dag
         schedule=None,
         catchup=False,
         doc_md=SCHEDULES_DOC_MD.format(bundle=spec.bundle),

@@ -70,6 +70,7 @@ def build_rollback_dag(spec: PromotionSpec) -> DAG:
     restores = _data_restore_keys(spec)
     with DAG(
         dag_id=f"rollback__{spec.bundle}",
+        auto_register=False,  # registered with the spec's other DAGs, or not at all (see factory)
         schedule=None,
         catchup=False,
         doc_md=ROLLBACK_DOC_MD.format(bundle=spec.bundle),

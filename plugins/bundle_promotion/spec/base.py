@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
 _Loc = tuple[str | int, ...]
@@ -27,5 +28,33 @@ def _not_empty(value: str) -> str:
 NonEmptyStr = Annotated[str, AfterValidator(_not_empty), WithJsonSchema({"type": "string", "minLength": 1})]
 
 
+# Text in a spec ends up in paths, ids and commands: NUL and other control characters never belong.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _control_character_at(value: Any, loc: _Loc = ()) -> tuple[_Loc, str] | None:
+    """Where in ``value`` (text, or lists and mappings of it) a control character is, and which."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        return (loc, found.group()) if found else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str | int) and (found_at := _control_character_at(item, (*loc, key))):
+            return found_at
+    return None
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_control_characters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (found := _control_character_at(data)):
+            loc, character = found
+            raise _rule(
+                f"contains the control character {character!r}; remove it "
+                "(text in a spec becomes names, paths and URLs, where it cannot appear)",
+                at=loc,
+            )
+        return data

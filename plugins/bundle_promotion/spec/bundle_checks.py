@@ -12,7 +12,10 @@ from bundle_promotion.spec.problems import _closest, _Problem
 
 def _bundle_problems(spec: PromotionSpec) -> list[_Problem]:
     """Check targets and test jobs against the bundle, when its folder is on this machine."""
-    folder = spec.bundle_dir()
+    try:
+        folder = spec.bundle_dir()
+    except OSError as error:
+        return [_Problem(("source", "repo"), f"cannot look for the repository: {error.strerror}")]
     try:
         outline = spec.bundle_outline()
     except BundleConfigError as error:

@@ -9,7 +9,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bundle_promotion.errors import SpecError
+from bundle_promotion.bundle.config.bounded_yaml import SPEC_BOUNDS, read_bounded
+from bundle_promotion.errors import FileRefused, SpecError
 from bundle_promotion.spec.base import _RULE, _Loc
 from bundle_promotion.spec.bundle_checks import _bundle_problems
 from bundle_promotion.spec.models import PromotionSpec
@@ -40,6 +41,9 @@ def load_specs(folder: Path) -> list[PromotionSpec | SpecError]:
             spec, document = _load(file)
         except SpecError as error:
             results.append(error)
+            continue
+        except Exception as error:  # a defect met by one file must not hide the other specs
+            results.append(SpecError(str(file), "", f"cannot be loaded: {type(error).__name__}: {error}"))
             continue
         if spec.bundle in first_file_of:
             results.append(document.error([_duplicate_bundle(spec, first_file_of[spec.bundle])]))
@@ -75,9 +79,9 @@ def _parse(path: Path) -> tuple[_Document, Any]:
     """Read the file once into nodes (for lines) and data (for validation)."""
     file = str(path)
     try:
-        loader = _YamlLoader(path.read_bytes())
-    except OSError as error:
-        raise SpecError(file, "", f"cannot read the file: {error.strerror}") from error
+        loader = _YamlLoader(read_bounded(path, SPEC_BOUNDS))
+    except FileRefused as refused:
+        raise SpecError(file, "", refused.problem, refused.line) from None
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
@@ -205,16 +209,21 @@ def _describe(node: yaml.Node, value: Any = None) -> str:
     if reads_as and value is not None:
         shown = str(value).lower() if isinstance(value, bool) else value
         return f"{node.value}, which YAML reads as {reads_as} {shown}"
-    return f"the text '{node.value}'"
+    return f"the text '{_shortened(node.value)}'"
+
+
+def _shortened(text: str, limit: int = 80) -> str:
+    """Text quoted back in a message: enough to find it, never a whole file in an import error."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _fix(kind: str, node: yaml.Node | None) -> str:
     if not isinstance(node, yaml.ScalarNode) or node.tag == "tag:yaml.org,2002:null":
         return ""
     if kind == "tuple_type":
-        return f"; write it as a list: [{node.value}]"
+        return f"; write it as a list: [{_shortened(node.value)}]"
     if kind == "string_type":
-        return f"; quote it to keep it text: '{node.value}'"
+        return f"; quote it to keep it text: '{_shortened(node.value)}'"
     return ""
 
 

@@ -31,12 +31,21 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE_URL = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:org/repo.git
 _DURATION = re.compile(r"^(?P<amount>[1-9][0-9]*)\s*(?P<unit>[smh])$")
 _SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
+# Airflow ids are at most 250 characters: the longest DAG id is schedules__<bundle>, and an
+# environment's name prefixes task ids such as <env>_rollback.restore_schedules.
+_AIRFLOW_ID_LENGTH = 250
+_BUNDLE_NAME_LENGTH = _AIRFLOW_ID_LENGTH - len("schedules__")
+_ENVIRONMENT_NAME_LENGTH = 100
+# Longer than any git URL or path in use, shorter than what the file system refuses.
+_REPO_LENGTH = 1024
 
 
-def _named(pattern: str, allowed: str, purpose: str) -> AfterValidator:
+def _named(pattern: str, allowed: str, purpose: str, max_length: int) -> AfterValidator:
     """A string validator for names that end up in Airflow ids."""
 
     def check(value: str) -> str:
+        if len(value) > max_length:
+            raise _rule(f"must be at most {max_length} characters ({purpose}); got {len(value)}")
         if re.match(pattern, value):
             return value
         hint = _name_like(value, pattern)
@@ -68,6 +77,10 @@ class Source(_Frozen):
     @field_validator("repo")
     @classmethod
     def _known_url_scheme(cls, repo: str) -> str:
+        if len(repo) > _REPO_LENGTH:
+            raise _rule(
+                f"must be at most {_REPO_LENGTH} characters, as any git URL or path is; got {len(repo)}"
+            )
         url = _URL.match(repo)
         if url and url["scheme"].lower() not in _GIT_URL_SCHEMES:
             schemes = ", ".join(f"{scheme}://" for scheme in _GIT_URL_SCHEMES)
@@ -126,7 +139,13 @@ class Environment(_Frozen):
     """One stop of the promotion: a bundle target deployed through one Airflow connection."""
 
     name: Annotated[
-        str, _named(_ENVIRONMENT_NAME, "a-z, 0-9, _ and -", "it becomes the environment's TaskGroup id")
+        str,
+        _named(
+            _ENVIRONMENT_NAME,
+            "a-z, 0-9, _ and -",
+            "it becomes the environment's TaskGroup id",
+            _ENVIRONMENT_NAME_LENGTH,
+        ),
     ] = Field(
         description="Unique name of the environment; it becomes a TaskGroup id.",
         json_schema_extra={"pattern": _ENVIRONMENT_NAME},
@@ -168,9 +187,11 @@ class Environment(_Frozen):
     @field_validator("tests")
     @classmethod
     def _each_test_once(cls, tests: tuple[TestSuite, ...]) -> tuple[TestSuite, ...]:
+        listed: set[str] = set()
         for index, suite in enumerate(tests):
-            if suite.job in [earlier.job for earlier in tests[:index]]:
+            if suite.job in listed:
                 raise _rule(f"job '{suite.job}' is listed twice; list each test job once", at=(index,))
+            listed.add(suite.job)
         return tests
 
     @model_validator(mode="after")
@@ -197,7 +218,10 @@ class PromotionSpec(_Frozen):
     """
 
     bundle: Annotated[
-        str, _named(_BUNDLE_NAME, "a-z, 0-9 and _", "it becomes the DAG id promote__<bundle>")
+        str,
+        _named(
+            _BUNDLE_NAME, "a-z, 0-9 and _", "it becomes the DAG id promote__<bundle>", _BUNDLE_NAME_LENGTH
+        ),
     ] = Field(
         description="Name of the promotion; the DAG id is promote__<bundle>.",
         json_schema_extra={"pattern": _BUNDLE_NAME},
@@ -226,9 +250,14 @@ class PromotionSpec(_Frozen):
     def _distinct_environments(cls, environments: tuple[Environment, ...]) -> tuple[Environment, ...]:
         if not environments:
             raise _rule("needs at least one environment, for example '- name: dev'")
+        index_of_name: dict[str, int] = {}
+        index_of_place: dict[tuple[str, str], int] = {}
         for index, environment in enumerate(environments):
-            for earlier_index, earlier in enumerate(environments[:index]):
-                _check_distinct(environment, index, earlier, earlier_index)
+            place = (environment.target, environment.databricks_conn_id)
+            same_name, same_place = index_of_name.get(environment.name), index_of_place.get(place)
+            _check_distinct(environments, index, same_name, same_place)
+            index_of_name[environment.name] = index
+            index_of_place[place] = index
         return environments
 
     @field_validator("environments")
@@ -298,18 +327,22 @@ class PromotionSpec(_Frozen):
         return folder if (root / ".git").exists() and folder.is_dir() else None
 
 
-def _check_distinct(environment: Environment, index: int, earlier: Environment, earlier_index: int) -> None:
-    if environment.name == earlier.name:
+def _check_distinct(
+    environments: tuple[Environment, ...], index: int, same_name: int | None, same_place: int | None
+) -> None:
+    """Refuse environment ``index`` when an earlier one has its name, or its target and connection."""
+    environment = environments[index]
+    if same_name is not None:
         raise _rule(
-            f"environment name '{environment.name}' is already used by environments[{earlier_index}]; "
+            f"environment name '{environment.name}' is already used by environments[{same_name}]; "
             "names must be unique",
             at=(index, "name"),
         )
-    if (environment.target, environment.databricks_conn_id) == (earlier.target, earlier.databricks_conn_id):
+    if same_place is not None:
         raise _rule(
             f"deploys target '{environment.target}' through connection '{environment.databricks_conn_id}', "
-            f"exactly like environments[{earlier_index}] ('{earlier.name}'); give each environment "
-            "its own target or its own connection",
+            f"exactly like environments[{same_place}] ('{environments[same_place].name}'); give each "
+            "environment its own target or its own connection",
             at=(index, "target"),
         )
 

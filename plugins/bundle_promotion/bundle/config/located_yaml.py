@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from bundle_promotion.errors import BundleConfigError
+from bundle_promotion.bundle.config.bounded_yaml import BUNDLE_FILE_BOUNDS, read_bounded
+from bundle_promotion.errors import BundleConfigError, FileRefused
 
 _BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -58,9 +59,9 @@ def read_yaml(path: Path, *, sourced: bool = False) -> dict[str, Any]:
     An empty file is an empty mapping.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise BundleConfigError(str(path), "", f"cannot read the file: {error.strerror}") from error
+        text = read_bounded(path, BUNDLE_FILE_BOUNDS)
+    except FileRefused as refused:
+        raise BundleConfigError(str(path), "", refused.problem, refused.line) from None
     loader = _SourcedLoader(text) if sourced else _PlainLoader(text)
     if sourced:
         loader.source_file = path
@@ -99,4 +100,8 @@ def kind_of(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
     return "a string" if isinstance(value, str) else f"a {type(value).__name__}"

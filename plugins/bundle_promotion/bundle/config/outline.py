@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
-from bundle_promotion.errors import BundleConfigError
+from bundle_promotion.bundle.config.bounded_yaml import BUNDLE_FILE_BOUNDS, read_bounded
+from bundle_promotion.bundle.config.shape import check_shape
+from bundle_promotion.errors import BundleConfigError, FileRefused
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -39,33 +41,68 @@ class BundleOutline:
 def find_root_file(bundle_dir: Path) -> Path:
     """The bundle's root configuration file."""
     for name in ROOT_FILE_NAMES:
-        if (bundle_dir / name).is_file():
-            return bundle_dir / name
+        root_file = bundle_dir / name
+        if root_file.is_file():
+            if not root_file.resolve().is_relative_to(bundle_dir.resolve()):
+                raise BundleConfigError(
+                    str(root_file),
+                    "",
+                    f"is a symbolic link to {root_file.resolve()}, outside the bundle folder; "
+                    "a bundle's configuration must be its own files: copy the file into it",
+                )
+            return root_file
     raise BundleConfigError(
         str(bundle_dir), "", f"no bundle configuration found; expected one of {', '.join(ROOT_FILE_NAMES)}"
     )
 
 
 def include_files(bundle_dir: Path, root_file: Path, root: Mapping[str, Any]) -> list[Path]:
-    """The files named by the root's `include` globs: per entry sorted, each once, root excluded."""
+    """The files named by the root's `include` globs: per entry sorted, each once, root excluded.
+
+    Every file must lie inside the bundle folder, also once symbolic links are followed:
+    a bundle's config is its own files, never the worker's.
+    """
     entries = root.get("include") or []
     if not isinstance(entries, list):
         raise BundleConfigError(str(root_file), "include", "expected a list of paths or globs")
     seen = {root_file.resolve()}
     files: list[Path] = []
-    for entry in entries:
-        if os.path.isabs(entry):
-            raise BundleConfigError(str(root_file), "include", f"{entry}: includes must be relative paths")
-        matches = sorted(glob.glob(str(bundle_dir / entry)))
-        if not matches and not glob.has_magic(entry):
-            raise BundleConfigError(
-                str(root_file), "include", f"{entry} defined in 'include' section does not match any files"
-            )
-        for match in map(Path, matches):
-            if match.resolve() not in seen:
-                seen.add(match.resolve())
+    for index, entry in enumerate(entries):
+        for match in _matches(bundle_dir, root_file, f"include[{index}]", entry):
+            resolved = _inside_bundle(bundle_dir, root_file, f"include[{index}]", entry, match)
+            if resolved not in seen:
+                seen.add(resolved)
                 files.append(match)
     return files
+
+
+def _matches(bundle_dir: Path, root_file: Path, field: str, entry: Any) -> list[Path]:
+    if not isinstance(entry, str) or not entry.strip() or "\0" in entry:
+        raise BundleConfigError(
+            str(root_file), field, f"expected a relative path or glob, like resources/*.yml; got {entry!r}"
+        )
+    if os.path.isabs(entry):
+        raise BundleConfigError(str(root_file), field, f"{entry}: includes must be relative paths")
+    matches = sorted(glob.glob(entry, root_dir=bundle_dir))
+    if not matches and not glob.has_magic(entry):
+        raise BundleConfigError(
+            str(root_file), field, f"{entry} defined in 'include' section does not match any files"
+        )
+    return [bundle_dir / match for match in matches]
+
+
+def _inside_bundle(bundle_dir: Path, root_file: Path, field: str, entry: str, match: Path) -> Path:
+    bundle_root, resolved = bundle_dir.resolve(), match.resolve()
+    if not resolved.is_relative_to(bundle_root):
+        written = Path(os.path.normpath(match.absolute()))
+        how = "through a symbolic link " if written.is_relative_to(bundle_dir.absolute()) else ""
+        raise BundleConfigError(
+            str(root_file),
+            field,
+            f"{entry} reads {resolved}, {how}outside the bundle folder {bundle_root}; "
+            "an include must stay inside the bundle: copy or move the file into it",
+        )
+    return resolved
 
 
 def read_outline(bundle_dir: Path) -> BundleOutline:
@@ -86,7 +123,10 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _parsed(path: Path) -> dict[str, Any]:
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except OSError as error:
+        raise BundleConfigError(str(path), "", f"cannot read the file: {error.strerror}") from None
     return _parse(path, stat.st_mtime_ns, stat.st_size)
 
 
@@ -94,11 +134,14 @@ def _parsed(path: Path) -> dict[str, Any]:
 def _parse(path: Path, mtime_ns: int, size: int) -> dict[str, Any]:
     """One file's mapping; the modification stamp in the key makes an edited file parse again."""
     try:
-        data = yaml.load(path.read_bytes(), Loader=_Loader)
+        data = yaml.load(read_bounded(path, BUNDLE_FILE_BOUNDS), Loader=_Loader)
+    except FileRefused as refused:
+        raise BundleConfigError(str(path), "", refused.problem, refused.line) from None
     except yaml.YAMLError as error:
         raise BundleConfigError(str(path), "", f"invalid YAML: {error}") from error
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise BundleConfigError(str(path), "", "expected a mapping at the top level")
+    check_shape(data, path)
     return data

@@ -28,6 +28,7 @@ from bundle_promotion.bundle.config.job_settings import (
 from bundle_promotion.bundle.config.located_yaml import kind_of, read_yaml, source_of
 from bundle_promotion.bundle.config.notebooks import notebook_import
 from bundle_promotion.bundle.config.outline import include_files
+from bundle_promotion.bundle.config.shape import check_shape
 from bundle_promotion.errors import BundleConfigError, InvalidBundle
 
 # Sections of a target that are merged into the root config; the rest replace it.
@@ -77,10 +78,12 @@ class Loading:
 def load_files(loading: Loading) -> None:
     """Read the root file and its includes into one tree; a resource may be defined only once."""
     root = read_yaml(loading.root_file, sourced=True)
+    check_shape(root, loading.root_file)
     defined_in: dict[tuple[str, str], Path] = {}
     _record_resources(root, loading.root_file, defined_in)
     for path in include_files(loading.bundle_dir, loading.root_file, root):
         included = read_yaml(path, sourced=True)
+        check_shape(included, path)
         if "include" in included:
             raise BundleConfigError(str(path), "include", "only the root file may include other files")
         _record_resources(included, path, defined_in)
