@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
     from bundle_promotion.ledger import Ledger
 
-DEFAULT_SPECS_FOLDER = Path("include/promotions")
 TARGET_VARIABLE = "DATABRICKS_BUNDLE_TARGET"  # the CLI's default for -t
 # `databricks bundle deploy`'s words before it deletes or recreates a pipeline.
 PIPELINE_APPROVAL_MESSAGE = (
@@ -70,9 +69,8 @@ def _add_spec(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "paths",
         nargs="*",
         type=Path,
-        default=[DEFAULT_SPECS_FOLDER],
         metavar="PATH",
-        help=f"spec files or folders of specs (default: {DEFAULT_SPECS_FOLDER})",
+        help="spec files or folders of specs (default: Airflow's [bundle_promotion] specs_folder)",
     )
     check.set_defaults(run=_check_specs)
 
@@ -91,7 +89,7 @@ def _check_specs(arguments: argparse.Namespace) -> int:
     from bundle_promotion.spec import PromotionSpec, load_spec, load_specs
 
     results: list[PromotionSpec | SpecError] = []
-    for path in arguments.paths:
+    for path in arguments.paths or [_specs_folder()]:
         if path.is_dir():
             found = load_specs(path)
             if not found:
@@ -526,7 +524,7 @@ def _add_approve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Posts to the approvals API; Airflow's auth manager identifies you by your token. "
         "Set BUNDLE_PROMOTION_TOKEN (a JWT), or give --user and type your password.",
     )
-    approve.add_argument("bundle", help="the bundle, as in promote__<bundle>")
+    approve.add_argument("bundle", help="the bundle, as named in its promotion spec")
     approve.add_argument("environment", help="the environment whose approval gate you answer")
     release = approve.add_mutually_exclusive_group(required=True)
     release.add_argument("--version", help="the version waiting at the gate; its digest is looked up")
@@ -606,7 +604,11 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _ledger_option(export)
     export.add_argument("--release", required=True, metavar="VERSION", help="the release, for example v1.2.0")
     export.add_argument("--bundle", help="the bundle (default: the only spec in --specs)")
-    export.add_argument("--specs", type=Path, default=DEFAULT_SPECS_FOLDER, help="the promotion specs folder")
+    export.add_argument(
+        "--specs",
+        type=Path,
+        help="the promotion specs folder (default: Airflow's [bundle_promotion] specs_folder)",
+    )
     export.add_argument("--out", type=Path, default=Path("."), help="where to write the two files")
     export.set_defaults(run=_export_evidence)
 
@@ -624,10 +626,11 @@ def _export_evidence(arguments: argparse.Namespace) -> int:
     from bundle_promotion.ledger.evidence import evidence_pack, export, release_notes
     from bundle_promotion.spec import load_specs
 
-    specs = [spec for spec in load_specs(arguments.specs) if not isinstance(spec, BundlePromotionError)]
+    folder = arguments.specs or _specs_folder()
+    specs = [spec for spec in load_specs(folder) if not isinstance(spec, BundlePromotionError)]
     chosen = [spec for spec in specs if arguments.bundle in (None, spec.bundle)]
     if len(chosen) != 1:
-        known = ", ".join(spec.bundle for spec in specs) or f"none in {arguments.specs}"
+        known = ", ".join(spec.bundle for spec in specs) or f"none in {folder}"
         print(f"name the bundle with --bundle; the specs promote: {known}", file=sys.stderr)
         return 2
     spec, ledger = chosen[0], _ledger(arguments)
@@ -654,7 +657,7 @@ def _add_hold(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     actions = hold.add_subparsers(title="actions", required=True, metavar="ACTION")
     clear = actions.add_parser("clear", help="let promotions into the environment again")
     _ledger_option(clear)
-    clear.add_argument("bundle", help="the bundle, as in promote__<bundle>")
+    clear.add_argument("bundle", help="the bundle, as named in its promotion spec")
     clear.add_argument("environment", help="the held environment")
     clear.add_argument("--reason", required=True, help="why promotions may resume (kept in the audit trail)")
     clear.add_argument("--actor", help="who clears it, for the audit trail (default: your login name)")
@@ -683,6 +686,13 @@ def _clear_hold(arguments: argparse.Namespace) -> int:
 
 def _ledger_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ledger", help="the ledger's SQLAlchemy URL (default: Airflow's ledger connection)")
+
+
+def _specs_folder() -> Path:
+    """The folder the DAG file and the API read, so every command sees the same specs."""
+    from bundle_promotion import settings
+
+    return settings.specs_folder()
 
 
 def _ledger(arguments: argparse.Namespace) -> Ledger:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ENVIRONMENTS = ("dev", "staging", "prod")
-DAG_ID = "promote__example"
+BUNDLE = "example"
 # dag.test() runs as the user dag_test; giving it an account shows segregation of duties refusing it.
 DEMO_USERS = "alice:op,bob:op,dag_test:op"
 APPROVERS = ("alice", "bob")
@@ -72,7 +72,7 @@ def run_demo(project: Path, version: str = "v1.0.0") -> int:
         finished.set()
         approvers.join(timeout=10)
         print(render_table(_environment_rows(emulator)))
-    print(f"\n{DAG_ID} {version}: {dag_run.state}")
+    print(f"\n{dag.dag_id} {version}: {dag_run.state}")
     return 0 if dag_run.state == "success" else 1
 
 
@@ -223,10 +223,12 @@ def _load_dag(project: Path) -> Any:
     """Parse the real DAG file, as the DAG processor would, and stop on any import error."""
     from airflow.dag_processing.dagbag import DagBag
 
+    from bundle_promotion.spec.dag_ids import promotion_dag_id
+
     dagbag = DagBag(dag_folder=str(project / "dags" / "promotions.py"))
     if dagbag.import_errors:
         raise SystemExit("\n".join(f"{file}: {error}" for file, error in dagbag.import_errors.items()))
-    return dagbag.get_dag(DAG_ID)
+    return dagbag.get_dag(promotion_dag_id(BUNDLE))
 
 
 def _environment_rows(emulator: Any) -> list[dict[str, str]]:

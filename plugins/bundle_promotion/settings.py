@@ -1,29 +1,30 @@
-"""Where a promotion keeps what outlives a task: the ledger, built artifacts and git checkouts.
+"""The ``[bundle_promotion]`` settings, each read from Airflow's config when first asked.
 
-All three are set in the ``[bundle_promotion]`` section of the Airflow config and default to
-folders under ``AIRFLOW_HOME``. In a multi-worker deployment the artifact store is an object
-store URL (``s3://``, ``gs://``, ``abfs://``) and the ledger connection points at Postgres.
+This module alone names the config section and its keys, and gives their defaults: the
+ledger, built artifacts and git checkouts (folders under ``AIRFLOW_HOME`` unless set), the
+folder of promotion specs, the gate sensor's poke interval and the signature password check.
+In a multi-worker deployment the artifact store is an object store URL (``s3://``, ``gs://``,
+``abfs://``) and the ledger connection points at Postgres.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow.sdk import ObjectStoragePath, conf
 
-from bundle_promotion.hooks.ledger import LedgerHook
+from bundle_promotion.hooks.ledger import LedgerHook, airflow_home
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
     from bundle_promotion.release.store import ArtifactStore
 
 SECTION = "bundle_promotion"
-
-
-def _airflow_home() -> Path:
-    return Path(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")))
+SPECS_FOLDER_KEY = "specs_folder"
+# Beside the DAGs folder, as in the project layout: dags/promotions.py reads include/promotions.
+DEFAULT_SPECS_FOLDER = Path("include", "promotions")
+DEFAULT_GATE_POKE_INTERVAL = 60.0
 
 
 def ledger() -> Ledger:
@@ -34,10 +35,27 @@ def ledger() -> Ledger:
 def artifact_store() -> ArtifactStore:
     from bundle_promotion.release.store import ArtifactStore
 
-    default = (_airflow_home() / "bundle_promotion" / "artifacts").as_uri()
+    default = (airflow_home() / SECTION / "artifacts").as_uri()
     return ArtifactStore(ObjectStoragePath(conf.get(SECTION, "artifact_store", fallback=default)))
 
 
 def checkouts() -> Path:
-    default = _airflow_home() / "bundle_promotion" / "checkouts"
+    default = airflow_home() / SECTION / "checkouts"
     return Path(conf.get(SECTION, "checkout_folder", fallback=str(default)))
+
+
+def specs_folder() -> Path:
+    """The promotion specs, the same folder for the DAG file, the API and the CLI:
+    ``[bundle_promotion] specs_folder``, else ``include/promotions`` beside the DAGs folder."""
+    default = Path(conf.get("core", "dags_folder")).parent / DEFAULT_SPECS_FOLDER
+    return Path(conf.get(SECTION, SPECS_FOLDER_KEY, fallback=str(default)))
+
+
+def gate_poke_interval() -> float:
+    """Seconds between evaluations of a waiting environment's gates, unless its task says."""
+    return conf.getfloat(SECTION, "gate_poke_interval", fallback=DEFAULT_GATE_POKE_INTERVAL)
+
+
+def signature_password_check() -> str | None:
+    """The dotted path of a ``PasswordCheck`` for Part 11 signatures; None for the default."""
+    return conf.get(SECTION, "signature_password_check", fallback=None)

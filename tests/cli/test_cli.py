@@ -64,15 +64,17 @@ def test_spec_check_of_a_folder_reports_every_spec(
     assert lines[-1] == f"ok {tmp_path / 'b_good.yaml'}"
 
 
-def test_spec_check_reads_include_promotions_by_default(
+def test_spec_check_reads_the_specs_the_dag_file_reads_wherever_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    specs = tmp_path / "include" / "promotions"
+    specs = tmp_path / "project" / "include" / "promotions"
     specs.mkdir(parents=True)
     (specs / "example.yaml").write_text(EXAMPLE_SPEC.read_text())
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "project" / "dags"))
+    monkeypatch.delenv("AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER", raising=False)
     monkeypatch.chdir(tmp_path)
     assert main(["spec", "check"]) == 0
-    assert capsys.readouterr().out == "ok include/promotions/example.yaml\n"
+    assert capsys.readouterr().out == f"ok {specs / 'example.yaml'}\n"
 
 
 def test_spec_check_of_a_folder_without_specs_fails(

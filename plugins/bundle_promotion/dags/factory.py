@@ -35,6 +35,7 @@ from bundle_promotion.operators.verify import VerifyInstallationOperator
 from bundle_promotion.sensors.gate import GateSensor
 from bundle_promotion.sensors.quiet import WaitForQuietSensor
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
+from bundle_promotion.spec.dag_ids import schedules_dag_id
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$"
 
@@ -210,7 +211,7 @@ def build_schedules_dag(spec: PromotionSpec) -> DAG:
         for env in spec.environments
     }
     with DAG(
-        dag_id=f"schedules__{spec.bundle}",
+        dag_id=schedules_dag_id(spec.bundle),
         auto_register=False,  # see build_promotion_dag
         schedule=None,
         catchup=False,

@@ -23,6 +23,7 @@ from bundle_promotion.operators.rollback import (
     RollbackRequestedOperator,
 )
 from bundle_promotion.spec import Environment, PromotionSpec
+from bundle_promotion.spec.dag_ids import rollback_dag_id
 
 ROLLBACK_DOC_MD = """# Roll back `{bundle}`
 
@@ -69,7 +70,7 @@ def build_rollback_dag(spec: PromotionSpec) -> DAG:
     """``rollback__<bundle>``: roll an environment (or all of them, ``emergency``) back on request."""
     restores = _data_restore_keys(spec)
     with DAG(
-        dag_id=f"rollback__{spec.bundle}",
+        dag_id=rollback_dag_id(spec.bundle),
         auto_register=False,  # registered with the spec's other DAGs, or not at all (see factory)
         schedule=None,
         catchup=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
@@ -48,9 +49,13 @@ class LedgerHook(BaseHook):
         return open_ledger(self.database_url())
 
 
+def airflow_home() -> Path:
+    """``AIRFLOW_HOME`` as Airflow resolves it, read when asked so a changed environment counts."""
+    return Path(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")))
+
+
 def default_database_url() -> str:
-    home = os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow"))
-    return f"sqlite:///{os.path.join(home, 'bundle_promotion_ledger.db')}"
+    return f"sqlite:///{airflow_home() / 'bundle_promotion_ledger.db'}"
 
 
 @cache

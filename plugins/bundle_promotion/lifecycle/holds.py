@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bundle_promotion.errors import EnvironmentHeld
 from bundle_promotion.ledger import DeploymentRecord, Ledger
+from bundle_promotion.spec.dag_ids import promotion_dag_id
 
 
 def refuse_if_held(ledger: Ledger, bundle: str, environment: str, *, rollback_run: str | None = None) -> None:
@@ -20,11 +21,11 @@ def refuse_if_held(ledger: Ledger, bundle: str, environment: str, *, rollback_ru
     held = ledger.environment_hold(bundle, environment)
     if held is None or (rollback_run is not None and held.run_id == rollback_run):
         return
+    clear_url = f"/bundle-promotion/dags/{promotion_dag_id(bundle)}/environments/{environment}/hold/clear"
     raise EnvironmentHeld(
         f"{bundle}/{environment} is held since {held.held_at:%Y-%m-%d %H:%M} UTC by {held.held_by}: "
         f"{held.reason}. Clear it with `bundle-promotion hold clear {bundle} {environment} "
-        f"--reason '...'` or `POST /bundle-promotion/dags/promote__{bundle}/environments/{environment}"
-        "/hold/clear` once the cause is understood, then trigger a new run"
+        f"--reason '...'` or `POST {clear_url}` once the cause is understood, then trigger a new run"
     )
 
 

@@ -32,6 +32,15 @@ RETRIES: dict[str, Any] = {
 }
 
 
+def actor_of(context: Context) -> str:
+    """Who a step acts for in the audit trail: the person who triggered the run, else the one
+    system actor the ledger records for writes no person asked for."""
+    from bundle_promotion.ledger.audit import SYSTEM_ACTOR
+
+    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    return str(user) if user else SYSTEM_ACTOR
+
+
 @contextmanager
 def failing_fast() -> Iterator[None]:
     """Turn a final error, or a wait past its deadline, into ``AirflowFailException``.

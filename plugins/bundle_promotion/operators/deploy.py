@@ -10,7 +10,7 @@ from airflow.sdk import Context
 
 from bundle_promotion import settings
 from bundle_promotion.operators import github_deployments
-from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.base import PromotionOperator, actor_of
 from bundle_promotion.operators.bundle import EngineName, make_engine, resource_links
 
 
@@ -73,7 +73,6 @@ class BundleDeployOperator(PromotionOperator):
         from bundle_promotion.errors import LockHeld
         from bundle_promotion.hooks.workspace import WorkspaceHook
         from bundle_promotion.lifecycle.promotion import BundleSource, deploy_release
-        from bundle_promotion.operators.rollback import actor_of
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
         ledger = settings.ledger()

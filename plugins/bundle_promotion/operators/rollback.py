@@ -16,7 +16,7 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from bundle_promotion import settings
-from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.base import PromotionOperator, actor_of
 
 if TYPE_CHECKING:
     from bundle_promotion.hooks.workspace import WorkspaceHook
@@ -24,14 +24,6 @@ if TYPE_CHECKING:
     from bundle_promotion.lifecycle.rollback import RollbackPlan
 
 ROLLBACK_UI_COLOR = "#fbe3e4"
-
-
-def actor_of(context: Context) -> str:
-    """Who a step acts for: the person who triggered the run, else bundle-promotion itself."""
-    from bundle_promotion.ledger import SYSTEM_ACTOR
-
-    user = getattr(context.get("dag_run"), "triggering_user_name", None)
-    return str(user) if user else SYSTEM_ACTOR
 
 
 class _RollbackStep(PromotionOperator):

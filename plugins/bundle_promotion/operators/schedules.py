@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context
 
 from bundle_promotion import settings
-from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.base import PromotionOperator, actor_of
 from bundle_promotion.operators.deployment_step import DeploymentStep, refused
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ class PauseSchedulesOperator(BundleJobsOperator):
             job_ids=ids_of(selected, "job"),
             pipeline_ids=ids_of(selected, "pipeline"),
             reason=self.reason or f"maintenance, {context['dag'].dag_id} run {context['run_id']}",
-            actor=_actor(context),
+            actor=actor_of(context),
             max_workers=MAX_WORKERS,
         )
         return _log_states(self, triggers)
@@ -214,7 +214,7 @@ class ResumeSchedulesOperator(BundleJobsOperator):
             pipeline_ids=ids_of(selected, "pipeline"),
             policy=_policy(self.policy),
             whole_environment=self.whole_environment,
-            actor=_actor(context),
+            actor=actor_of(context),
             max_workers=MAX_WORKERS,
         )
         return _log_states(self, triggers)
@@ -266,11 +266,6 @@ def _policy(rendered: str) -> SchedulePolicy:
     if rendered not in get_args(SchedulePolicy):
         raise ValueError(f"policy must be one of {get_args(SchedulePolicy)}, not {rendered!r}")
     return cast("SchedulePolicy", rendered)
-
-
-def _actor(context: Context) -> str:
-    """Who asked: the user who triggered the run, when Airflow knows one."""
-    return str(getattr(context["dag_run"], "triggering_user_name", None) or "airflow")
 
 
 def _log_states(task: BaseOperator, triggers: Sequence[TriggerState]) -> dict[str, dict[str, str]]:

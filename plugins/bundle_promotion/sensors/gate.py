@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Context, conf
+from airflow.sdk import Context
 
 from bundle_promotion.errors import GateFailed
 from bundle_promotion.operators.base import PromotionOperator
@@ -116,4 +116,6 @@ class GateSensor(PromotionOperator):
     def _poke_interval(self) -> float:
         if self.poke_interval is not None:
             return self.poke_interval
-        return conf.getfloat("bundle_promotion", "gate_poke_interval", fallback=60.0)
+        from bundle_promotion import settings
+
+        return settings.gate_poke_interval()

@@ -20,6 +20,7 @@ from pydantic import (
 
 from bundle_promotion.bundle.config.outline import BundleOutline, read_outline
 from bundle_promotion.spec.base import NonEmptyStr, _Frozen, _rule
+from bundle_promotion.spec.dag_ids import LONGEST_PREFIX, PROMOTION_PATTERN, promotion_dag_id
 from bundle_promotion.spec.gate_entries import GateEntry, GateItem
 from bundle_promotion.spec.github import GitHub
 from bundle_promotion.spec.rollback import Rollback
@@ -31,10 +32,10 @@ _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE_URL = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:org/repo.git
 _DURATION = re.compile(r"^(?P<amount>[1-9][0-9]*)\s*(?P<unit>[smh])$")
 _SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
-# Airflow ids are at most 250 characters: the longest DAG id is schedules__<bundle>, and an
+# Airflow ids are at most 250 characters: the longest DAG id prefixes the bundle, and an
 # environment's name prefixes task ids such as <env>_rollback.restore_schedules.
 _AIRFLOW_ID_LENGTH = 250
-_BUNDLE_NAME_LENGTH = _AIRFLOW_ID_LENGTH - len("schedules__")
+_BUNDLE_NAME_LENGTH = _AIRFLOW_ID_LENGTH - LONGEST_PREFIX
 _ENVIRONMENT_NAME_LENGTH = 100
 # Longer than any git URL or path in use, shorter than what the file system refuses.
 _REPO_LENGTH = 1024
@@ -220,10 +221,10 @@ class PromotionSpec(_Frozen):
     bundle: Annotated[
         str,
         _named(
-            _BUNDLE_NAME, "a-z, 0-9 and _", "it becomes the DAG id promote__<bundle>", _BUNDLE_NAME_LENGTH
+            _BUNDLE_NAME, "a-z, 0-9 and _", f"it becomes the DAG id {PROMOTION_PATTERN}", _BUNDLE_NAME_LENGTH
         ),
     ] = Field(
-        description="Name of the promotion; the DAG id is promote__<bundle>.",
+        description=f"Name of the promotion; the DAG id is {PROMOTION_PATTERN}.",
         json_schema_extra={"pattern": _BUNDLE_NAME},
     )
     description: str | None = Field(default=None, description="Free text shown in the DAG's docs.")
@@ -298,7 +299,7 @@ class PromotionSpec(_Frozen):
 
     @property
     def dag_id(self) -> str:
-        return f"promote__{self.bundle}"
+        return promotion_dag_id(self.bundle)
 
     def repo_location(self) -> str:
         """The repository as git understands it: URLs as written, local paths made absolute."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hmac
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -23,6 +22,7 @@ from airflow.sdk import conf
 from fastapi import Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from bundle_promotion import settings
 from bundle_promotion.errors import ApprovalRefused, SpecError
 from bundle_promotion.gates.approvals import (
     SIGNATURE_MEANINGS,
@@ -34,12 +34,12 @@ from bundle_promotion.gates.approvals import (
 )
 from bundle_promotion.ledger.records import Approval, GateEvaluation
 from bundle_promotion.spec import PromotionSpec, load_specs
+from bundle_promotion.spec.dag_ids import PROMOTION_PATTERN, promoted_bundle
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
 
 URL_PREFIX = "/bundle-promotion"
-DAG_PREFIX = "promote__"
 
 app = FastAPI(
     title="bundle-promotion",
@@ -175,9 +175,12 @@ def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUser
 
 
 def _bundle(dag_id: str) -> str:
-    if not dag_id.startswith(DAG_PREFIX):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{dag_id} is not a promotion DAG (promote__<bundle>)")
-    return dag_id.removeprefix(DAG_PREFIX)
+    bundle = promoted_bundle(dag_id)
+    if bundle is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"{dag_id} is not a promotion DAG ({PROMOTION_PATTERN})"
+        )
+    return bundle
 
 
 def _policy(bundle: str, environment: str) -> ApprovalPolicy:
@@ -197,18 +200,12 @@ def _policy(bundle: str, environment: str) -> ApprovalPolicy:
 
 
 def _spec(bundle: str) -> PromotionSpec:
-    for spec in load_specs(specs_folder()):
+    for spec in load_specs(settings.specs_folder()):
         if not isinstance(spec, SpecError) and spec.bundle == bundle:
             return spec
     raise HTTPException(
-        status.HTTP_404_NOT_FOUND, f"no promotion spec for bundle {bundle} in {specs_folder()}"
+        status.HTTP_404_NOT_FOUND, f"no promotion spec for bundle {bundle} in {settings.specs_folder()}"
     )
-
-
-def specs_folder() -> Path:
-    """The same folder the DAG file reads: ``[bundle_promotion] specs_folder``, else include/promotions."""
-    default = Path(conf.get("core", "dags_folder")).parent / "include" / "promotions"
-    return Path(conf.get("bundle_promotion", "specs_folder", fallback=str(default)))
 
 
 def _pending(evaluations: list[GateEvaluation], environment: str, digest: str) -> GateEvaluation | None:
@@ -226,7 +223,7 @@ def _roles(user: Any) -> frozenset[str]:
 
 
 def _password_check() -> PasswordCheck:
-    configured = conf.get("bundle_promotion", "signature_password_check", fallback=None)
+    configured = settings.signature_password_check()
     if configured:
         from airflow.utils.module_loading import import_string
 
@@ -247,8 +244,6 @@ def simple_auth_manager_password_check(username: str, password: str) -> bool:
 
 
 def _ledger() -> Ledger:
-    from bundle_promotion import settings
-
     return settings.ledger()
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 
 from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
+from bundle_promotion.spec.dag_ids import promotion_dag_id
 
 _TIMEOUT_SECONDS = 30
 
@@ -36,7 +37,7 @@ class ApprovalsClient:
     token: str
 
     def pending_gates(self, bundle: str) -> list[dict[str, Any]]:
-        return list(self._call("GET", f"dags/promote__{bundle}/gates"))
+        return list(self._call("GET", f"dags/{promotion_dag_id(bundle)}/gates"))
 
     def release_digest(self, bundle: str, environment: str, version: str) -> str:
         """The digest of ``version`` as it waits at ``environment``: what an approval must name."""
@@ -50,7 +51,9 @@ class ApprovalsClient:
     def submit(self, bundle: str, environment: str, decision: dict[str, Any]) -> dict[str, Any]:
         """Post an approval or rejection; ``ApprovalRefused`` carries the server's reason."""
         return dict(
-            self._call("POST", f"dags/promote__{bundle}/environments/{environment}/approvals", decision)
+            self._call(
+                "POST", f"dags/{promotion_dag_id(bundle)}/environments/{environment}/approvals", decision
+            )
         )
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
