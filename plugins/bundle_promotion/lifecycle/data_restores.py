@@ -217,6 +217,18 @@ def pipeline_update(api: WorkspaceApi, pipeline_id: str, update_id: str) -> Pipe
     return _to_update(api.call("GET", f"2.0/pipelines/{pipeline_id}/updates/{update_id}")["update"])
 
 
+def stop_pipeline_update(api: WorkspaceApi, pipeline_id: str, update_id: str) -> bool:
+    """Stop the pipeline while ``update_id`` still runs; False when that update already ended.
+
+    The Pipelines API stops a pipeline, not an update: reading the update first keeps a later
+    update, started by someone else, from being stopped in its place.
+    """
+    if pipeline_update(api, pipeline_id, update_id).finished:
+        return False
+    api.call("POST", f"2.0/pipelines/{pipeline_id}/stop")
+    return True
+
+
 def pipeline_update_error(api: WorkspaceApi, pipeline_id: str, update_id: str) -> str:
     """The message of the update's first ERROR event, which says why it failed."""
     events = api.call("GET", f"2.0/pipelines/{pipeline_id}/events", query={"filter": "level='ERROR'"})

@@ -10,6 +10,7 @@ they run on request, with an optional ``target_version``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from bundle_promotion.lifecycle.rollback import RollbackPlan
 
 ROLLBACK_UI_COLOR = "#fbe3e4"
+PIPELINE_UPDATE_KEY = "pipeline_update"  # the XCom of the update a pipeline reset waits for
 
 
 class _RollbackStep(PromotionOperator):
@@ -247,6 +249,7 @@ class PipelineResetOperator(_CodeStep):
     """Refresh a bundle pipeline fully (or only ``tables``), wait in the triggerer, fail with its error.
 
     A refresh already started since the code was put back is waited for, not started again.
+    Killing the task, or waiting past ``update_timeout``, stops the update it waits for.
     """
 
     def __init__(
@@ -255,6 +258,7 @@ class PipelineResetOperator(_CodeStep):
         pipeline_key: str,
         tables: Sequence[str] = (),
         poll_interval: float = 30.0,
+        update_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -262,6 +266,8 @@ class PipelineResetOperator(_CodeStep):
         self.restore_key = pipeline_key
         self.tables = tuple(tables)
         self.poll_interval = poll_interval
+        self.update_timeout = update_timeout
+        self._waiting_for: dict[str, str] | None = None  # the update on_kill stops
 
     def execute(self, context: Context) -> None:
         from bundle_promotion.lifecycle.rollback import start_pipeline_refresh
@@ -280,6 +286,8 @@ class PipelineResetOperator(_CodeStep):
             checkouts=settings.checkouts(),
         )
         self.log.warning("Refreshing pipeline %s: update %s", self.pipeline_key, update.update_id)
+        self._waiting_for = {"pipeline_id": update.pipeline_id, "update_id": update.update_id}
+        context["ti"].xcom_push(key=PIPELINE_UPDATE_KEY, value=self._waiting_for)
         if update.finished:
             self._finish({"state": update.state, "update_id": update.update_id, "error": None})
             return
@@ -291,7 +299,30 @@ class PipelineResetOperator(_CodeStep):
                 poll_interval=self.poll_interval,
             ),
             method_name="execute_complete",
+            timeout=self.update_timeout,
         )
+
+    def on_kill(self) -> None:
+        """Killed while refreshing on the worker: stop the update rather than leave it running."""
+        if self._waiting_for is not None:
+            self._stop(**self._waiting_for)
+
+    def on_deferral_timeout(self, context: Context) -> None:
+        """Past ``update_timeout``: stop the update and fail, saying so."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        waited = context["ti"].xcom_pull(task_ids=self.task_id, key=PIPELINE_UPDATE_KEY)
+        self._stop(**waited)
+        raise AirflowFailException(
+            f"pipeline {self.pipeline_key} update {waited['update_id']} did not end within "
+            f"{self.update_timeout}; stopped it"
+        )
+
+    def _stop(self, *, pipeline_id: str, update_id: str) -> None:
+        from bundle_promotion.lifecycle.data_restores import stop_pipeline_update
+
+        if stop_pipeline_update(self.api(), pipeline_id, update_id):
+            self.log.warning("Stopped pipeline %s update %s", self.pipeline_key, update_id)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:
         self._finish(event)

@@ -63,6 +63,7 @@ class RunBundleJobOperator(DeploymentStep):
         self.job_key = job_key
         self.job_parameters = job_parameters or {}
         self.polling_period_seconds = polling_period_seconds
+        self.run_id: int | None = None  # set once the run exists, so on_kill can cancel it
 
     def _hook(self) -> DatabricksHook:
         from airflow.providers.databricks.hooks.databricks import DatabricksHook
@@ -75,7 +76,7 @@ class RunBundleJobOperator(DeploymentStep):
 
         job = self.deployment(context).jobs[self.job_key]
         hook = self._hook()
-        run_id = hook.run_now({"job_id": int(job.id), "job_parameters": self.job_parameters})
+        run_id = self.run_id = hook.run_now({"job_id": int(job.id), "job_parameters": self.job_parameters})
         run_page_url = hook.get_run_page_url(run_id)
         context["ti"].xcom_push(key=RUN_PAGE_URL_KEY, value=run_page_url)
         context["ti"].xcom_push(key=RUN_ID_KEY, value=run_id)
@@ -94,6 +95,13 @@ class RunBundleJobOperator(DeploymentStep):
             method_name="execute_complete",
             timeout=self.run_timeout,
         )
+
+    def on_kill(self) -> None:
+        """Killed on the worker (marked failed, or past ``execution_timeout``): cancel the run. While
+        deferred, the provider's trigger cancels it on kill instead."""
+        if self.run_id is not None:
+            self._hook().cancel_run(self.run_id)
+            self.log.warning("Cancelled run %s of %s", self.run_id, self.job_key)
 
     def on_deferral_timeout(self, context: Context) -> None:
         """Past ``run_timeout``: cancel the run, so the job does not go on running in the workspace."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from bundle_promotion.hooks.workspace import WorkspaceHook
 
 
 class PipelineUpdateTrigger(BaseTrigger):
@@ -37,11 +40,23 @@ class PipelineUpdateTrigger(BaseTrigger):
             },
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
+    def _api(self) -> WorkspaceHook:
         from bundle_promotion.hooks.workspace import WorkspaceHook
+
+        return WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
+
+    async def on_kill(self) -> None:
+        """The task was marked failed or cleared while deferred: stop the update, as the provider's
+        triggers cancel their runs."""
+        from bundle_promotion.lifecycle.data_restores import stop_pipeline_update
+
+        if await asyncio.to_thread(stop_pipeline_update, self._api(), self.pipeline_id, self.update_id):
+            self.log.info("Stopped pipeline %s update %s", self.pipeline_id, self.update_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
         from bundle_promotion.lifecycle.data_restores import pipeline_update, pipeline_update_error
 
-        api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
+        api = self._api()
         while True:
             update = await asyncio.to_thread(pipeline_update, api, self.pipeline_id, self.update_id)
             if update.finished:
