@@ -13,11 +13,15 @@ import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator, Context
 
 from bundle_promotion.errors import is_final
+
+if TYPE_CHECKING:
+    from bundle_promotion.hooks.workspace import WorkspaceHook
+    from bundle_promotion.lifecycle.promotion import BundleSource
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -93,3 +97,42 @@ class PromotionOperator(BaseOperator):
 
         May raise a final error that says more than Airflow's "Trigger timeout".
         """
+
+
+class FromBundleSource:
+    """Mixed into a task that reads the bundle's git source.
+
+    :param bundle: the bundle's name, as in its promotion spec
+    :param repo: the git repository holding the bundle: a URL, or a local path
+    :param bundle_path: the bundle's folder inside the repository
+    """
+
+    def __init__(self, *, bundle: str, repo: str, bundle_path: str = ".", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.bundle = bundle
+        self.repo = repo
+        self.bundle_path = bundle_path
+
+    def source(self) -> BundleSource:
+        from bundle_promotion.lifecycle.promotion import BundleSource
+
+        return BundleSource(self.bundle, self.repo, self.bundle_path)
+
+
+class OnWorkspace:
+    """Mixed into a task that acts on one Databricks workspace.
+
+    :param databricks_conn_id: the Airflow connection to the environment's workspace (templated)
+    """
+
+    def __init__(self, *, databricks_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.databricks_conn_id = databricks_conn_id
+
+    def workspace(self, **options: Any) -> WorkspaceHook:
+        """The workspace client, its caller the task's class; ``options`` go to the hook."""
+        from bundle_promotion.hooks.workspace import WorkspaceHook
+
+        return WorkspaceHook(
+            databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__, **options
+        )

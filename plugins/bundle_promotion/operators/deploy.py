@@ -10,11 +10,11 @@ from airflow.sdk import Context
 
 from bundle_promotion import settings
 from bundle_promotion.operators import github_deployments
-from bundle_promotion.operators.base import PromotionOperator, actor_of
+from bundle_promotion.operators.base import FromBundleSource, OnWorkspace, PromotionOperator, actor_of
 from bundle_promotion.operators.bundle import EngineName, make_engine, resource_links
 
 
-class BundleDeployOperator(PromotionOperator):
+class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     """Deploy the release built by ``release_task_id`` to ``target`` through ``databricks_conn_id``.
 
     The deploy converges: a retry, a clear or a second promotion of the same release creates no
@@ -34,12 +34,8 @@ class BundleDeployOperator(PromotionOperator):
     def __init__(
         self,
         *,
-        bundle: str,
-        repo: str,
-        bundle_path: str = ".",
         environment: str,
         target: str,
-        databricks_conn_id: str,
         release_task_id: str = "release",
         github_repo: str | None = None,
         github_conn_id: str = "github_default",
@@ -57,12 +53,8 @@ class BundleDeployOperator(PromotionOperator):
         self.lock_poll_interval = lock_poll_interval
         self.operator_extra_links = resource_links([f"jobs.{key}" for key in job_keys])
         self.resource_urls: dict[str, str] = {}
-        self.bundle = bundle
-        self.repo = repo
-        self.bundle_path = bundle_path
         self.environment = environment
         self.target = target
-        self.databricks_conn_id = databricks_conn_id
         self.release_task_id = release_task_id
         self.github_repo = github_repo
         self.github_conn_id = github_conn_id
@@ -71,8 +63,7 @@ class BundleDeployOperator(PromotionOperator):
         from bundle_promotion.bundle.deploy.lock import LockOwner
         from bundle_promotion.bundle.resources import jobs as job_resource
         from bundle_promotion.errors import LockHeld
-        from bundle_promotion.hooks.workspace import WorkspaceHook
-        from bundle_promotion.lifecycle.promotion import BundleSource, deploy_release
+        from bundle_promotion.lifecycle.promotion import deploy_release
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
         ledger = settings.ledger()
@@ -81,11 +72,11 @@ class BundleDeployOperator(PromotionOperator):
         )
         if mirror:
             mirror.started(context)
-        hook = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
+        hook = self.workspace()
         checkouts = settings.checkouts()
         try:
             deployment = deploy_release(
-                BundleSource(self.bundle, self.repo, self.bundle_path),
+                self.source(),
                 release_id,
                 environment=self.environment,
                 target=self.target,

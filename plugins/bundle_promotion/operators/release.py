@@ -8,10 +8,10 @@ from typing import Any
 from airflow.sdk import Context
 
 from bundle_promotion import settings
-from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.base import FromBundleSource, PromotionOperator
 
 
-class BuildReleaseOperator(PromotionOperator):
+class BuildReleaseOperator(FromBundleSource, PromotionOperator):
     """Resolve ``version`` to a commit, check the bundle for every target, build its artifacts once.
 
     ``targets`` lists each environment's target. They are checked without asking their
@@ -28,27 +28,21 @@ class BuildReleaseOperator(PromotionOperator):
     def __init__(
         self,
         *,
-        bundle: str,
-        repo: str,
-        bundle_path: str = ".",
         version: str,
         targets: Sequence[str],
         test_jobs: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.bundle = bundle
-        self.repo = repo
-        self.bundle_path = bundle_path
         self.version = version
         self.targets = list(targets)
         self.test_jobs = list(test_jobs)
 
     def execute(self, context: Context) -> int:
-        from bundle_promotion.lifecycle.promotion import BundleSource, cut_release
+        from bundle_promotion.lifecycle.promotion import cut_release
 
         release_id = cut_release(
-            BundleSource(self.bundle, self.repo, self.bundle_path),
+            self.source(),
             self.version,
             targets=self.targets,
             test_jobs=self.test_jobs,

@@ -17,10 +17,9 @@ from airflow.sdk import Context
 from airflow.sdk.exceptions import AirflowSkipException
 
 from bundle_promotion import settings
-from bundle_promotion.operators.base import PromotionOperator, actor_of
+from bundle_promotion.operators.base import OnWorkspace, PromotionOperator, actor_of
 
 if TYPE_CHECKING:
-    from bundle_promotion.hooks.workspace import WorkspaceHook
     from bundle_promotion.lifecycle.promotion import BundleSource
     from bundle_promotion.lifecycle.rollback import RollbackPlan
 
@@ -28,7 +27,7 @@ ROLLBACK_UI_COLOR = "#fbe3e4"
 PIPELINE_UPDATE_KEY = "pipeline_update"  # the XCom of the update a pipeline reset waits for
 
 
-class _RollbackStep(PromotionOperator):
+class _RollbackStep(OnWorkspace, PromotionOperator):
     """What every rollback step knows: the environment, its workspace and the target release."""
 
     template_fields: Sequence[str] = ("databricks_conn_id", "target_version")
@@ -39,7 +38,6 @@ class _RollbackStep(PromotionOperator):
         *,
         bundle: str,
         environment: str,
-        databricks_conn_id: str,
         target_version: str | None = None,
         after_own_deploy: bool = False,
         chosen_param: str | None = None,
@@ -48,7 +46,6 @@ class _RollbackStep(PromotionOperator):
         super().__init__(**kwargs)
         self.bundle = bundle
         self.environment = environment
-        self.databricks_conn_id = databricks_conn_id
         self.target_version = target_version
         self.after_own_deploy = after_own_deploy
         self.chosen_param = chosen_param
@@ -74,11 +71,6 @@ class _RollbackStep(PromotionOperator):
             run_id=context["run_id"],
             target_version=self.target_version or None,
         )
-
-    def api(self) -> WorkspaceHook:
-        from bundle_promotion.hooks.workspace import WorkspaceHook
-
-        return WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
 
 
 class _CodeStep(_RollbackStep):
@@ -141,7 +133,7 @@ class PrepareRollbackOperator(_RollbackStep):
             warehouse_id=self.warehouse_id,
         )
         snapshot = record_data_snapshot(
-            self.api(),
+            self.workspace(),
             ledger,
             bundle=self.bundle,
             environment=self.environment,
@@ -179,7 +171,7 @@ class RedeployReleaseOperator(_CodeStep):
             self.source(),
             target=self.target,
             run_id=context["run_id"],
-            api=self.api(),
+            api=self.workspace(),
             ledger=settings.ledger(),
             store=settings.artifact_store(),
             checkouts=settings.checkouts(),
@@ -204,7 +196,7 @@ class RestoreSchedulesOperator(_CodeStep):
             plan,
             self.source(),
             target=self.target,
-            api=self.api(),
+            api=self.workspace(),
             ledger=settings.ledger(),
             checkouts=settings.checkouts(),
         )
@@ -224,7 +216,9 @@ class RestoreModelAliasOperator(_RollbackStep):
     def execute(self, context: Context) -> None:
         from bundle_promotion.lifecycle.rollback import restore_model_alias
 
-        self.log.warning("%s", restore_model_alias(self.api(), self.plan(context), self.model, self.alias))
+        self.log.warning(
+            "%s", restore_model_alias(self.workspace(), self.plan(context), self.model, self.alias)
+        )
 
 
 class RestoreTableOperator(_RollbackStep):
@@ -242,7 +236,7 @@ class RestoreTableOperator(_RollbackStep):
         from bundle_promotion.lifecycle.rollback import restore_table
 
         plan = self.plan(context)
-        self.log.warning("%s", restore_table(self.api(), plan, self.warehouse_id, self.table))
+        self.log.warning("%s", restore_table(self.workspace(), plan, self.warehouse_id, self.table))
 
 
 class PipelineResetOperator(_CodeStep):
@@ -281,7 +275,7 @@ class PipelineResetOperator(_CodeStep):
             tables=self.tables,
             target=self.target,
             run_id=context["run_id"],
-            api=self.api(),
+            api=self.workspace(),
             ledger=settings.ledger(),
             checkouts=settings.checkouts(),
         )
@@ -321,7 +315,7 @@ class PipelineResetOperator(_CodeStep):
     def _stop(self, *, pipeline_id: str, update_id: str) -> None:
         from bundle_promotion.lifecycle.data_restores import stop_pipeline_update
 
-        if stop_pipeline_update(self.api(), pipeline_id, update_id):
+        if stop_pipeline_update(self.workspace(), pipeline_id, update_id):
             self.log.warning("Stopped pipeline %s update %s", self.pipeline_key, update_id)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> None:

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BaseOperatorLink, Context
 
 from bundle_promotion.errors import TestRunFailed
+from bundle_promotion.operators.base import OnWorkspace
 from bundle_promotion.operators.deployment_step import DeploymentStep
 
 if TYPE_CHECKING:
-    from airflow.providers.databricks.hooks.databricks import DatabricksHook, RunState
+    from airflow.providers.databricks.hooks.databricks import RunState
     from airflow.sdk.types import TaskInstanceKey
 
 RUN_PAGE_URL_KEY = "run_page_url"
@@ -32,7 +33,7 @@ class DatabricksRunPageLink(BaseOperatorLink):
         return XCom.get_value(key=RUN_PAGE_URL_KEY, ti_key=ti_key) or ""
 
 
-class RunBundleJobOperator(DeploymentStep):
+class RunBundleJobOperator(OnWorkspace, DeploymentStep):
     """Start the job deployed under bundle key ``job_key`` and defer until it ends; fail unless SUCCESS.
 
     The job id comes from the environment's deploy task, so the task follows the deployment
@@ -50,7 +51,6 @@ class RunBundleJobOperator(DeploymentStep):
     def __init__(
         self,
         *,
-        databricks_conn_id: str,
         job_key: str,
         job_parameters: dict[str, str] | None = None,
         run_timeout: timedelta | None = None,
@@ -59,23 +59,17 @@ class RunBundleJobOperator(DeploymentStep):
     ) -> None:
         super().__init__(**kwargs)
         self.run_timeout = run_timeout
-        self.databricks_conn_id = databricks_conn_id
         self.job_key = job_key
         self.job_parameters = job_parameters or {}
         self.polling_period_seconds = polling_period_seconds
         self.run_id: int | None = None  # set once the run exists, so on_kill can cancel it
-
-    def _hook(self) -> DatabricksHook:
-        from airflow.providers.databricks.hooks.databricks import DatabricksHook
-
-        return DatabricksHook(self.databricks_conn_id, caller=type(self).__name__)
 
     def execute(self, context: Context) -> None:
         from airflow.providers.databricks.hooks.databricks import RunState
         from airflow.providers.databricks.triggers.databricks import DatabricksExecutionTrigger
 
         job = self.deployment(context).jobs[self.job_key]
-        hook = self._hook()
+        hook = self.workspace()
         run_id = self.run_id = hook.run_now({"job_id": int(job.id), "job_parameters": self.job_parameters})
         run_page_url = hook.get_run_page_url(run_id)
         context["ti"].xcom_push(key=RUN_PAGE_URL_KEY, value=run_page_url)
@@ -100,7 +94,7 @@ class RunBundleJobOperator(DeploymentStep):
         """Killed on the worker (marked failed, or past ``execution_timeout``): cancel the run. While
         deferred, the provider's trigger cancels it on kill instead."""
         if self.run_id is not None:
-            self._hook().cancel_run(self.run_id)
+            self.workspace().cancel_run(self.run_id)
             self.log.warning("Cancelled run %s of %s", self.run_id, self.job_key)
 
     def on_deferral_timeout(self, context: Context) -> None:
@@ -108,7 +102,7 @@ class RunBundleJobOperator(DeploymentStep):
         from airflow.sdk.exceptions import AirflowFailException
 
         run_id = int(context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_ID_KEY))
-        self._hook().cancel_run(run_id)
+        self.workspace().cancel_run(run_id)
         run_page_url = context["ti"].xcom_pull(task_ids=self.task_id, key=RUN_PAGE_URL_KEY)
         raise AirflowFailException(
             f"job {self.job_key} run {run_id} did not end within {self.run_timeout}; "
@@ -150,7 +144,7 @@ class RunBundleJobOperator(DeploymentStep):
 
     def _log_task_results(self, run_id: int) -> None:
         """Each task's result, and its output where the task produced one (a notebook's exit value)."""
-        hook = self._hook()
+        hook = self.workspace()
         for task in hook.get_run(run_id).get("tasks", []):
             state = task.get("state", {})
             result = state.get("result_state") or state.get("life_cycle_state")
@@ -166,7 +160,7 @@ class RunBundleJobOperator(DeploymentStep):
 
     def _task_failures(self, run_id: int) -> list[str]:
         """Each failed task's error and the tail of its trace, for the Airflow log."""
-        hook = self._hook()
+        hook = self.workspace()
         failures = []
         for task in hook.get_run(run_id).get("tasks", []):
             if task.get("state", {}).get("result_state") in (None, "SUCCESS"):

@@ -9,11 +9,10 @@ from typing import TYPE_CHECKING, Any, cast, get_args
 from airflow.sdk import BaseBranchOperator, BaseOperator, Context
 
 from bundle_promotion import settings
-from bundle_promotion.operators.base import PromotionOperator, actor_of
+from bundle_promotion.operators.base import FromBundleSource, OnWorkspace, PromotionOperator, actor_of
 from bundle_promotion.operators.deployment_step import DeploymentStep, refused
 
 if TYPE_CHECKING:
-    from bundle_promotion.hooks.workspace import WorkspaceHook
     from bundle_promotion.ledger.records import TriggerState
     from bundle_promotion.lifecycle.schedules import BundleJob, ResourceKind, SchedulePolicy
     from bundle_promotion.workspace.api import WorkspaceApi
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
 MAX_WORKERS = 16
 
 
-class ApplySchedulePolicyOperator(DeploymentStep):
+class ApplySchedulePolicyOperator(OnWorkspace, DeploymentStep):
     """Pause or unpause every trigger of the jobs deployed by ``deploy_task_id``, per ``policy``.
 
     It runs once the release is verified and tested: until then the deploy step keeps every
@@ -38,14 +37,12 @@ class ApplySchedulePolicyOperator(DeploymentStep):
         *,
         bundle: str,
         environment: str,
-        databricks_conn_id: str,
         policy: SchedulePolicy,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.bundle = bundle
         self.environment = environment
-        self.databricks_conn_id = databricks_conn_id
         self.policy = policy
 
     def execute(self, context: Context) -> dict[str, dict[str, str]]:
@@ -60,7 +57,7 @@ class ApplySchedulePolicyOperator(DeploymentStep):
                 hold.reason,
             )
         triggers = apply_schedule_policy(
-            workspace_client(self.databricks_conn_id, caller=type(self).__name__),
+            self.workspace(max_connections=MAX_WORKERS),
             deployment,
             self.policy,
             hold_in_force=hold is not None,
@@ -80,15 +77,14 @@ def restore_schedules_on_failure(context: Context) -> None:
         return
     task = context["task"]
     value = context["ti"].xcom_pull(task_ids=getattr(task, "deploy_task_id", None))
-    databricks_conn_id = getattr(task, "databricks_conn_id", None)
-    if value and databricks_conn_id:
+    if value and isinstance(task, OnWorkspace):
         deployment = EnvironmentDeployment.from_xcom(value)
-        api = workspace_client(databricks_conn_id, caller="restore_schedules_on_failure")
+        api = task.workspace(max_connections=MAX_WORKERS)
         restored = restore_schedules(api, deployment.deployment_id, settings.ledger())
         task.log.info("Restored %d trigger(s) to their state before the deploy", len(restored))
 
 
-class BundleJobsOperator(PromotionOperator):
+class BundleJobsOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     """Acts on a bundle's jobs and pipelines in one environment, optionally only some of them.
 
     ``job_keys`` picks jobs and pipelines alike by their bundle key (the name under
@@ -102,23 +98,15 @@ class BundleJobsOperator(PromotionOperator):
     def __init__(
         self,
         *,
-        bundle: str,
-        repo: str,
-        bundle_path: str = ".",
         environment: str,
         target: str,
-        databricks_conn_id: str,
         job_keys: Sequence[str] = (),
         tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.bundle = bundle
-        self.repo = repo
-        self.bundle_path = bundle_path
         self.environment = environment
         self.target = target
-        self.databricks_conn_id = databricks_conn_id
         self.job_keys = list(job_keys)
         self.tags = dict(tags or {})
 
@@ -128,11 +116,11 @@ class BundleJobsOperator(PromotionOperator):
 
     def selected_resources(self, api: WorkspaceApi) -> list[BundleJob]:
         """The bundle's deployed jobs and pipelines that the filters pick."""
-        from bundle_promotion.lifecycle.promotion import BundleSource, deployed_resources
+        from bundle_promotion.lifecycle.promotion import deployed_resources
         from bundle_promotion.lifecycle.schedules import select_jobs
 
         resources = deployed_resources(
-            BundleSource(self.bundle, self.repo, self.bundle_path),
+            self.source(),
             environment=self.environment,
             target=self.target,
             api=api,
@@ -150,7 +138,25 @@ class BundleJobsOperator(PromotionOperator):
         return selected
 
 
-class PauseSchedulesOperator(BundleJobsOperator):
+class _MaintenanceOperator(BundleJobsOperator):
+    """Pauses or resumes the selected jobs' and pipelines' schedules, and logs the states it left."""
+
+    def execute(self, context: Context) -> dict[str, dict[str, str]]:
+        api = self.workspace(max_connections=MAX_WORKERS)
+        selected = self.selected_resources(api)
+        triggers = self.change_schedules(
+            api, context, job_ids=ids_of(selected, "job"), pipeline_ids=ids_of(selected, "pipeline")
+        )
+        return _log_states(self, triggers)
+
+    def change_schedules(
+        self, api: WorkspaceApi, context: Context, *, job_ids: list[str], pipeline_ids: list[str]
+    ) -> list[TriggerState]:
+        """What the operator does to the selected jobs' and pipelines' schedules; the states it left."""
+        raise NotImplementedError
+
+
+class PauseSchedulesOperator(_MaintenanceOperator):
     """Pause the bundle's schedules in an environment for maintenance, remembering what to restore.
 
     Schedules are the jobs' triggers and the pipelines' ``continuous`` flag (a continuous
@@ -168,26 +174,25 @@ class PauseSchedulesOperator(BundleJobsOperator):
         super().__init__(**kwargs)
         self.reason = reason
 
-    def execute(self, context: Context) -> dict[str, dict[str, str]]:
+    def change_schedules(
+        self, api: WorkspaceApi, context: Context, *, job_ids: list[str], pipeline_ids: list[str]
+    ) -> list[TriggerState]:
         from bundle_promotion.lifecycle.schedules import pause_for_maintenance
 
-        api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
-        selected = self.selected_resources(api)
-        triggers = pause_for_maintenance(
+        return pause_for_maintenance(
             api,
             settings.ledger(),
             bundle=self.bundle,
             environment=self.environment,
-            job_ids=ids_of(selected, "job"),
-            pipeline_ids=ids_of(selected, "pipeline"),
+            job_ids=job_ids,
+            pipeline_ids=pipeline_ids,
             reason=self.reason or f"maintenance, {context['dag'].dag_id} run {context['run_id']}",
             actor=actor_of(context),
             max_workers=MAX_WORKERS,
         )
-        return _log_states(self, triggers)
 
 
-class ResumeSchedulesOperator(BundleJobsOperator):
+class ResumeSchedulesOperator(_MaintenanceOperator):
     """End a maintenance pause: held jobs and pipelines get back exactly the states recorded when it began.
 
     A job deployed during the hold never had a state to restore; it gets ``policy``.
@@ -200,24 +205,23 @@ class ResumeSchedulesOperator(BundleJobsOperator):
         super().__init__(**kwargs)
         self.policy = policy  # templated: "paused" or "unpaused" once rendered
 
-    def execute(self, context: Context) -> dict[str, dict[str, str]]:
+    def change_schedules(
+        self, api: WorkspaceApi, context: Context, *, job_ids: list[str], pipeline_ids: list[str]
+    ) -> list[TriggerState]:
         from bundle_promotion.lifecycle.schedules import end_maintenance
 
-        api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
-        selected = self.selected_resources(api)
-        triggers = end_maintenance(
+        return end_maintenance(
             api,
             settings.ledger(),
             bundle=self.bundle,
             environment=self.environment,
-            job_ids=ids_of(selected, "job"),
-            pipeline_ids=ids_of(selected, "pipeline"),
+            job_ids=job_ids,
+            pipeline_ids=pipeline_ids,
             policy=_policy(self.policy),
             whole_environment=self.whole_environment,
             actor=actor_of(context),
             max_workers=MAX_WORKERS,
         )
-        return _log_states(self, triggers)
 
 
 class MaintenanceWindowOperator(BaseOperator):
@@ -246,12 +250,6 @@ class MaintenanceWindowOperator(BaseOperator):
 
     def execute_complete(self, context: Context, event: Any = None) -> None:
         self.log.info("The maintenance window is over")
-
-
-def workspace_client(databricks_conn_id: str, *, caller: str) -> WorkspaceHook:
-    from bundle_promotion.hooks.workspace import WorkspaceHook
-
-    return WorkspaceHook(databricks_conn_id=databricks_conn_id, caller=caller, max_connections=MAX_WORKERS)
 
 
 def ids_of(resources: Sequence[BundleJob], kind: ResourceKind) -> list[str]:

@@ -8,10 +8,11 @@ from typing import Any
 from airflow.sdk import Context
 
 from bundle_promotion import settings
+from bundle_promotion.operators.base import FromBundleSource, OnWorkspace
 from bundle_promotion.operators.deployment_step import DeploymentStep
 
 
-class VerifyInstallationOperator(DeploymentStep):
+class VerifyInstallationOperator(FromBundleSource, OnWorkspace, DeploymentStep):
     """Check that the environment holds exactly the release deployed by ``deploy_task_id``.
 
     Every job of the bundle's resolved config must exist with the expected name, tags,
@@ -27,35 +28,25 @@ class VerifyInstallationOperator(DeploymentStep):
     def __init__(
         self,
         *,
-        bundle: str,
-        repo: str,
-        bundle_path: str = ".",
         target: str,
-        databricks_conn_id: str,
         release_task_id: str = "release",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.bundle = bundle
-        self.repo = repo
-        self.bundle_path = bundle_path
         self.target = target
-        self.databricks_conn_id = databricks_conn_id
         self.release_task_id = release_task_id
 
     def execute(self, context: Context) -> None:
         from bundle_promotion.errors import VerificationFailed
-        from bundle_promotion.hooks.workspace import WorkspaceHook
-        from bundle_promotion.lifecycle.promotion import BundleSource
         from bundle_promotion.lifecycle.verification import verify_release
 
         deployment = self.deployment(context)
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
         ledger = settings.ledger()
-        source = BundleSource(self.bundle, self.repo, self.bundle_path)
+        source = self.source()
         try:
             verify_release(
-                WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__),
+                self.workspace(),
                 ledger,
                 bundle_dir=source.checkout(ledger.release(release_id).commit, settings.checkouts()),
                 target=self.target,

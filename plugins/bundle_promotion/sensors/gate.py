@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Context
 
 from bundle_promotion.errors import GateFailed
-from bundle_promotion.operators.base import PromotionOperator
+from bundle_promotion.operators.base import FromBundleSource, PromotionOperator
 
 if TYPE_CHECKING:
     from bundle_promotion.gates.check import GateCheck
@@ -18,7 +18,7 @@ DEFAULT_TIMEOUT = timedelta(days=7)
 GATES_XCOM_KEY = "gates"
 
 
-class GateSensor(PromotionOperator):
+class GateSensor(FromBundleSource, PromotionOperator):
     """Evaluate the environment's gates; pass when all pass, fail at once when one fails.
 
     While a gate waits the task defers to ``GateTrigger``, which re-evaluates in the
@@ -34,11 +34,8 @@ class GateSensor(PromotionOperator):
     def __init__(
         self,
         *,
-        bundle: str,
         environment: str,
         previous_environment: str | None,
-        repo: str,
-        bundle_path: str = ".",
         gates: Sequence[Mapping[str, Any]],
         approvals_from_reviews: bool = False,
         github_repo: str | None = None,
@@ -49,11 +46,8 @@ class GateSensor(PromotionOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.bundle = bundle
         self.environment = environment
         self.previous_environment = previous_environment
-        self.repo = repo
-        self.bundle_path = bundle_path
         self.gates = [dict(gate) for gate in gates]
         self.approvals_from_reviews = approvals_from_reviews
         self.github_repo = github_repo

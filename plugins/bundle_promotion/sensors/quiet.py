@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import Context
 
 from bundle_promotion.errors import SchedulesNotQuiet
-from bundle_promotion.operators.schedules import BundleJobsOperator, ids_of, workspace_client
+from bundle_promotion.operators.schedules import MAX_WORKERS, BundleJobsOperator, ids_of
 
 
 class WaitForQuietSensor(BundleJobsOperator):
@@ -30,7 +30,7 @@ class WaitForQuietSensor(BundleJobsOperator):
         from bundle_promotion.lifecycle.schedules import still_running
         from bundle_promotion.triggers.quiet import QuietTrigger
 
-        api = workspace_client(self.databricks_conn_id, caller=type(self).__name__)
+        api = self.workspace(max_connections=MAX_WORKERS)
         selected = self.selected_resources(api)
         job_ids, pipeline_ids = ids_of(selected, "job"), ids_of(selected, "pipeline")
         running = still_running(api, job_ids, pipeline_ids, host=api.workspace_host_url())

@@ -7,13 +7,15 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
+
+from bundle_promotion.triggers.base import PromotionTrigger
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger.records import GateEvaluation
 
 
-class GateTrigger(BaseTrigger):
+class GateTrigger(PromotionTrigger):
     """Fire ``{"status": "passed"|"failed", "summary", "results"}`` once no gate waits any more.
 
     Each evaluation reads the ledger, git and GitHub with blocking clients, so it runs in a
@@ -34,17 +36,6 @@ class GateTrigger(BaseTrigger):
         self.poke_interval = poke_interval
         self.github_repo = github_repo
         self.github_conn_id = github_conn_id
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "check": self.check,
-                "poke_interval": self.poke_interval,
-                "github_repo": self.github_repo,
-                "github_conn_id": self.github_conn_id,
-            },
-        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from bundle_promotion.gates.contract import recheck_after, summary

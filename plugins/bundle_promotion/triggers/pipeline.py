@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-if TYPE_CHECKING:
-    from bundle_promotion.hooks.workspace import WorkspaceHook
+from bundle_promotion.triggers.base import WorkspaceTrigger
 
 
-class PipelineUpdateTrigger(BaseTrigger):
+class PipelineUpdateTrigger(WorkspaceTrigger):
     """Fire ``{"state": <terminal state>, "update_id", "error"}`` once the update is COMPLETED, FAILED
     or CANCELED; ``error`` is the update's first ERROR event when it did not complete.
 
@@ -23,40 +21,23 @@ class PipelineUpdateTrigger(BaseTrigger):
     def __init__(
         self, *, databricks_conn_id: str, pipeline_id: str, update_id: str, poll_interval: float = 30.0
     ) -> None:
-        super().__init__()
-        self.databricks_conn_id = databricks_conn_id
+        super().__init__(databricks_conn_id=databricks_conn_id)
         self.pipeline_id = pipeline_id
         self.update_id = update_id
         self.poll_interval = poll_interval
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "databricks_conn_id": self.databricks_conn_id,
-                "pipeline_id": self.pipeline_id,
-                "update_id": self.update_id,
-                "poll_interval": self.poll_interval,
-            },
-        )
-
-    def _api(self) -> WorkspaceHook:
-        from bundle_promotion.hooks.workspace import WorkspaceHook
-
-        return WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
 
     async def on_kill(self) -> None:
         """The task was marked failed or cleared while deferred: stop the update, as the provider's
         triggers cancel their runs."""
         from bundle_promotion.lifecycle.data_restores import stop_pipeline_update
 
-        if await asyncio.to_thread(stop_pipeline_update, self._api(), self.pipeline_id, self.update_id):
+        if await asyncio.to_thread(stop_pipeline_update, self.workspace(), self.pipeline_id, self.update_id):
             self.log.info("Stopped pipeline %s update %s", self.pipeline_id, self.update_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from bundle_promotion.lifecycle.data_restores import pipeline_update, pipeline_update_error
 
-        api = self._api()
+        api = self.workspace()
         while True:
             update = await asyncio.to_thread(pipeline_update, api, self.pipeline_id, self.update_id)
             if update.finished:

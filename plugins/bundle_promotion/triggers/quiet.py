@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
+
+from bundle_promotion.triggers.base import WorkspaceTrigger
 
 
-class QuietTrigger(BaseTrigger):
+class QuietTrigger(WorkspaceTrigger):
     """Fire ``{"status": "quiet"}`` once no run of ``job_ids`` is active and no update of
     ``pipeline_ids`` is unfinished, or ``{"status": "timeout", "running": [...]}`` at ``deadline``,
     listing what still runs.
@@ -28,30 +29,16 @@ class QuietTrigger(BaseTrigger):
         poll_interval: float = 30.0,
         pipeline_ids: Sequence[str] = (),
     ) -> None:
-        super().__init__()
-        self.databricks_conn_id = databricks_conn_id
+        super().__init__(databricks_conn_id=databricks_conn_id)
         self.job_ids = list(job_ids)
         self.pipeline_ids = list(pipeline_ids)
         self.deadline = deadline
         self.poll_interval = poll_interval
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "databricks_conn_id": self.databricks_conn_id,
-                "job_ids": self.job_ids,
-                "deadline": self.deadline,
-                "poll_interval": self.poll_interval,
-                "pipeline_ids": self.pipeline_ids,
-            },
-        )
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from bundle_promotion.hooks.workspace import WorkspaceHook
         from bundle_promotion.lifecycle.schedules import still_running
 
-        api = WorkspaceHook(databricks_conn_id=self.databricks_conn_id, caller=type(self).__name__)
+        api = self.workspace()
         host = await asyncio.to_thread(api.workspace_host_url)  # reads the connection: blocking
         while True:
             running = await asyncio.to_thread(still_running, api, self.job_ids, self.pipeline_ids, host=host)
