@@ -7,12 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from airflow.providers.databricks.hooks.databricks import RunState
 from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
 from bundle_promotion import settings
+from bundle_promotion.errors import TestRunFailed
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.ledger.records import Artifact, Release
-from bundle_promotion.operators.run_job import RunBundleJobOperator
+from bundle_promotion.operators.run_job import RUN_PAGE_URL_KEY, RunBundleJobOperator, latest_attempts
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 
 # What Airflow's scheduler sends back to a task whose deferral ran past its timeout.
@@ -111,3 +113,43 @@ def test_killing_the_deferred_task_cancels_its_run_from_the_triggerer(workspaces
     asyncio.run(trigger.on_kill())
 
     assert run_state(hook, job_id) == ("TERMINATED", "CANCELED")
+
+
+def test_the_run_page_is_kept_under_the_providers_xcom_key() -> None:
+    from airflow.providers.databricks.operators.databricks import XCOM_RUN_PAGE_URL_KEY
+
+    assert RUN_PAGE_URL_KEY == XCOM_RUN_PAGE_URL_KEY
+
+
+def test_a_failed_run_logs_each_tasks_error_from_the_trigger_event(
+    workspaces: WorkspaceEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook = WorkspaceHook("databricks_dev")
+    job_id = hook.call("POST", "2.2/jobs/create", body={"name": "integration tests"})["job_id"]
+    run_id = hook.run_now({"job_id": job_id, "job_parameters": {"emulator_result": "FAILED"}})
+    jobs = {"tests": {"id": str(job_id), "name": "integration tests"}}
+    context: Any = {"ti": TaskInstance({"deployment_id": applied_deployment(), "jobs": jobs})}
+    operator = RunBundleJobOperator(
+        task_id="run_tests", databricks_conn_id="databricks_dev", job_key="tests", deploy_task_id="deploy"
+    )
+    event = {
+        "run_id": run_id,
+        "run_page_url": hook.get_run_page_url(run_id),
+        "run_state": RunState(**hook.get_run(run_id)["state"]).to_json(),
+        "errors": [{"task_key": "check_orders", "run_id": run_id, "error": "AssertionError: 3 rows missing"}],
+    }
+
+    with pytest.raises(TestRunFailed):
+        operator.execute_complete(context, event)
+
+    assert "task check_orders: AssertionError: 3 rows missing" in "".join(capsys.readouterr())
+
+
+def test_only_the_latest_attempt_of_a_retried_task_counts() -> None:
+    tasks = [
+        {"task_key": "load", "attempt_number": 0, "state": {"result_state": "FAILED"}},
+        {"task_key": "load", "attempt_number": 1, "state": {"result_state": "SUCCESS"}},
+        {"task_key": "check", "attempt_number": 0, "state": {"result_state": "SUCCESS"}},
+    ]
+
+    assert latest_attempts(tasks) == [tasks[1], tasks[2]]

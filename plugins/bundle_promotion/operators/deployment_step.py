@@ -28,11 +28,16 @@ class DeploymentStep(PromotionOperator):
 
     def deployment(self, context: Context) -> EnvironmentDeployment:
         from bundle_promotion.lifecycle.holds import require_current
-        from bundle_promotion.lifecycle.promotion import EnvironmentDeployment
 
-        deployment = EnvironmentDeployment.from_xcom(context["ti"].xcom_pull(task_ids=self.deploy_task_id))
+        deployment = self.handed_over(context)
         require_current(settings.ledger(), deployment.deployment_id)
         return deployment
+
+    def handed_over(self, context: Context) -> EnvironmentDeployment:
+        """The deploy's XCom as it was handed over, unchecked: only to record evidence about it."""
+        from bundle_promotion.lifecycle.promotion import EnvironmentDeployment
+
+        return EnvironmentDeployment.from_xcom(context["ti"].xcom_pull(task_ids=self.deploy_task_id))
 
 
 def refused(context: Context) -> bool:
