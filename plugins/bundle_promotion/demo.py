@@ -192,7 +192,7 @@ def _configure_airflow(project: Path, airflow_home: Path) -> None:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": DEMO_USERS,
             # Shared by the API server and this process, which runs the tasks in dag.test().
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
-            "AIRFLOW__BUNDLE_PROMOTION__GATE_POKE_INTERVAL": "1",
+            "AIRFLOW__BUNDLE_PROMOTION__GATE_POLLING_PERIOD_SECONDS": "1",
         }
     )
 

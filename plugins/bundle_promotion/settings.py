@@ -24,7 +24,7 @@ SECTION = "bundle_promotion"
 SPECS_FOLDER_KEY = "specs_folder"
 # Beside the DAGs folder, as in the project layout: dags/promotions.py reads include/promotions.
 DEFAULT_SPECS_FOLDER = Path("include", "promotions")
-DEFAULT_GATE_POKE_INTERVAL = 60.0
+DEFAULT_GATE_POLLING_PERIOD_SECONDS = 60.0
 
 
 def ledger() -> Ledger:
@@ -51,9 +51,9 @@ def specs_folder() -> Path:
     return Path(conf.get(SECTION, SPECS_FOLDER_KEY, fallback=str(default)))
 
 
-def gate_poke_interval() -> float:
+def gate_polling_period_seconds() -> float:
     """Seconds between evaluations of a waiting environment's gates, unless its task says."""
-    return conf.getfloat(SECTION, "gate_poke_interval", fallback=DEFAULT_GATE_POKE_INTERVAL)
+    return conf.getfloat(SECTION, "gate_polling_period_seconds", fallback=DEFAULT_GATE_POLLING_PERIOD_SECONDS)
 
 
 def signature_password_check() -> str | None:

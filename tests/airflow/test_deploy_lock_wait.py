@@ -32,7 +32,7 @@ def operator() -> BundleDeployOperator:
         target="dev",
         databricks_conn_id="databricks_dev",
         lock_timeout=timedelta(minutes=5),
-        lock_poll_interval=0.05,
+        polling_period_seconds=0.05,
     )
 
 
@@ -79,7 +79,7 @@ def test_the_lock_trigger_fires_once_the_lock_is_released(workspaces: WorkspaceE
         databricks_conn_id="databricks_dev",
         lock_path=LOCK,
         deadline=datetime.now(UTC) + timedelta(minutes=1),
-        poll_interval=0.05,
+        polling_period_seconds=0.05,
     )
 
     async def release_once_seen_held() -> Any:
@@ -98,7 +98,10 @@ def test_the_lock_trigger_fires_once_the_lock_is_released(workspaces: WorkspaceE
 def test_the_lock_trigger_gives_up_at_its_deadline_with_the_holder(workspaces: WorkspaceEmulator) -> None:
     DeployLock(WorkspaceHook("databricks_dev"), STATE, owner=OTHER_RUN)._acquire("deployer@example.com")
     trigger = DeployLockTrigger(
-        databricks_conn_id="databricks_dev", lock_path=LOCK, deadline=datetime.now(UTC), poll_interval=0.05
+        databricks_conn_id="databricks_dev",
+        lock_path=LOCK,
+        deadline=datetime.now(UTC),
+        polling_period_seconds=0.05,
     )
 
     event = asyncio.run(anext(trigger.run()))
@@ -134,7 +137,9 @@ def test_a_lock_still_held_at_the_deadline_fails_the_task_without_retry_saying_h
 
 def test_the_lock_trigger_serializes_what_it_needs() -> None:
     deadline = datetime(2026, 11, 30, tzinfo=UTC)
-    trigger = DeployLockTrigger(databricks_conn_id="c", lock_path=LOCK, deadline=deadline, poll_interval=5)
+    trigger = DeployLockTrigger(
+        databricks_conn_id="c", lock_path=LOCK, deadline=deadline, polling_period_seconds=5
+    )
 
     classpath, kwargs = trigger.serialize()
 

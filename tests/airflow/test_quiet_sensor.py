@@ -56,7 +56,7 @@ def quiet_trigger(job_ids: list[str], timeout: float, pipeline_ids: tuple[str, .
         job_ids=job_ids,
         pipeline_ids=pipeline_ids,
         deadline=datetime.now(UTC) + timedelta(seconds=timeout),
-        poll_interval=POLL_SECONDS,
+        polling_period_seconds=POLL_SECONDS,
     )
 
 
@@ -133,9 +133,9 @@ def test_a_timeout_fails_the_sensor_naming_each_run_still_going() -> None:
         environment="prod",
         target="prod",
         databricks_conn_id="databricks_prod",
-        timeout=60,
+        timeout=timedelta(minutes=1),
     )
     running = ["[prod] nightly run 7 (RUNNING): http://workspace/#job/1/run/7"]
 
-    with pytest.raises(SchedulesNotQuiet, match=r"still running after 60s: \[prod\] nightly run 7"):
+    with pytest.raises(SchedulesNotQuiet, match=r"still running after 0:01:00: \[prod\] nightly run 7"):
         sensor.execute_complete({}, {"status": "timeout", "running": running})  # type: ignore[arg-type]

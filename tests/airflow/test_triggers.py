@@ -20,7 +20,7 @@ TRIGGERS: list[PromotionTrigger] = [
     DeployLockTrigger(databricks_conn_id="c", lock_path="/state/deploy.lock", deadline=DEADLINE),
     QuietTrigger(databricks_conn_id="c", job_ids=["1"], pipeline_ids=["p"], deadline=DEADLINE),
     PipelineUpdateTrigger(databricks_conn_id="c", pipeline_id="p", update_id="u"),
-    GateTrigger(check={"bundle": "example"}, poke_interval=5.0, github_repo="acme/sales"),
+    GateTrigger(check={"bundle": "example"}, polling_period_seconds=5.0, github_repo="acme/sales"),
 ]
 
 

@@ -109,7 +109,7 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi
             "AIRFLOW__API_AUTH__JWT_SECRET": "gates-e2e-secret-" + "x" * 48,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(specs),
-            "AIRFLOW__BUNDLE_PROMOTION__GATE_POKE_INTERVAL": "1",
+            "AIRFLOW__BUNDLE_PROMOTION__GATE_POLLING_PERIOD_SECONDS": "1",
         }.items():
             patch.setenv(name, value)
         api_server = start(["api-server", "--port", str(port)], folder / "api-server.log")
@@ -296,7 +296,7 @@ with DAG("slot_gate", schedule=None, default_args=RETRIES):
         repo={repo!r},
         gates=[{{"approval": {{"groups": [{{"name": "QC", "users": ["alice"]}}]}}}}],
         pool="one_slot",
-        poke_interval=1,
+        polling_period_seconds=1,
     )
 
 with DAG("slot_probe", schedule=None, default_args=RETRIES):

@@ -300,7 +300,7 @@ def test_the_pipeline_trigger_fires_with_the_failed_update_and_its_error(api: An
         databricks_conn_id="databricks_dev",
         pipeline_id=pipeline_id,
         update_id=update.update_id,
-        poll_interval=0.05,
+        polling_period_seconds=0.05,
     )
 
     async def first_event() -> Any:

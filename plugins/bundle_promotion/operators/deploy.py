@@ -43,14 +43,14 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
         job_keys: Sequence[str] = (),
         force_lock: bool = False,
         lock_timeout: timedelta = timedelta(hours=1),
-        lock_poll_interval: float = 30.0,
+        polling_period_seconds: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.engine = engine
         self.force_lock = force_lock
         self.lock_timeout = lock_timeout
-        self.lock_poll_interval = lock_poll_interval
+        self.polling_period_seconds = polling_period_seconds
         self.operator_extra_links = resource_links([f"jobs.{key}" for key in job_keys])
         self.resource_urls: dict[str, str] = {}
         self.environment = environment
@@ -112,7 +112,7 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
             databricks_conn_id=self.databricks_conn_id,
             lock_path=lock_path,
             deadline=datetime.now(UTC) + self.lock_timeout,
-            poll_interval=self.lock_poll_interval,
+            polling_period_seconds=self.polling_period_seconds,
         )
         self.defer(trigger=trigger, method_name="resume_after_lock")
 

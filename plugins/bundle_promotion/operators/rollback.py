@@ -251,7 +251,7 @@ class PipelineResetOperator(_CodeStep):
         *,
         pipeline_key: str,
         tables: Sequence[str] = (),
-        poll_interval: float = 30.0,
+        polling_period_seconds: float = 30.0,
         update_timeout: timedelta | None = None,
         **kwargs: Any,
     ) -> None:
@@ -259,7 +259,7 @@ class PipelineResetOperator(_CodeStep):
         self.pipeline_key = pipeline_key
         self.restore_key = pipeline_key
         self.tables = tuple(tables)
-        self.poll_interval = poll_interval
+        self.polling_period_seconds = polling_period_seconds
         self.update_timeout = update_timeout
         self._waiting_for: dict[str, str] | None = None  # the update on_kill stops
 
@@ -290,7 +290,7 @@ class PipelineResetOperator(_CodeStep):
                 databricks_conn_id=self.databricks_conn_id,
                 pipeline_id=update.pipeline_id,
                 update_id=update.update_id,
-                poll_interval=self.poll_interval,
+                polling_period_seconds=self.polling_period_seconds,
             ),
             method_name="execute_complete",
             timeout=self.update_timeout,

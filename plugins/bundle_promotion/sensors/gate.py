@@ -22,11 +22,11 @@ class GateSensor(FromBundleSource, PromotionOperator):
     """Evaluate the environment's gates; pass when all pass, fail at once when one fails.
 
     While a gate waits the task defers to ``GateTrigger``, which re-evaluates in the
-    triggerer every ``poke_interval`` seconds (sooner when a gate asks, e.g. a window about
+    triggerer every ``polling_period_seconds`` seconds (sooner when a gate asks, e.g. a window about
     to open), so waiting holds no worker slot. Every evaluation goes to the ledger, where the
     approvals API reads what waits; the log gets the reasons each time they change, and the
     ``gates`` XCom those at deferral and at the end, e.g. "waiting: 1 of 2 QC approvals (have: alice)".
-    ``poke_interval`` defaults to ``[bundle_promotion] gate_poke_interval`` (60 s).
+    ``polling_period_seconds`` defaults to ``[bundle_promotion] gate_polling_period_seconds`` (60 s).
     """
 
     ui_color = "#fbe9e7"
@@ -41,7 +41,7 @@ class GateSensor(FromBundleSource, PromotionOperator):
         github_repo: str | None = None,
         github_conn_id: str | None = None,
         release_task_id: str = "release",
-        poke_interval: float | None = None,
+        polling_period_seconds: float | None = None,
         timeout: timedelta = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
@@ -53,7 +53,7 @@ class GateSensor(FromBundleSource, PromotionOperator):
         self.github_repo = github_repo
         self.github_conn_id = github_conn_id
         self.release_task_id = release_task_id
-        self.poke_interval = poke_interval
+        self.polling_period_seconds = polling_period_seconds
         self.timeout = timeout
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class GateSensor(FromBundleSource, PromotionOperator):
             self.defer(
                 trigger=GateTrigger(
                     check=check.to_json(),
-                    poke_interval=self._poke_interval(),
+                    polling_period_seconds=self._polling_period_seconds(),
                     github_repo=self.github_repo,
                     github_conn_id=self.github_conn_id,
                 ),
@@ -107,9 +107,9 @@ class GateSensor(FromBundleSource, PromotionOperator):
             approvals_from_reviews=self.approvals_from_reviews,
         )
 
-    def _poke_interval(self) -> float:
-        if self.poke_interval is not None:
-            return self.poke_interval
+    def _polling_period_seconds(self) -> float:
+        if self.polling_period_seconds is not None:
+            return self.polling_period_seconds
         from bundle_promotion import settings
 
-        return settings.gate_poke_interval()
+        return settings.gate_polling_period_seconds()

@@ -15,16 +15,18 @@ class WaitForQuietSensor(BundleJobsOperator):
     """Wait, deferred, until no run of the bundle's jobs is queued or running in the environment,
     and no update of its pipelines is unfinished.
 
-    Fails after ``timeout`` seconds with the runs and updates still going, each with its page. Use it
+    Fails after ``timeout`` with the runs and updates still going, each with its page. Use it
     after pausing schedules, before work that must not overlap a run (a deploy, maintenance).
     """
 
     ui_color = "#e8f6f4"
 
-    def __init__(self, *, timeout: float = 3600, poll_interval: float = 30, **kwargs: Any) -> None:
+    def __init__(
+        self, *, timeout: timedelta = timedelta(hours=1), polling_period_seconds: float = 30, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.timeout_seconds = timeout
-        self.poll_interval = poll_interval
+        self.timeout = timeout
+        self.polling_period_seconds = polling_period_seconds
 
     def execute(self, context: Context) -> None:
         from bundle_promotion.lifecycle.schedules import still_running
@@ -43,8 +45,8 @@ class WaitForQuietSensor(BundleJobsOperator):
                 databricks_conn_id=self.databricks_conn_id,
                 job_ids=job_ids,
                 pipeline_ids=pipeline_ids,
-                deadline=datetime.now(UTC) + timedelta(seconds=self.timeout_seconds),
-                poll_interval=self.poll_interval,
+                deadline=datetime.now(UTC) + self.timeout,
+                polling_period_seconds=self.polling_period_seconds,
             ),
             method_name="execute_complete",
         )
@@ -54,7 +56,7 @@ class WaitForQuietSensor(BundleJobsOperator):
             self.log.info("Quiet: every run and update of %s in %s has ended", self.bundle, self.environment)
             return
         raise SchedulesNotQuiet(
-            f"{self.bundle} in {self.environment}: still running after {self.timeout_seconds:g}s: "
+            f"{self.bundle} in {self.environment}: still running after {self.timeout}: "
             + "; ".join(event["running"])
             + ". Wait longer (timeout=), or cancel these runs and stop these pipelines"
         )

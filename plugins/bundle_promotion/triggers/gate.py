@@ -27,13 +27,13 @@ class GateTrigger(PromotionTrigger):
         self,
         *,
         check: Mapping[str, Any],
-        poke_interval: float,
+        polling_period_seconds: float,
         github_repo: str | None = None,
         github_conn_id: str | None = None,
     ) -> None:
         super().__init__()
         self.check = dict(check)
-        self.poke_interval = poke_interval
+        self.polling_period_seconds = polling_period_seconds
         self.github_repo = github_repo
         self.github_conn_id = github_conn_id
 
@@ -50,7 +50,7 @@ class GateTrigger(PromotionTrigger):
             if evaluation.status != "waiting":
                 yield TriggerEvent(event_payload(evaluation))
                 return
-            wait = recheck_after(evaluation.results, timedelta(seconds=self.poke_interval))
+            wait = recheck_after(evaluation.results, timedelta(seconds=self.polling_period_seconds))
             await asyncio.sleep(max(wait.total_seconds(), 1.0))
 
     def _evaluate(self) -> GateEvaluation:

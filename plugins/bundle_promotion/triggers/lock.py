@@ -19,12 +19,17 @@ class DeployLockTrigger(WorkspaceTrigger):
     """
 
     def __init__(
-        self, *, databricks_conn_id: str, lock_path: str, deadline: datetime, poll_interval: float = 30.0
+        self,
+        *,
+        databricks_conn_id: str,
+        lock_path: str,
+        deadline: datetime,
+        polling_period_seconds: float = 30.0,
     ) -> None:
         super().__init__(databricks_conn_id=databricks_conn_id)
         self.lock_path = lock_path
         self.deadline = deadline
-        self.poll_interval = poll_interval
+        self.polling_period_seconds = polling_period_seconds
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from bundle_promotion.workspace.files import read_json
@@ -38,4 +43,4 @@ class DeployLockTrigger(WorkspaceTrigger):
             if datetime.now(UTC) >= self.deadline:
                 yield TriggerEvent({"status": "timeout", "holder": holder, "lock_path": self.lock_path})
                 return
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.polling_period_seconds)

@@ -19,12 +19,17 @@ class PipelineUpdateTrigger(WorkspaceTrigger):
     """
 
     def __init__(
-        self, *, databricks_conn_id: str, pipeline_id: str, update_id: str, poll_interval: float = 30.0
+        self,
+        *,
+        databricks_conn_id: str,
+        pipeline_id: str,
+        update_id: str,
+        polling_period_seconds: float = 30.0,
     ) -> None:
         super().__init__(databricks_conn_id=databricks_conn_id)
         self.pipeline_id = pipeline_id
         self.update_id = update_id
-        self.poll_interval = poll_interval
+        self.polling_period_seconds = polling_period_seconds
 
     async def on_kill(self) -> None:
         """The task was marked failed or cleared while deferred: stop the update, as the provider's
@@ -49,4 +54,4 @@ class PipelineUpdateTrigger(WorkspaceTrigger):
                 yield TriggerEvent({"state": update.state, "update_id": self.update_id, "error": error})
                 return
             self.log.info("Pipeline %s update %s is %s", self.pipeline_id, self.update_id, update.state)
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.polling_period_seconds)

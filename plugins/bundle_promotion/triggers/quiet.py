@@ -26,14 +26,14 @@ class QuietTrigger(WorkspaceTrigger):
         databricks_conn_id: str,
         job_ids: Sequence[str],
         deadline: datetime,
-        poll_interval: float = 30.0,
+        polling_period_seconds: float = 30.0,
         pipeline_ids: Sequence[str] = (),
     ) -> None:
         super().__init__(databricks_conn_id=databricks_conn_id)
         self.job_ids = list(job_ids)
         self.pipeline_ids = list(pipeline_ids)
         self.deadline = deadline
-        self.poll_interval = poll_interval
+        self.polling_period_seconds = polling_period_seconds
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from bundle_promotion.lifecycle.schedules import still_running
@@ -51,4 +51,4 @@ class QuietTrigger(WorkspaceTrigger):
             self.log.info(
                 "Waiting for %d run(s) and update(s): %s", len(running), "; ".join(map(str, running))
             )
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.polling_period_seconds)
