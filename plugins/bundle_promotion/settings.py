@@ -2,7 +2,7 @@
 
 This module alone names the config section and its keys, and gives their defaults: the
 ledger, built artifacts and git checkouts (folders under ``AIRFLOW_HOME`` unless set), the
-folder of promotion specs, the gate sensor's poke interval and the signature password check.
+folder of promotion specs, the gate sensor's polling period and the signature password check.
 In a multi-worker deployment the artifact store is an object store URL (``s3://``, ``gs://``,
 ``abfs://``) and the ledger connection points at Postgres.
 """
