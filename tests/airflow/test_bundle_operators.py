@@ -9,13 +9,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from bundle_promotion.errors import BundleConfigError
+from bundle_promotion.lifecycle.promotion import DeployedJob, EnvironmentDeployment
 from bundle_promotion.operators.bundle import (
     BundleDestroyOperator,
     BundlePlanOperator,
     BundleResourceLink,
     BundleValidateOperator,
 )
-from bundle_promotion.operators.deploy import BundleDeployOperator
+from bundle_promotion.operators.deploy import BundleDeployOperator, deployment_urls
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 
 BUNDLE = "bundle: {name: ops}\nworkspace: {root_path: /Shared/ops}\nresources: {jobs: {etl: {name: etl}}}\n"
@@ -44,7 +45,7 @@ def test_plan_links_the_deployed_jobs_and_the_folder(workspaces: WorkspaceEmulat
     from bundle_promotion.hooks.workspace import WorkspaceHook
 
     deployed = NativeEngine(WorkspaceHook("databricks_staging")).deploy(load_bundle(bundle_dir, "")).resources
-    operator = BundlePlanOperator(task_id="plan", job_keys=["etl"], **arguments(bundle_dir))
+    operator = BundlePlanOperator(task_id="plan", resources=["jobs.etl"], **arguments(bundle_dir))
 
     operator.execute({})  # type: ignore[arg-type]
 
@@ -121,7 +122,7 @@ def test_the_deploy_task_links_to_each_job_and_reads_the_urls_it_set() -> None:
         environment="dev",
         target="dev",
         databricks_conn_id="databricks_dev",
-        job_keys=["etl", "report"],
+        resources=["jobs.etl", "jobs.report"],
     )
     operator.resource_urls = {"jobs.etl": "https://host/jobs/1"}
 
@@ -131,3 +132,18 @@ def test_the_deploy_task_links_to_each_job_and_reads_the_urls_it_set() -> None:
     assert isinstance(etl, BundleResourceLink)
     assert etl.get_link(operator, ti_key=None) == "https://host/jobs/1"  # type: ignore[arg-type]
     assert links["Databricks jobs.report"].get_link(operator, ti_key=None) == ""  # type: ignore[arg-type]
+
+
+def test_the_deploy_task_links_the_targets_folder_and_each_pipeline() -> None:
+    deployment = EnvironmentDeployment(
+        deployment_id=1,
+        jobs={"etl": DeployedJob("etl", "11", "etl")},
+        pipelines={"sales": "p-7"},
+        root_path="/Workspace/Shared/.bundle/ops/dev",
+    )
+
+    assert deployment_urls("https://host", EnvironmentDeployment.from_xcom(deployment.to_xcom())) == {
+        "folder": "https://host/#workspace/Workspace/Shared/.bundle/ops/dev",
+        "jobs.etl": "https://host/jobs/11",
+        "pipelines.sales": "https://host/pipelines/p-7",
+    }

@@ -11,6 +11,7 @@ from textwrap import dedent
 import pytest
 
 from bundle_promotion.bundle.config.load import find_root_file, job_keys, load_bundle, target_names
+from bundle_promotion.bundle.config.outline import read_outline
 from bundle_promotion.errors import BundleConfigError
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -554,3 +555,12 @@ def test_bundle_validate_of_an_invalid_bundle_prints_the_json_and_found_1_error(
     assert captured.err.startswith("Error: ")
     assert "variable schema has not been defined" in captured.err
     assert captured.err.rstrip().endswith("Found 1 error")
+
+
+def test_the_outline_reads_pipeline_keys_for_the_deploy_tasks_links(tmp_path: Path) -> None:
+    (tmp_path / "databricks.yml").write_text(
+        "bundle: {name: b}\nresources: {pipelines: {sales: {name: sales}}}\n"
+        "targets: {dev: {resources: {pipelines: {debug: {name: debug}}}}}\n"
+    )
+
+    assert read_outline(tmp_path).pipeline_keys == ("debug", "sales")

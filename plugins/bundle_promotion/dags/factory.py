@@ -118,7 +118,7 @@ def _environment_group(
             target=environment.target,
             databricks_conn_id=environment.databricks_conn_id,
             engine=spec.engine,
-            job_keys=_bundle_job_keys(spec),
+            resources=_bundle_resources(spec),
             **_github_deployments(spec),
         )
         # Until verify and the tests pass, the deploy step keeps every trigger paused; a failure
@@ -299,7 +299,13 @@ class SpecErrorsDag(DAG):
         raise InvalidSpecs(self.spec_errors)
 
 
-def _bundle_job_keys(spec: PromotionSpec) -> list[str]:
-    """The bundle's job keys, for the deploy task's links; none when the source is not a local checkout."""
+def _bundle_resources(spec: PromotionSpec) -> list[str]:
+    """The bundle's jobs and pipelines (``jobs.etl``), for the deploy task's links; none when the
+    source is not a local checkout."""
     outline = spec.bundle_outline()
-    return list(outline.job_keys) if outline is not None else []
+    if outline is None:
+        return []
+    return [
+        *(f"jobs.{key}" for key in outline.job_keys),
+        *(f"pipelines.{key}" for key in outline.pipeline_keys),
+    ]

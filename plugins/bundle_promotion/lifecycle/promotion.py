@@ -73,6 +73,7 @@ class EnvironmentDeployment:
     jobs: dict[str, DeployedJob]
     continuous_pipelines: tuple[str, ...] = ()  # ids of the pipelines the config runs continuously
     pipelines: dict[str, str] = field(default_factory=dict)  # every deployed pipeline's id by key
+    root_path: str = ""  # the target's folder in the workspace
 
     def to_xcom(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class EnvironmentDeployment:
             "jobs": {key: {"id": job.id, "name": job.name} for key, job in self.jobs.items()},
             "continuous_pipelines": list(self.continuous_pipelines),
             "pipelines": dict(self.pipelines),
+            "root_path": self.root_path,
         }
 
     @classmethod
@@ -90,6 +92,7 @@ class EnvironmentDeployment:
             jobs=jobs,
             continuous_pipelines=tuple(value.get("continuous_pipelines", ())),
             pipelines=dict(value.get("pipelines", {})),  # absent from XCom written before this field
+            root_path=str(value.get("root_path", "")),  # likewise
         )
 
 
@@ -237,7 +240,11 @@ def deploy_release(
     set_pause_status(api, [job.id for job in jobs.values()], "PAUSED")
     set_pipeline_status(api, continuous, "PAUSED")
     return EnvironmentDeployment(
-        deployment_id=deployment_id, jobs=jobs, continuous_pipelines=continuous, pipelines=pipelines
+        deployment_id=deployment_id,
+        jobs=jobs,
+        continuous_pipelines=continuous,
+        pipelines=pipelines,
+        root_path=bundle.workspace.root_path,
     )
 
 

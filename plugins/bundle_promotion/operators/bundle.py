@@ -94,7 +94,7 @@ def resource_urls(
 
 
 class _BundleOperator(PromotionOperator):
-    """The bundle in `bundle_dir` for `target`; `job_keys` get a link each, beside the target's folder."""
+    """The bundle in `bundle_dir` for `target`; each of `resources` (`jobs.etl`) gets a link."""
 
     template_fields: Sequence[str] = ("bundle_dir", "target", "databricks_conn_id", "variables")
     ui_color = "#fde8d7"
@@ -107,7 +107,7 @@ class _BundleOperator(PromotionOperator):
         databricks_conn_id: str,
         engine: EngineName = "native",
         variables: dict[str, str] | None = None,
-        job_keys: Sequence[str] = (),
+        resources: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -116,7 +116,7 @@ class _BundleOperator(PromotionOperator):
         self.databricks_conn_id = databricks_conn_id
         self.engine = engine
         self.variables = variables or {}
-        self.operator_extra_links = resource_links([f"jobs.{key}" for key in job_keys])
+        self.operator_extra_links = resource_links(resources)
         self.resource_urls: dict[str, str] = {}
 
     def _hook(self) -> WorkspaceHook:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import Context
 
@@ -12,6 +12,9 @@ from bundle_promotion import settings
 from bundle_promotion.operators import github_deployments
 from bundle_promotion.operators.base import FromBundleSource, OnWorkspace, PromotionOperator, actor_of
 from bundle_promotion.operators.bundle import EngineName, make_engine, resource_links
+
+if TYPE_CHECKING:
+    from bundle_promotion.lifecycle.promotion import EnvironmentDeployment
 
 
 class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
@@ -21,7 +24,8 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     new jobs and, when nothing changed, writes nothing. Returns the deployed jobs by bundle key.
 
     ``engine`` is the spec's: ``native`` (REST) or ``cli`` (the Databricks CLI on the worker).
-    ``job_keys`` get one operator extra link each, to the job this task deployed.
+    ``resources`` (``jobs.etl``, ``pipelines.sales``) get one operator extra link each, to what this
+    task deployed, beside the target's folder.
 
     The task owns the target's deploy lock: a retry, on any worker, resumes the lock a killed try
     left. A lock held by another deployment is waited for in the triggerer, holding no worker slot,
@@ -40,7 +44,7 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
         github_repo: str | None = None,
         github_conn_id: str = "github_default",
         engine: EngineName = "native",
-        job_keys: Sequence[str] = (),
+        resources: Sequence[str] = (),
         force_lock: bool = False,
         lock_timeout: timedelta = timedelta(hours=1),
         polling_period_seconds: float = 30.0,
@@ -51,7 +55,7 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
         self.force_lock = force_lock
         self.lock_timeout = lock_timeout
         self.polling_period_seconds = polling_period_seconds
-        self.operator_extra_links = resource_links([f"jobs.{key}" for key in job_keys])
+        self.operator_extra_links = resource_links(resources)
         self.resource_urls: dict[str, str] = {}
         self.environment = environment
         self.target = target
@@ -61,7 +65,6 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from bundle_promotion.bundle.deploy.lock import LockOwner
-        from bundle_promotion.bundle.resources import jobs as job_resource
         from bundle_promotion.errors import LockHeld
         from bundle_promotion.lifecycle.promotion import deploy_release
 
@@ -98,9 +101,9 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
             if mirror:
                 mirror.failed(context, f"deploy failed: {error}")
             raise
-        host = hook.workspace_host_url()
+        self.resource_urls = deployment_urls(hook.workspace_host_url(), deployment)
         for job in deployment.jobs.values():
-            url = self.resource_urls[f"jobs.{job.key}"] = job_resource.url(host, job.id)
+            url = self.resource_urls[f"jobs.{job.key}"]
             self.log.info("Job %s is %r (job_id %s): %s", job.key, job.name, job.id, url)
         return {**deployment.to_xcom(), **(mirror.to_xcom() if mirror else {})}
 
@@ -133,3 +136,14 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
         )
         # Final: a retry would only wait as long again, holding off the rollback.
         raise AirflowFailException(message) from LockHeld(message, event["holder"], lock_path)
+
+
+def deployment_urls(host: str, deployment: EnvironmentDeployment) -> dict[str, str]:
+    """The pages of what a deploy left, by link name: the target's folder, each job and pipeline."""
+    from bundle_promotion.bundle.resources import jobs, pipelines
+
+    return {
+        "folder": f"{host}/#workspace{deployment.root_path}",
+        **{f"jobs.{key}": jobs.url(host, job.id) for key, job in deployment.jobs.items()},
+        **{f"pipelines.{key}": pipelines.url(host, id_) for key, id_ in deployment.pipelines.items()},
+    }

@@ -36,6 +36,7 @@ class BundleOutline:
 
     targets: tuple[str, ...]
     job_keys: tuple[str, ...]
+    pipeline_keys: tuple[str, ...] = ()
 
 
 def find_root_file(bundle_dir: Path) -> Path:
@@ -106,16 +107,21 @@ def _inside_bundle(bundle_dir: Path, root_file: Path, field: str, entry: str, ma
 
 
 def read_outline(bundle_dir: Path) -> BundleOutline:
-    """The targets and job keys (root, includes and every target), each sorted."""
+    """The targets, job keys and pipeline keys (root, includes and every target), each sorted."""
     root_file = find_root_file(bundle_dir)
     root = _parsed(root_file)
     configs = [root, *(_parsed(path) for path in include_files(bundle_dir, root_file, root))]
     targets = {name for config in configs for name in _mapping(config.get("targets"))}
-    jobs: set[str] = set()
+    keys: dict[str, set[str]] = {"jobs": set(), "pipelines": set()}
     for config in configs:
         for section in (config, *map(_mapping, _mapping(config.get("targets")).values())):
-            jobs.update(_mapping(_mapping(section.get("resources")).get("jobs")))
-    return BundleOutline(targets=tuple(sorted(targets)), job_keys=tuple(sorted(jobs)))
+            for kind, found in keys.items():
+                found.update(_mapping(_mapping(section.get("resources")).get(kind)))
+    return BundleOutline(
+        targets=tuple(sorted(targets)),
+        job_keys=tuple(sorted(keys["jobs"])),
+        pipeline_keys=tuple(sorted(keys["pipelines"])),
+    )
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
