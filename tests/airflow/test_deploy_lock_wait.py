@@ -145,3 +145,19 @@ def test_the_lock_trigger_serializes_what_it_needs() -> None:
 
     assert classpath == "bundle_promotion.triggers.lock.DeployLockTrigger"
     assert DeployLockTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+def test_a_lock_the_cli_engine_found_fails_naming_the_tasks_own_fix(
+    workspaces: WorkspaceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def held_by_cli(*_args: object, **_kwargs: object) -> object:
+        raise LockHeld("deploy lock acquired by deployer@example.com. Use --force-lock to override")
+
+    monkeypatch.setattr("bundle_promotion.lifecycle.promotion.deploy_release", held_by_cli)
+    monkeypatch.setattr(deploy_module.settings, "ledger", lambda: None)
+    monkeypatch.setattr(deploy_module.settings, "artifact_store", lambda: None)
+
+    with pytest.raises(
+        LockHeld, match=r"--force-lock to override\. From Airflow: .* force_lock=True on this task"
+    ):
+        operator().execute(context())

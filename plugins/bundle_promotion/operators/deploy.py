@@ -16,6 +16,12 @@ from bundle_promotion.operators.bundle import EngineName, make_engine, resource_
 if TYPE_CHECKING:
     from bundle_promotion.lifecycle.promotion import EnvironmentDeployment
 
+# The engine's message is the Databricks CLI's (--force-lock); this is how a task does the same.
+AIRFLOW_LOCK_FIX = (
+    "From Airflow: if that deployment is dead, break its lock on purpose with force_lock=True on "
+    "this task (or `bundle-promotion bundle deploy --force-lock`); the audit trail records who broke it"
+)
+
 
 class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     """Deploy the release built by ``release_task_id`` to ``target`` through ``databricks_conn_id``.
@@ -94,8 +100,8 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
                 actor=actor_of(context),
             )
         except LockHeld as held:
-            if held.path is None:  # the CLI engine does not say where its lock is
-                raise
+            if held.path is None:  # the CLI engine does not say where its lock is: nothing to wait on
+                raise LockHeld(f"{held}. {AIRFLOW_LOCK_FIX}", held.holder) from held
             self._wait_for(held.path)
         except Exception as error:
             if mirror:
@@ -130,9 +136,8 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
             return self.execute(context)
         lock_path = event.get("lock_path", "deploy.lock")
         message = (
-            f"{held_message(event['holder'], lock_path)}. Still held after {self.lock_timeout}: if that "
-            "deployment is dead, break its lock on purpose, with force_lock=True on this task or "
-            "`bundle-promotion bundle deploy --force-lock`; the audit trail records who broke it."
+            f"{held_message(event['holder'], lock_path)}. Still held after {self.lock_timeout}. "
+            f"{AIRFLOW_LOCK_FIX}"
         )
         # Final: a retry would only wait as long again, holding off the rollback.
         raise AirflowFailException(message) from LockHeld(message, event["holder"], lock_path)
