@@ -94,7 +94,15 @@ def resource_urls(
 
 
 class _BundleOperator(PromotionOperator):
-    """The bundle in `bundle_dir` for `target`; each of `resources` (`jobs.etl`) gets a link."""
+    """The bundle in `bundle_dir` for `target`; each of `resources` (`jobs.etl`) gets a link.
+
+    :param bundle_dir: the bundle's folder on the worker (templated)
+    :param target: the bundle target (templated)
+    :param databricks_conn_id: the Airflow connection to the target's workspace (templated)
+    :param engine: ``native`` (REST) or ``cli`` (the Databricks CLI on the worker)
+    :param variables: values of the bundle's variables, as ``--var`` gives them (templated)
+    :param resources: the links to render: ``jobs.<key>`` or ``pipelines.<key>``
+    """
 
     template_fields: Sequence[str] = ("bundle_dir", "target", "databricks_conn_id", "variables")
     ui_color = "#fde8d7"
@@ -178,7 +186,10 @@ class BundlePlanOperator(_BundleOperator):
 
 
 class BundleDestroyOperator(_BundleOperator):
-    """`bundle destroy --auto-approve`: deletes every resource in the target's state and its folder."""
+    """`bundle destroy --auto-approve`: deletes every resource in the target's state and its folder.
+
+    :param force_lock: break a deploy lock another deployment holds (templated)
+    """
 
     template_fields: Sequence[str] = (*_BundleOperator.template_fields, "force_lock")
 

@@ -36,6 +36,17 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     The task owns the target's deploy lock: a retry, on any worker, resumes the lock a killed try
     left. A lock held by another deployment is waited for in the triggerer, holding no worker slot,
     for up to ``lock_timeout``; ``force_lock`` breaks it instead, which the audit trail records.
+
+    :param environment: the environment of the promotion spec
+    :param target: the bundle target to deploy (templated)
+    :param release_task_id: the task id whose XCom is the ledger's release id
+    :param github_repo: ``owner/name`` to mirror the deploy to as a GitHub deployment; None for none
+    :param github_conn_id: the Airflow connection to GitHub (templated)
+    :param engine: ``native`` (REST) or ``cli`` (the Databricks CLI on the worker)
+    :param resources: the links to render, one per deployed resource: ``jobs.<key>`` or ``pipelines.<key>``
+    :param force_lock: break a deploy lock another deployment holds; the audit trail records it
+    :param lock_timeout: how long to wait, deferred, for another deployment's lock
+    :param polling_period_seconds: seconds between looks at the lock while waiting
     """
 
     template_fields: Sequence[str] = ("target", "databricks_conn_id", "repo", "bundle_path", "github_conn_id")

@@ -20,6 +20,8 @@ class DeploymentStep(PromotionOperator):
     ``deployment()`` is the only way to that deployment, and it refuses a held environment or a
     deployment the environment no longer runs (a rollback superseded it): so a retry or a clear
     of any of these tasks converges or fails saying why, and never acts on a rolled-back release.
+
+    :param deploy_task_id: the task id of the environment's deploy, whose XCom names the deployment
     """
 
     def __init__(self, *, deploy_task_id: str, **kwargs: Any) -> None:

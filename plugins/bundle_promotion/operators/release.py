@@ -20,6 +20,10 @@ class BuildReleaseOperator(FromBundleSource, PromotionOperator):
 
     Returns the ledger's release id; later tasks fetch the source by commit and the artifacts by
     digest, so they may run on any worker. Running it again for a recorded version builds nothing.
+
+    :param version: the release tag to build, for example ``v1.2.0`` (templated)
+    :param targets: every environment's bundle target, each checked before anything is built
+    :param test_jobs: bundle keys of the jobs the spec's test suites run, checked to exist
     """
 
     template_fields: Sequence[str] = ("version", "repo")

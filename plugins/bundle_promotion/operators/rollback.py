@@ -28,7 +28,14 @@ PIPELINE_UPDATE_KEY = "pipeline_update"  # the XCom of the update a pipeline res
 
 
 class _RollbackStep(OnWorkspace, PromotionOperator):
-    """What every rollback step knows: the environment, its workspace and the target release."""
+    """What every rollback step knows: the environment, its workspace and the target release.
+
+    :param bundle: the bundle's name, as in its promotion spec
+    :param environment: the environment rolled back
+    :param target_version: the release to return to; by default the last known-good one (templated)
+    :param after_own_deploy: skip unless this run deployed to the environment (the automatic rollback)
+    :param chosen_param: the DAG param listing the data restores a person chose; None runs every one
+    """
 
     template_fields: Sequence[str] = ("databricks_conn_id", "target_version")
     ui_color = ROLLBACK_UI_COLOR
@@ -74,7 +81,12 @@ class _RollbackStep(OnWorkspace, PromotionOperator):
 
 
 class _CodeStep(_RollbackStep):
-    """A step that needs the bundle's source: it resolves the bundle for the environment's target."""
+    """A step that needs the bundle's source: it resolves the bundle for the environment's target.
+
+    :param repo: the git repository holding the bundle: a URL, or a local path (templated)
+    :param bundle_path: the bundle's folder inside the repository
+    :param target: the environment's bundle target (templated)
+    """
 
     template_fields: Sequence[str] = (*_RollbackStep.template_fields, "repo", "target")
 
@@ -105,6 +117,10 @@ class PrepareRollbackOperator(_RollbackStep):
     """Before a deploy: refuse a held environment, then record the model aliases and table versions.
 
     The snapshot is written once per run; a retry after the deploy keeps the first one.
+
+    :param models: ``(model, alias)`` pairs whose versions to record
+    :param tables: tables whose versions to record
+    :param warehouse_id: the SQL warehouse that reads the tables' history
     """
 
     def __init__(
@@ -205,7 +221,11 @@ class RestoreSchedulesOperator(_CodeStep):
 
 
 class RestoreModelAliasOperator(_RollbackStep):
-    """Move a Unity Catalog model alias back to the version recorded before the rolled-back deploy."""
+    """Move a Unity Catalog model alias back to the version recorded before the rolled-back deploy.
+
+    :param model: the Unity Catalog model, ``catalog.schema.name``
+    :param alias: the alias to point back at the recorded version
+    """
 
     def __init__(self, *, model: str, alias: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -222,7 +242,11 @@ class RestoreModelAliasOperator(_RollbackStep):
 
 
 class RestoreTableOperator(_RollbackStep):
-    """``RESTORE TABLE … TO VERSION AS OF`` the version recorded before the deploy, checked in the history."""
+    """``RESTORE TABLE … TO VERSION AS OF`` the version recorded before the deploy, checked in the history.
+
+    :param table: the table to restore, ``catalog.schema.name``
+    :param warehouse_id: the SQL warehouse that runs ``RESTORE TABLE`` (templated)
+    """
 
     template_fields: Sequence[str] = (*_RollbackStep.template_fields, "warehouse_id")
 
@@ -244,6 +268,11 @@ class PipelineResetOperator(_CodeStep):
 
     A refresh already started since the code was put back is waited for, not started again.
     Killing the task, or waiting past ``update_timeout``, stops the update it waits for.
+
+    :param pipeline_key: the pipeline's key under ``resources.pipelines`` in the bundle
+    :param tables: the tables to refresh fully; empty refreshes every table
+    :param polling_period_seconds: seconds between looks at the update while deferred
+    :param update_timeout: how long the update may take before it is stopped and the task fails; None waits
     """
 
     def __init__(

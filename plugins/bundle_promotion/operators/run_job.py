@@ -44,6 +44,11 @@ class RunBundleJobOperator(OnWorkspace, DeploymentStep):
     task fails with the run page in its log. A retry starts a fresh run: a run is evidence, not
     state. The latest attempt of each task is logged with its result and output; a failed task's
     error as the provider's trigger reports it.
+
+    :param job_key: the job's key under ``resources.jobs`` in the bundle
+    :param job_parameters: the run's job parameters (templated)
+    :param run_timeout: how long the run may take before it is cancelled and the task fails; None waits
+    :param polling_period_seconds: seconds between looks at the run while deferred
     """
 
     template_fields: Sequence[str] = ("databricks_conn_id", "job_parameters")

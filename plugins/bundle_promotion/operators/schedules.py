@@ -27,6 +27,10 @@ class ApplySchedulePolicyOperator(OnWorkspace, DeploymentStep):
     It runs once the release is verified and tested: until then the deploy step keeps every
     trigger paused. While a maintenance hold is in force the triggers stay paused; the end of
     the hold applies the policy. Only triggers in the wrong state are written.
+
+    :param bundle: the bundle's name, as in its promotion spec
+    :param environment: the environment, whose maintenance hold keeps the triggers paused
+    :param policy: ``paused`` or ``unpaused``: the state every trigger is left in (templated)
     """
 
     template_fields: Sequence[str] = ("databricks_conn_id", "policy")
@@ -91,6 +95,11 @@ class BundleJobsOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     ``resources.jobs`` or ``resources.pipelines``), and ``tags`` by their tags in the config
     (all must match); so a pipeline is left out whenever its key is not among ``job_keys`` or
     it lacks a tag. With neither, the operator acts on every job and pipeline of the bundle.
+
+    :param environment: the environment of the promotion spec (templated)
+    :param target: the bundle target deployed there (templated)
+    :param job_keys: bundle keys of the jobs and pipelines to act on; empty for all (templated)
+    :param tags: tags a job or pipeline must all carry to be acted on (templated)
     """
 
     template_fields: Sequence[str] = ("environment", "target", "databricks_conn_id", "job_keys", "tags")
@@ -165,6 +174,8 @@ class PauseSchedulesOperator(_MaintenanceOperator):
     The states found go to the ledger before anything is paused; a retry, or a second pause,
     never records a paused state as the one to restore. Until ``ResumeSchedulesOperator``
     ends the hold, deploys leave the environment's schedules paused.
+
+    :param reason: why, for the audit trail; by default the DAG and run (templated)
     """
 
     template_fields: Sequence[str] = (*BundleJobsOperator.template_fields, "reason")
@@ -196,6 +207,8 @@ class ResumeSchedulesOperator(_MaintenanceOperator):
     """End a maintenance pause: held jobs and pipelines get back exactly the states recorded when it began.
 
     A job deployed during the hold never had a state to restore; it gets ``policy``.
+
+    :param policy: ``paused`` or ``unpaused`` for jobs deployed during the hold (templated)
     """
 
     template_fields: Sequence[str] = (*BundleJobsOperator.template_fields, "policy")
@@ -229,6 +242,8 @@ class MaintenanceWindowOperator(BaseOperator):
 
     Ending the window early: mark this task success, or clear it. A cleared task runs again
     with a higher try number and ends at once (so it takes no retries).
+
+    :param hours: how long the window lasts, in hours (templated)
     """
 
     template_fields: Sequence[str] = ("hours",)
@@ -275,7 +290,11 @@ def _log_states(task: BaseOperator, triggers: Sequence[TriggerState]) -> dict[st
 
 
 class ScheduleActionOperator(BaseBranchOperator):
-    """Follow the branch of the run's ``action``: ``branches`` maps each action to its first task."""
+    """Follow the branch of the run's ``action``: ``branches`` maps each action to its first task.
+
+    :param action: the run's action, one of ``branches`` (templated)
+    :param branches: the first task id of each action's branch
+    """
 
     template_fields: Sequence[str] = ("action",)
 

@@ -20,6 +20,9 @@ class VerifyInstallationOperator(FromBundleSource, OnWorkspace, DeploymentStep):
     policy applies only after verification and tests), every pipeline with the expected
     name, tags and libraries and not running continuously, and every artifact must read back
     with the release's sha256. Fails listing each mismatch, field by field. Reads only.
+
+    :param target: the bundle target deployed (templated)
+    :param release_task_id: the task id whose XCom is the ledger's release id
     """
 
     template_fields: Sequence[str] = ("target", "databricks_conn_id")

@@ -27,6 +27,17 @@ class GateSensor(FromBundleSource, PromotionOperator):
     approvals API reads what waits; the log gets the reasons each time they change, and the
     ``gates`` XCom those at deferral and at the end, e.g. "waiting: 1 of 2 QC approvals (have: alice)".
     ``polling_period_seconds`` defaults to ``[bundle_promotion] gate_polling_period_seconds`` (60 s).
+
+    :param environment: the environment the gates guard
+    :param previous_environment: the environment before it in the spec, for the ``previous_environment`` gate
+    :param gates: the spec's gate entries for the environment
+    :param approvals_from_reviews: count pull-request reviews of the release commit as approvals
+    :param github_repo: ``owner/name`` for the GitHub gates; None when the spec has none
+    :param github_conn_id: the Airflow connection to GitHub
+    :param release_task_id: the task id whose XCom is the ledger's release id
+    :param polling_period_seconds: seconds between evaluations while a gate waits; by default
+        ``[bundle_promotion] gate_polling_period_seconds``
+    :param timeout: how long the gates may wait before the task fails
     """
 
     ui_color = "#fbe9e7"

@@ -17,6 +17,9 @@ class WaitForQuietSensor(BundleJobsOperator):
 
     Fails after ``timeout`` with the runs and updates still going, each with its page. Use it
     after pausing schedules, before work that must not overlap a run (a deploy, maintenance).
+
+    :param timeout: how long to wait before failing with what still runs
+    :param polling_period_seconds: seconds between looks while deferred
     """
 
     ui_color = "#e8f6f4"

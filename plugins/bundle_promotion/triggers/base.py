@@ -22,7 +22,10 @@ class PromotionTrigger(BaseTrigger):
 
 
 class WorkspaceTrigger(PromotionTrigger):
-    """A trigger that polls a Databricks workspace through the Airflow connection ``databricks_conn_id``."""
+    """A trigger that polls a Databricks workspace through the Airflow connection ``databricks_conn_id``.
+
+    :param databricks_conn_id: the Airflow connection to the workspace
+    """
 
     def __init__(self, *, databricks_conn_id: str) -> None:
         super().__init__()

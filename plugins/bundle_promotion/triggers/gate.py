@@ -21,6 +21,11 @@ class GateTrigger(PromotionTrigger):
     Each evaluation reads the ledger, git and GitHub with blocking clients, so it runs in a
     thread: the triggerer's event loop stays free for every other trigger. Every evaluation
     is recorded in the ledger, which is how the approvals API shows what a gate waits for.
+
+    :param check: the run's facts as ``GateCheck`` serializes them
+    :param polling_period_seconds: seconds between evaluations, unless a gate asks sooner
+    :param github_repo: ``owner/name`` for the GitHub gates; None when the spec has none
+    :param github_conn_id: the Airflow connection to GitHub
     """
 
     def __init__(

@@ -16,6 +16,10 @@ class DeployLockTrigger(WorkspaceTrigger):
     "holder": {...}}`` at ``deadline`` with the lock as last read.
 
     Reading the lock is a blocking REST call, so each poll runs in a thread.
+
+    :param lock_path: the workspace path of the target's ``deploy.lock``
+    :param deadline: when to stop waiting and report the holder
+    :param polling_period_seconds: seconds between reads of the lock
     """
 
     def __init__(

@@ -16,6 +16,10 @@ class PipelineUpdateTrigger(WorkspaceTrigger):
 
     The workspace client is blocking, so each poll runs in a thread: the triggerer's event loop
     stays free for every other trigger.
+
+    :param pipeline_id: the pipeline
+    :param update_id: the update to wait for, and to stop on kill
+    :param polling_period_seconds: seconds between looks at the update
     """
 
     def __init__(

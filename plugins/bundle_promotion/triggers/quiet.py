@@ -18,6 +18,11 @@ class QuietTrigger(WorkspaceTrigger):
 
     The workspace client is blocking, so each poll runs in a thread: the triggerer's event
     loop stays free for every other trigger.
+
+    :param job_ids: the jobs whose runs must end
+    :param deadline: when to stop waiting and report what still runs
+    :param polling_period_seconds: seconds between looks
+    :param pipeline_ids: the pipelines whose updates must end
     """
 
     def __init__(
