@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bundle_promotion.github.deployments import record_deploy_finished, record_deploy_started
+from bundle_promotion.github.deployment_mirror import record_deploy_finished, record_deploy_started
 from bundle_promotion.hooks.github import GitHubRepositoryHook
 from bundle_promotion.ledger.records import Release
 from bundle_promotion.testing.github import GitHubEmulator

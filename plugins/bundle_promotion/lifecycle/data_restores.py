@@ -40,11 +40,6 @@ def alias_key(model: str, alias: str) -> str:
     return f"{model}@{alias}"
 
 
-def split_alias_key(key: str) -> tuple[str, str]:
-    model, _, alias = key.rpartition("@")
-    return model, alias
-
-
 def alias_version(api: WorkspaceApi, model: str, alias: str) -> int | None:
     """The version the alias points to, or None when the model has no such alias."""
     try:

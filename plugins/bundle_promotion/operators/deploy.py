@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import Context
 
 from bundle_promotion import settings
-from bundle_promotion.operators import github_deployments
+from bundle_promotion.operators import deployment_mirror
 from bundle_promotion.operators.base import FromBundleSource, OnWorkspace, PromotionOperator, actor_of
 from bundle_promotion.operators.bundle import EngineName, make_engine, resource_links
 
@@ -87,9 +87,7 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
         ledger = settings.ledger()
-        mirror = github_deployments.mirror(
-            self.github_repo, self.github_conn_id, self.environment, release_id
-        )
+        mirror = deployment_mirror.mirror(self.github_repo, self.github_conn_id, self.environment, release_id)
         if mirror:
             mirror.started(context)
         hook = self.workspace()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from airflow.sdk import Context
 
 from bundle_promotion import settings
+from bundle_promotion.operators.deployment_mirror import GitHubDeploymentMirror
 from bundle_promotion.operators.deployment_step import DeploymentStep, refused
-from bundle_promotion.operators.github_deployments import GitHubDeploymentMirror
 
 
 class RecordDeploymentOperator(DeploymentStep):

@@ -17,7 +17,7 @@ from airflow.sdk import Context
 from bundle_promotion.errors import GitHubApiError
 
 if TYPE_CHECKING:
-    from bundle_promotion.github.deployments import FinishedState
+    from bundle_promotion.github.deployment_mirror import FinishedState
     from bundle_promotion.ledger.records import Release
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class GitHubDeploymentMirror:
     release_id: int
 
     def started(self, context: Context) -> None:
-        from bundle_promotion.github.deployments import record_deploy_started
+        from bundle_promotion.github.deployment_mirror import record_deploy_started
 
         with self._best_effort("record the deploy as in progress"):
             deployment_id = record_deploy_started(
@@ -51,7 +51,7 @@ class GitHubDeploymentMirror:
         self._finished(context, "failure", detail)
 
     def _finished(self, context: Context, state: FinishedState, description: str) -> None:
-        from bundle_promotion.github.deployments import record_deploy_finished
+        from bundle_promotion.github.deployment_mirror import record_deploy_finished
 
         with self._best_effort(f"record the deploy as {state}"):
             deployment_id = record_deploy_finished(
