@@ -18,12 +18,12 @@ from bundle_promotion.ledger import Ledger
 from bundle_promotion.ledger.records import Release
 from bundle_promotion.lifecycle.promotion import DeployedJob, EnvironmentDeployment, apply_schedule_policy
 from bundle_promotion.lifecycle.schedules import (
-    BundleJob,
+    BundleResource,
     active_runs,
     end_maintenance,
     pause_for_maintenance,
     restore,
-    select_jobs,
+    select_resources,
     set_pause_status,
     snapshot,
 )
@@ -244,14 +244,14 @@ def test_a_job_deleted_during_the_window_is_skipped_at_restore(
 
 def test_jobs_are_selected_by_key_and_by_every_tag() -> None:
     jobs = [
-        BundleJob("etl", "1", "etl", {"team": "sales", "tier": "gold"}),
-        BundleJob("report", "2", "report", {"team": "sales"}),
-        BundleJob("tests", "3", "tests", {}),
+        BundleResource("etl", "1", "etl", {"team": "sales", "tier": "gold"}),
+        BundleResource("report", "2", "report", {"team": "sales"}),
+        BundleResource("tests", "3", "tests", {}),
     ]
 
-    assert [job.key for job in select_jobs(jobs, tags={"team": "sales", "tier": "gold"})] == ["etl"]
-    assert [job.key for job in select_jobs(jobs, keys=["report", "tests"])] == ["report", "tests"]
-    assert len(select_jobs(jobs)) == 3
+    assert [job.key for job in select_resources(jobs, tags={"team": "sales", "tier": "gold"})] == ["etl"]
+    assert [job.key for job in select_resources(jobs, keys=["report", "tests"])] == ["report", "tests"]
+    assert len(select_resources(jobs)) == 3
 
 
 def test_active_runs_lists_a_queued_run_until_it_ends(api: WorkspaceHook) -> None:
@@ -387,12 +387,12 @@ def test_pause_and_resume_round_trip_a_continuous_pipeline_with_a_job(
     assert (pause_states(api, nightly), is_continuous(api, stream)) == ({"schedule": "UNPAUSED"}, True)
 
 
-def test_a_job_keys_filter_leaves_the_pipelines_it_does_not_name_running(
+def test_a_resource_keys_filter_leaves_the_pipelines_it_does_not_name_running(
     api: WorkspaceHook, deployed_bundle: DeployedBundle
 ) -> None:
     arguments = deployed_bundle.arguments
 
-    PauseSchedulesOperator(task_id="pause", job_keys=["etl"], reason="patching", **arguments).execute(
+    PauseSchedulesOperator(task_id="pause", resource_keys=["etl"], reason="patching", **arguments).execute(
         NO_TRIGGERING_USER
     )
 

@@ -20,7 +20,7 @@ from bundle_promotion.ledger import SYSTEM_ACTOR, Ledger
 from bundle_promotion.ledger.records import PauseStatus, Release, TriggerState
 from bundle_promotion.lifecycle.holds import refuse_if_held
 from bundle_promotion.lifecycle.schedules import (
-    BundleJob,
+    BundleResource,
     ResourceKind,
     SchedulePolicy,
     desired_status,
@@ -292,7 +292,7 @@ def deployed_jobs(
     api: WorkspaceApi,
     ledger: Ledger,
     checkouts: Path,
-) -> list[BundleJob]:
+) -> list[BundleResource]:
     """The bundle's jobs in the environment, as its last deployment left them, with their tags."""
     resources = deployed_resources(
         source, environment=environment, target=target, api=api, ledger=ledger, checkouts=checkouts
@@ -308,7 +308,7 @@ def deployed_resources(
     api: WorkspaceApi,
     ledger: Ledger,
     checkouts: Path,
-) -> list[BundleJob]:
+) -> list[BundleResource]:
     """The bundle's jobs and pipelines in the environment as its last deployment left them, with tags."""
     deployments = ledger.deployments(source.bundle, environment)
     if not deployments:
@@ -316,7 +316,7 @@ def deployed_resources(
     engine = NativeEngine(api)
     bundle = engine.load(source.checkout(deployments[0].commit, checkouts), target)
     return [
-        BundleJob(
+        BundleResource(
             key,
             resource.id,
             resource.name,

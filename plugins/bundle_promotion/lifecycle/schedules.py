@@ -39,8 +39,8 @@ RUNS_PAGE_SIZE = 25  # the most runs/list returns at once; enough to say what is
 
 
 @dataclass(frozen=True)
-class BundleJob:
-    """A job of a bundle as deployed in one environment, or a pipeline when ``kind`` says so."""
+class BundleResource:
+    """A job or pipeline (``kind``) of a bundle as deployed in one environment."""
 
     key: str
     id: str
@@ -49,15 +49,16 @@ class BundleJob:
     kind: ResourceKind = "job"
 
 
-def select_jobs(
-    jobs: Iterable[BundleJob], *, keys: Collection[str] = (), tags: Mapping[str, str] | None = None
-) -> list[BundleJob]:
+def select_resources(
+    resources: Iterable[BundleResource], *, keys: Collection[str] = (), tags: Mapping[str, str] | None = None
+) -> list[BundleResource]:
     """The jobs and pipelines with one of ``keys`` (any when empty) that carry every tag of ``tags``."""
     wanted_tags = dict(tags or {})
     return [
-        job
-        for job in jobs
-        if (not keys or job.key in keys) and all(job.tags.get(k) == v for k, v in wanted_tags.items())
+        resource
+        for resource in resources
+        if (not keys or resource.key in keys)
+        and all(resource.tags.get(k) == v for k, v in wanted_tags.items())
     ]
 
 

@@ -14,7 +14,7 @@ from bundle_promotion.operators.deployment_step import DeploymentStep, refused
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger.records import TriggerState
-    from bundle_promotion.lifecycle.schedules import BundleJob, ResourceKind, SchedulePolicy
+    from bundle_promotion.lifecycle.schedules import BundleResource, ResourceKind, SchedulePolicy
     from bundle_promotion.workspace.api import WorkspaceApi
 
 # Threads pausing or resuming jobs at once, and the HTTP connections kept open for them.
@@ -88,45 +88,45 @@ def restore_schedules_on_failure(context: Context) -> None:
         task.log.info("Restored %d trigger(s) to their state before the deploy", len(restored))
 
 
-class BundleJobsOperator(FromBundleSource, OnWorkspace, PromotionOperator):
+class BundleResourcesOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     """Acts on a bundle's jobs and pipelines in one environment, optionally only some of them.
 
-    ``job_keys`` picks jobs and pipelines alike by their bundle key (the name under
+    ``resource_keys`` picks jobs and pipelines alike by their bundle key (the name under
     ``resources.jobs`` or ``resources.pipelines``), and ``tags`` by their tags in the config
-    (all must match); so a pipeline is left out whenever its key is not among ``job_keys`` or
+    (all must match); so a pipeline is left out whenever its key is not among ``resource_keys`` or
     it lacks a tag. With neither, the operator acts on every job and pipeline of the bundle.
 
     :param environment: the environment of the promotion spec (templated)
     :param target: the bundle target deployed there (templated)
-    :param job_keys: bundle keys of the jobs and pipelines to act on; empty for all (templated)
+    :param resource_keys: bundle keys of the jobs and pipelines to act on; empty for all (templated)
     :param tags: tags a job or pipeline must all carry to be acted on (templated)
     """
 
-    template_fields: Sequence[str] = ("environment", "target", "databricks_conn_id", "job_keys", "tags")
+    template_fields: Sequence[str] = ("environment", "target", "databricks_conn_id", "resource_keys", "tags")
 
     def __init__(
         self,
         *,
         environment: str,
         target: str,
-        job_keys: Sequence[str] = (),
+        resource_keys: Sequence[str] = (),
         tags: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.environment = environment
         self.target = target
-        self.job_keys = list(job_keys)
+        self.resource_keys = list(resource_keys)
         self.tags = dict(tags or {})
 
     @property
     def whole_environment(self) -> bool:
-        return not (self.job_keys or self.tags)
+        return not (self.resource_keys or self.tags)
 
-    def selected_resources(self, api: WorkspaceApi) -> list[BundleJob]:
+    def selected_resources(self, api: WorkspaceApi) -> list[BundleResource]:
         """The bundle's deployed jobs and pipelines that the filters pick."""
         from bundle_promotion.lifecycle.promotion import deployed_resources
-        from bundle_promotion.lifecycle.schedules import select_jobs
+        from bundle_promotion.lifecycle.schedules import select_resources
 
         resources = deployed_resources(
             self.source(),
@@ -136,7 +136,7 @@ class BundleJobsOperator(FromBundleSource, OnWorkspace, PromotionOperator):
             ledger=settings.ledger(),
             checkouts=settings.checkouts(),
         )
-        selected = select_jobs(resources, keys=self.job_keys, tags=self.tags)
+        selected = select_resources(resources, keys=self.resource_keys, tags=self.tags)
         self.log.info(
             "%d of the %d job(s) and pipeline(s) of %s in %s",
             len(selected),
@@ -147,7 +147,7 @@ class BundleJobsOperator(FromBundleSource, OnWorkspace, PromotionOperator):
         return selected
 
 
-class _MaintenanceOperator(BundleJobsOperator):
+class _MaintenanceOperator(BundleResourcesOperator):
     """Pauses or resumes the selected jobs' and pipelines' schedules, and logs the states it left."""
 
     def execute(self, context: Context) -> dict[str, dict[str, str]]:
@@ -178,7 +178,7 @@ class PauseSchedulesOperator(_MaintenanceOperator):
     :param reason: why, for the audit trail; by default the DAG and run (templated)
     """
 
-    template_fields: Sequence[str] = (*BundleJobsOperator.template_fields, "reason")
+    template_fields: Sequence[str] = (*BundleResourcesOperator.template_fields, "reason")
     ui_color = "#e8eef6"
 
     def __init__(self, *, reason: str = "", **kwargs: Any) -> None:
@@ -211,7 +211,7 @@ class ResumeSchedulesOperator(_MaintenanceOperator):
     :param policy: ``paused`` or ``unpaused`` for jobs deployed during the hold (templated)
     """
 
-    template_fields: Sequence[str] = (*BundleJobsOperator.template_fields, "policy")
+    template_fields: Sequence[str] = (*BundleResourcesOperator.template_fields, "policy")
     ui_color = "#e8eef6"
 
     def __init__(self, *, policy: SchedulePolicy | str, **kwargs: Any) -> None:
@@ -267,7 +267,7 @@ class MaintenanceWindowOperator(BaseOperator):
         self.log.info("The maintenance window is over")
 
 
-def ids_of(resources: Sequence[BundleJob], kind: ResourceKind) -> list[str]:
+def ids_of(resources: Sequence[BundleResource], kind: ResourceKind) -> list[str]:
     return [resource.id for resource in resources if resource.kind == kind]
 
 

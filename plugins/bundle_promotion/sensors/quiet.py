@@ -8,10 +8,10 @@ from typing import Any
 from airflow.sdk import Context
 
 from bundle_promotion.errors import SchedulesNotQuiet
-from bundle_promotion.operators.schedules import MAX_WORKERS, BundleJobsOperator, ids_of
+from bundle_promotion.operators.schedules import MAX_WORKERS, BundleResourcesOperator, ids_of
 
 
-class WaitForQuietSensor(BundleJobsOperator):
+class WaitForQuietSensor(BundleResourcesOperator):
     """Wait, deferred, until no run of the bundle's jobs is queued or running in the environment,
     and no update of its pipelines is unfinished.
 
