@@ -154,14 +154,21 @@ class _MaintenanceOperator(BundleResourcesOperator):
         api = self.workspace(max_connections=MAX_WORKERS)
         selected = self.selected_resources(api)
         triggers = self.change_schedules(
-            api, context, job_ids=ids_of(selected, "job"), pipeline_ids=ids_of(selected, "pipeline")
+            context,
+            api=api,
+            ledger=settings.ledger(),
+            bundle=self.bundle,
+            environment=self.environment,
+            job_ids=ids_of(selected, "job"),
+            pipeline_ids=ids_of(selected, "pipeline"),
+            actor=actor_of(context),
+            max_workers=MAX_WORKERS,
         )
         return _log_states(self, triggers)
 
-    def change_schedules(
-        self, api: WorkspaceApi, context: Context, *, job_ids: list[str], pipeline_ids: list[str]
-    ) -> list[TriggerState]:
-        """What the operator does to the selected jobs' and pipelines' schedules; the states it left."""
+    def change_schedules(self, context: Context, **selection: Any) -> list[TriggerState]:
+        """Pause or resume; ``selection`` is what both take: the workspace, the ledger, the bundle,
+        the environment, the selected ids, the actor and the concurrency."""
         raise NotImplementedError
 
 
@@ -185,22 +192,11 @@ class PauseSchedulesOperator(_MaintenanceOperator):
         super().__init__(**kwargs)
         self.reason = reason
 
-    def change_schedules(
-        self, api: WorkspaceApi, context: Context, *, job_ids: list[str], pipeline_ids: list[str]
-    ) -> list[TriggerState]:
+    def change_schedules(self, context: Context, **selection: Any) -> list[TriggerState]:
         from bundle_promotion.lifecycle.schedules import pause_for_maintenance
 
-        return pause_for_maintenance(
-            api,
-            settings.ledger(),
-            bundle=self.bundle,
-            environment=self.environment,
-            job_ids=job_ids,
-            pipeline_ids=pipeline_ids,
-            reason=self.reason or f"maintenance, {context['dag'].dag_id} run {context['run_id']}",
-            actor=actor_of(context),
-            max_workers=MAX_WORKERS,
-        )
+        reason = self.reason or f"maintenance, {context['dag'].dag_id} run {context['run_id']}"
+        return pause_for_maintenance(**selection, reason=reason)
 
 
 class ResumeSchedulesOperator(_MaintenanceOperator):
@@ -218,22 +214,11 @@ class ResumeSchedulesOperator(_MaintenanceOperator):
         super().__init__(**kwargs)
         self.policy = policy  # templated: "paused" or "unpaused" once rendered
 
-    def change_schedules(
-        self, api: WorkspaceApi, context: Context, *, job_ids: list[str], pipeline_ids: list[str]
-    ) -> list[TriggerState]:
+    def change_schedules(self, context: Context, **selection: Any) -> list[TriggerState]:
         from bundle_promotion.lifecycle.schedules import end_maintenance
 
         return end_maintenance(
-            api,
-            settings.ledger(),
-            bundle=self.bundle,
-            environment=self.environment,
-            job_ids=job_ids,
-            pipeline_ids=pipeline_ids,
-            policy=_policy(self.policy),
-            whole_environment=self.whole_environment,
-            actor=actor_of(context),
-            max_workers=MAX_WORKERS,
+            **selection, policy=_policy(self.policy), whole_environment=self.whole_environment
         )
 
 
