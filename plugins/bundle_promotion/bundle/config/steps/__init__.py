@@ -1,0 +1,53 @@
+"""The steps that turn bundle files into the config of one target.
+
+Each step is a small function over a `Loading`, named after what it does, in the spirit of
+the CLI's mutators, one module per step or per few: `files` (load and include), `target`
+(select and merge the target, keyed lists), `kinds`, `variables` (values, interpolation),
+`workspace_paths`, `paths` (translate paths), `access` (run_as, permissions, annotations).
+`load.STEPS` applies them in order; the order matters and is the one
+`databricks bundle validate` uses.
+"""
+
+from bundle_promotion.bundle.config.steps.access import (
+    PRINCIPAL_FIELDS,
+    annotate_resources,
+    apply_permissions,
+    apply_run_as,
+)
+from bundle_promotion.bundle.config.steps.files import load_files
+from bundle_promotion.bundle.config.steps.kinds import reject_unsupported
+from bundle_promotion.bundle.config.steps.loading import (
+    WORKSPACE_SUBPATHS,
+    Loading,
+    Lookup,
+    resources_of,
+)
+from bundle_promotion.bundle.config.steps.paths import translate_paths
+from bundle_promotion.bundle.config.steps.target import merge_keyed_lists, select_target
+from bundle_promotion.bundle.config.steps.variables import interpolate, set_variable_values
+from bundle_promotion.bundle.config.steps.workspace_paths import (
+    default_sync_paths,
+    default_workspace_paths,
+    is_service_principal,
+)
+
+__all__ = [
+    "PRINCIPAL_FIELDS",
+    "WORKSPACE_SUBPATHS",
+    "Loading",
+    "Lookup",
+    "annotate_resources",
+    "apply_permissions",
+    "apply_run_as",
+    "default_sync_paths",
+    "default_workspace_paths",
+    "interpolate",
+    "is_service_principal",
+    "load_files",
+    "merge_keyed_lists",
+    "reject_unsupported",
+    "resources_of",
+    "select_target",
+    "set_variable_values",
+    "translate_paths",
+]

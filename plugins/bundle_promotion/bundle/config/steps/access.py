@@ -1,0 +1,84 @@
+"""run_as, the bundle's permissions on every resource, and the deployment annotations."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bundle_promotion.bundle.config.job_settings import (
+    bundle_annotations,
+)
+from bundle_promotion.bundle.config.steps.loading import (
+    Loading,
+    jobs_of,
+    resources_of,
+)
+
+# Bundle-level permission levels and what each means for a job and a pipeline (`bundle/permissions`).
+PERMISSION_LEVELS = {
+    "jobs": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_MANAGE_RUN"},
+    "pipelines": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_RUN"},
+}
+PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
+
+
+def apply_run_as(loading: Loading) -> None:
+    """The bundle's `run_as` applies to each job that does not set its own."""
+    run_as = loading.tree.get("run_as")
+    if run_as:
+        for job in jobs_of(loading.tree).values():
+            job.setdefault("run_as", run_as)
+
+
+def apply_permissions(loading: Loading) -> None:
+    """The bundle's `permissions` join each job's and pipeline's, at the level each kind knows.
+
+    The deploying user is left out: they own what they deploy (the CLI's `FilterCurrentUser`).
+    """
+    top = loading.tree.get("permissions") or []
+    for index, permission in enumerate(top):
+        _check_permission(loading, f"permissions[{index}]", permission, PERMISSION_LEVELS["jobs"])
+    me = str((loading.tree["workspace"].get("current_user") or {}).get("userName", ""))
+    for kind, levels in PERMISSION_LEVELS.items():
+        for key, resource in resources_of(loading.tree, kind).items():
+            own = resource.get("permissions") or []
+            for index, permission in enumerate(own):
+                _check_permission(loading, f"resources.{kind}.{key}.permissions[{index}]", permission, None)
+            inherited = [{**permission, "level": levels[permission["level"]]} for permission in top]
+            merged = [p for p in [*own, *inherited] if not me or me not in _principals(p)]
+            if merged or "permissions" in resource:
+                resource["permissions"] = _unique(merged)
+
+
+def _check_permission(
+    loading: Loading, where: str, permission: Any, levels: Mapping[str, str] | None
+) -> None:
+    if not isinstance(permission, dict) or len(_principals(permission)) != 1:
+        raise loading.error(where, f"a permission names exactly one of {', '.join(PRINCIPAL_FIELDS)}")
+    if not permission.get("level") or (levels is not None and permission["level"] not in levels):
+        allowed = ", ".join(levels or ("a level",))
+        raise loading.error(
+            f"{where}.level", f"unsupported permission level {permission.get('level')}; use {allowed}"
+        )
+
+
+def _principals(permission: Mapping[str, Any]) -> list[str]:
+    return [str(permission[name]) for name in PRINCIPAL_FIELDS if permission.get(name)]
+
+
+def _unique(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    unique: list[dict[str, Any]] = []
+    for permission in permissions:
+        if permission not in unique:
+            unique.append(permission)
+    return unique
+
+
+def annotate_resources(loading: Loading) -> None:
+    """Mark every job and pipeline as deployed by a bundle, with its metadata file, as the CLI does."""
+    state_path = loading.tree["workspace"]["state_path"]
+    annotations = bundle_annotations(state_path)
+    for job in jobs_of(loading.tree).values():
+        job.update(annotations)
+    for pipeline in resources_of(loading.tree, "pipelines").values():
+        pipeline["deployment"] = annotations["deployment"]
