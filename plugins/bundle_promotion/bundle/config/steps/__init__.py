@@ -16,12 +16,7 @@ from bundle_promotion.bundle.config.steps.access import (
 )
 from bundle_promotion.bundle.config.steps.files import load_files
 from bundle_promotion.bundle.config.steps.kinds import reject_unsupported
-from bundle_promotion.bundle.config.steps.loading import (
-    WORKSPACE_SUBPATHS,
-    Loading,
-    Lookup,
-    resources_of,
-)
+from bundle_promotion.bundle.config.steps.loading import WORKSPACE_SUBPATHS, Loading, Lookup, resources_of
 from bundle_promotion.bundle.config.steps.paths import translate_paths
 from bundle_promotion.bundle.config.steps.target import merge_keyed_lists, select_target
 from bundle_promotion.bundle.config.steps.variables import interpolate, set_variable_values

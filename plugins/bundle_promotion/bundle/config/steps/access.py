@@ -5,14 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bundle_promotion.bundle.config.job_settings import (
-    bundle_annotations,
-)
-from bundle_promotion.bundle.config.steps.loading import (
-    Loading,
-    jobs_of,
-    resources_of,
-)
+from bundle_promotion.bundle.config.job_settings import bundle_annotations
+from bundle_promotion.bundle.config.steps.loading import Loading, jobs_of, resources_of
 
 # Bundle-level permission levels and what each means for a job and a pipeline (`bundle/permissions`).
 PERMISSION_LEVELS = {

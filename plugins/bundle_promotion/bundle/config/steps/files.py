@@ -9,10 +9,7 @@ from typing import Any
 from bundle_promotion.bundle.config.located_yaml import read_yaml
 from bundle_promotion.bundle.config.outline import include_files
 from bundle_promotion.bundle.config.shape import check_shape
-from bundle_promotion.bundle.config.steps.loading import (
-    Loading,
-    merge,
-)
+from bundle_promotion.bundle.config.steps.loading import Loading, merge
 from bundle_promotion.errors import BundleConfigError
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from bundle_promotion.bundle.config.steps.loading import (
-    Loading,
-)
+from bundle_promotion.bundle.config.steps.loading import Loading
 
 # Resource kinds the native engine deploys; any other kind fails validation.
 SUPPORTED_KINDS = ("jobs", "pipelines")

@@ -15,11 +15,7 @@ from bundle_promotion.bundle.config.job_settings import (
 )
 from bundle_promotion.bundle.config.located_yaml import source_of
 from bundle_promotion.bundle.config.notebooks import notebook_import
-from bundle_promotion.bundle.config.steps.loading import (
-    Loading,
-    jobs_of,
-    resources_of,
-)
+from bundle_promotion.bundle.config.steps.loading import Loading, jobs_of, resources_of
 
 # Task fields naming a notebook or file of the bundle, uploaded under `workspace.file_path`.
 _TASK_FILE_FIELDS = (("notebook_task", "notebook_path"), ("spark_python_task", "python_file"))

@@ -6,14 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bundle_promotion.bundle.config.job_settings import (
-    KEYED_LISTS,
-)
-from bundle_promotion.bundle.config.steps.loading import (
-    Loading,
-    jobs_of,
-    merge,
-)
+from bundle_promotion.bundle.config.job_settings import KEYED_LISTS
+from bundle_promotion.bundle.config.steps.loading import Loading, jobs_of, merge
 from bundle_promotion.bundle.config.steps.variables import variable_spec
 from bundle_promotion.errors import BundleConfigError
 

@@ -7,9 +7,7 @@ import os
 from typing import Any
 
 from bundle_promotion.bundle.config.interpolation import resolve_references
-from bundle_promotion.bundle.config.steps.loading import (
-    Loading,
-)
+from bundle_promotion.bundle.config.steps.loading import Loading
 from bundle_promotion.errors import BundleConfigError, InvalidBundle
 
 

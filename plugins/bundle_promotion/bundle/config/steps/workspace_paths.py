@@ -6,10 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from bundle_promotion.bundle.config.steps.loading import (
-    WORKSPACE_SUBPATHS,
-    Loading,
-)
+from bundle_promotion.bundle.config.steps.loading import WORKSPACE_SUBPATHS, Loading
 
 
 def default_workspace_paths(loading: Loading) -> None:
