@@ -225,7 +225,7 @@ def _roles(user: Any) -> frozenset[str]:
 def _password_check() -> PasswordCheck:
     configured = settings.signature_password_check()
     if configured:
-        from airflow.utils.module_loading import import_string
+        from airflow.sdk.module_loading import import_string
 
         check: PasswordCheck = import_string(configured)
         return check
