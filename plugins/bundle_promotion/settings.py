@@ -59,3 +59,8 @@ def gate_polling_period_seconds() -> float:
 def signature_password_check() -> str | None:
     """The dotted path of a ``PasswordCheck`` for Part 11 signatures; None for the default."""
     return conf.get(SECTION, "signature_password_check", fallback=None)
+
+
+def default_deferrable() -> bool:
+    """Airflow's ``[operators] default_deferrable``: whether the waits defer when not told."""
+    return conf.getboolean("operators", "default_deferrable", fallback=False)

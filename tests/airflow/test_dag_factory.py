@@ -144,3 +144,21 @@ def test_specs_that_fail_to_load_or_to_render_are_import_errors_and_the_others_s
     for name in broken:
         assert str(specs_folder / name) in message
     assert f"{specs_folder / 'bad_task_id.yaml'}: cannot be rendered into DAGs: " in message
+
+
+def test_every_wait_the_factory_renders_is_a_sensor_that_defers() -> None:
+    """A gate may wait for days and a maintenance window for hours: never in a worker slot."""
+    from airflow.sdk import BaseSensorOperator
+
+    from bundle_promotion.dags.factory import promotion_dags
+
+    dags = promotion_dags(PROJECT / "include" / "promotions")
+    sensors = {
+        f"{dag_id}.{task.task_id}": task.deferrable
+        for dag_id, dag in dags.items()
+        for task in dag.tasks
+        if isinstance(task, BaseSensorOperator)
+    }
+
+    assert {name.rsplit(".", 1)[-1] for name in sensors} >= {"gates", "quiet"}
+    assert all(sensors.values()), sensors

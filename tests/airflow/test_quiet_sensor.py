@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from airflow.sdk import BaseSensorOperator
 from tenacity import stop_after_attempt, wait_none
 
 from bundle_promotion.errors import SchedulesNotQuiet
 from bundle_promotion.hooks.workspace import WorkspaceHook
+from bundle_promotion.lifecycle.schedules import BundleResource
 from bundle_promotion.sensors.quiet import WaitForQuietSensor
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from bundle_promotion.triggers.quiet import QuietTrigger
@@ -139,3 +141,37 @@ def test_a_timeout_fails_the_sensor_naming_each_run_still_going() -> None:
 
     with pytest.raises(SchedulesNotQuiet, match=r"still running after 0:01:00: \[prod\] nightly run 7"):
         sensor.execute_complete({}, {"status": "timeout", "running": running})  # type: ignore[arg-type]
+
+
+def quiet_sensor(**options: Any) -> WaitForQuietSensor:
+    return WaitForQuietSensor(
+        task_id="quiet",
+        bundle="example",
+        repo="/repo",
+        environment="prod",
+        target="prod",
+        databricks_conn_id="databricks_prod",
+        **options,
+    )
+
+
+def test_it_is_an_airflow_sensor_deferrable_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(quiet_sensor(), BaseSensorOperator)
+    assert quiet_sensor(deferrable=True).deferrable
+    assert quiet_sensor(polling_period_seconds=5).poke_interval == 5
+    assert quiet_sensor(timeout=timedelta(minutes=2)).timeout == 120
+
+
+def test_poking_it_is_done_only_once_nothing_runs(
+    api: WorkspaceHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id, run_id = start_run(api, "nightly", seconds=600)
+    sensor = quiet_sensor()
+    nightly = BundleResource("nightly", job_id, "nightly", {}, kind="job")
+    monkeypatch.setattr(sensor, "selected_resources", lambda _api: [nightly])
+
+    while_running = sensor.poke({})  # type: ignore[arg-type]
+    api.call("POST", "2.2/jobs/runs/cancel", body={"run_id": run_id})
+
+    assert while_running is False
+    assert sensor.poke({}) is True  # type: ignore[arg-type]

@@ -297,6 +297,7 @@ with DAG("slot_gate", schedule=None, default_args=RETRIES):
         gates=[{{"approval": {{"groups": [{{"name": "QC", "users": ["alice"]}}]}}}}],
         pool="one_slot",
         polling_period_seconds=1,
+        deferrable=True,
     )
 
 with DAG("slot_probe", schedule=None, default_args=RETRIES):

@@ -190,6 +190,7 @@ def _gate_sensor(spec: PromotionSpec, environment: Environment) -> GateSensor | 
         approvals_from_reviews=bool(github and github.approvals_from_reviews),
         github_repo=github.repo if github else None,
         github_conn_id=github.github_conn_id if github else None,
+        deferrable=True,  # a gate may wait for days: never in a worker slot
     )
 
 
@@ -243,7 +244,7 @@ def build_schedules_dag(spec: PromotionSpec) -> DAG:
         resume = ResumeSchedulesOperator(task_id="resume", policy=policy, **bundle_in_environment)
         with TaskGroup(group_id="window", tooltip="pause, wait for quiet, wait the hours, restore"):
             window_pause = PauseSchedulesOperator(task_id="pause", **bundle_in_environment)
-            quiet = WaitForQuietSensor(task_id="quiet", **bundle_in_environment)
+            quiet = WaitForQuietSensor(task_id="quiet", deferrable=True, **bundle_in_environment)
             wait = MaintenanceWindowOperator(task_id="wait", hours="{{ params.hours }}")
             # Restores whatever happened in between (a failed wait, "mark success"), unless skipped.
             restore = ResumeSchedulesOperator(

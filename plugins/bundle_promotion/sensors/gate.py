@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Context
+from airflow.sdk import BaseSensorOperator, Context, PokeReturnValue
 
+from bundle_promotion import settings
 from bundle_promotion.errors import GateFailed
 from bundle_promotion.operators.base import FromBundleSource, PromotionOperator
 
@@ -18,14 +19,15 @@ DEFAULT_TIMEOUT = timedelta(days=7)
 GATES_XCOM_KEY = "gates"
 
 
-class GateSensor(FromBundleSource, PromotionOperator):
+class GateSensor(FromBundleSource, PromotionOperator, BaseSensorOperator):
     """Evaluate the environment's gates; pass when all pass, fail at once when one fails.
 
-    While a gate waits the task defers to ``GateTrigger``, which re-evaluates in the
+    Deferrable, while a gate waits the task defers to ``GateTrigger``, which re-evaluates in the
     triggerer every ``polling_period_seconds`` seconds (sooner when a gate asks, e.g. a window about
-    to open), so waiting holds no worker slot. Every evaluation goes to the ledger, where the
-    approvals API reads what waits; the log gets the reasons each time they change, and the
-    ``gates`` XCom those at deferral and at the end, e.g. "waiting: 1 of 2 QC approvals (have: alice)".
+    to open), so waiting holds no worker slot; otherwise it pokes, as any Airflow sensor. Every
+    evaluation goes to the ledger, where the approvals API reads what waits; the log gets the
+    reasons each time they change, and the ``gates`` XCom those at deferral and at the end,
+    e.g. "waiting: 1 of 2 QC approvals (have: alice)".
     ``polling_period_seconds`` defaults to ``[bundle_promotion] gate_polling_period_seconds`` (60 s).
 
     :param environment: the environment the gates guard
@@ -38,6 +40,7 @@ class GateSensor(FromBundleSource, PromotionOperator):
     :param polling_period_seconds: seconds between evaluations while a gate waits; by default
         ``[bundle_promotion] gate_polling_period_seconds``
     :param timeout: how long the gates may wait before the task fails
+    :param deferrable: wait in the triggerer; by default ``[operators] default_deferrable``
     """
 
     ui_color = "#fbe9e7"
@@ -54,9 +57,10 @@ class GateSensor(FromBundleSource, PromotionOperator):
         release_task_id: str = "release",
         polling_period_seconds: float | None = None,
         timeout: timedelta = DEFAULT_TIMEOUT,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(timeout=timeout, **kwargs)
         self.environment = environment
         self.previous_environment = previous_environment
         self.gates = [dict(gate) for gate in gates]
@@ -65,16 +69,17 @@ class GateSensor(FromBundleSource, PromotionOperator):
         self.github_conn_id = github_conn_id
         self.release_task_id = release_task_id
         self.polling_period_seconds = polling_period_seconds
-        self.timeout = timeout
+        self.deferrable = settings.default_deferrable() if deferrable is None else deferrable
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from bundle_promotion.triggers.gate import GateTrigger, evaluate_gates, event_payload
+        if not self.deferrable:
+            self.poke_interval = self._polling_period_seconds()
+            return super().execute(context)
+        from bundle_promotion.triggers.gate import GateTrigger
 
         check = self._check(context)
-        payload = event_payload(evaluate_gates(check.to_json(), self.github_repo, self.github_conn_id))
+        payload = self._evaluate(context, check)
         if payload["status"] == "waiting":
-            self.log.info("Gates of %s: %s", self.environment, payload["summary"])
-            context["ti"].xcom_push(key=GATES_XCOM_KEY, value=payload)
             self.defer(
                 trigger=GateTrigger(
                     check=check.to_json(),
@@ -83,9 +88,25 @@ class GateSensor(FromBundleSource, PromotionOperator):
                     github_conn_id=self.github_conn_id,
                 ),
                 method_name="execute_complete",
-                timeout=self.timeout,
+                timeout=timedelta(seconds=self.timeout),
             )
         return self.execute_complete(context, payload)
+
+    def poke(self, context: Context) -> PokeReturnValue:
+        payload = self._evaluate(context, self._check(context))
+        if payload["status"] == "waiting":
+            return PokeReturnValue(is_done=False)
+        return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, payload))
+
+    def _evaluate(self, context: Context, check: GateCheck) -> dict[str, Any]:
+        """One evaluation of every gate, recorded in the ledger; what waits goes to the log and XCom."""
+        from bundle_promotion.triggers.gate import evaluate_gates, event_payload
+
+        payload = event_payload(evaluate_gates(check.to_json(), self.github_repo, self.github_conn_id))
+        if payload["status"] == "waiting":
+            self.log.info("Gates of %s: %s", self.environment, payload["summary"])
+            context["ti"].xcom_push(key=GATES_XCOM_KEY, value=payload)
+        return payload
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         context["ti"].xcom_push(key=GATES_XCOM_KEY, value=event)
@@ -96,7 +117,6 @@ class GateSensor(FromBundleSource, PromotionOperator):
 
     def _check(self, context: Context) -> GateCheck:
         """The run's facts, gathered once: who triggered it and who wrote the release's commits."""
-        from bundle_promotion import settings
         from bundle_promotion.gates.check import GateCheck, commit_authors
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
@@ -121,6 +141,4 @@ class GateSensor(FromBundleSource, PromotionOperator):
     def _polling_period_seconds(self) -> float:
         if self.polling_period_seconds is not None:
             return self.polling_period_seconds
-        from bundle_promotion import settings
-
         return settings.gate_polling_period_seconds()
