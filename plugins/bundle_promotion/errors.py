@@ -167,6 +167,10 @@ class ApprovalRefused(BundlePromotionError):
     """An approval was not accepted: not eligible, segregation of duties, or a failed signature."""
 
 
+class IdentityRefused(BundlePromotionError):
+    """A user name cannot be one person's identity: invisible characters, mixed scripts, or empty."""
+
+
 class EnvironmentHeld(BundlePromotionError):
     """A rollback held the environment: no promotion enters it until a person clears the hold."""
 
@@ -182,6 +186,7 @@ class RestoreFailed(BundlePromotionError):
 
 # Errors whose outcome a retry cannot change: the input is wrong, or a verdict was reached.
 _FINAL_ERRORS = (
+    IdentityRefused,
     SpecError,
     InvalidSpecs,
     BundleConfigError,  # and InvalidBundle

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bundle_promotion.cli import main
-from bundle_promotion.errors import BundlePromotionError
+from bundle_promotion.errors import BundlePromotionError, IdentityRefused
 from bundle_promotion.ledger import GENESIS_HASH, Ledger
 from bundle_promotion.ledger.evidence import evidence_pack, export, to_markdown, verify
 from bundle_promotion.ledger.records import Approval, Artifact, Release
@@ -165,6 +165,16 @@ def test_holds_are_set_once_and_cleared_with_a_reason_into_the_trail(ledger: Led
         ("hold.set", "bundle-promotion", "rolled back"),
         ("hold.cleared", "alice", "fixed forward in v1.0.2"),
     ]
+
+
+def test_a_hold_is_cleared_under_the_clearers_one_identity(ledger: Ledger) -> None:
+    ledger.hold_environment(BUNDLE, "prod", reason="rolled back", actor="bundle-promotion", run_id="r1")
+
+    with pytest.raises(IdentityRefused, match="mixes scripts"):
+        ledger.clear_hold(BUNDLE, "prod", reason="fixed", actor="\u0430lice")
+    ledger.clear_hold(BUNDLE, "prod", reason="fixed", actor="Alice")
+
+    assert [(e.action, e.actor) for e in ledger.audit_events()][-1] == ("hold.cleared", "alice")
 
 
 def test_the_evidence_pack_lists_every_approval_of_the_release_with_its_manifest(ledger: Ledger) -> None:

@@ -313,6 +313,28 @@ BAD_SPECS = [
     pytest.param(
         edited(
             "    schedules: unpaused",
+            "    schedules: unpaused\n"
+            '    gates: [approval: {groups: [{name: qc, users: [alice, "\u0441arol"]}]}]',
+        ),
+        14,
+        "environments[1].gates[0].approval.groups[0].users[1]",
+        ["mixes scripts"],
+        id="approval-user-with-a-cyrillic-letter",
+    ),
+    pytest.param(
+        edited(
+            "    schedules: unpaused",
+            "    schedules: unpaused\n    gates: [approval: {groups: [{name: qc, role: Op}],"
+            " identities: {alice: {emails: [a@corp.example]}, bob: {emails: [a@corp.example]}}}]",
+        ),
+        14,
+        "environments[1].gates[0].approval.identities.bob",
+        ["'a@corp.example' is given to both alice and bob; give it to one"],
+        id="an-address-mapped-to-two-users",
+    ),
+    pytest.param(
+        edited(
+            "    schedules: unpaused",
             "    schedules: unpaused\n    gates: [window: {deny: [{cron: '0 25 * * *', duration: PT1H}]}]",
         ),
         14,

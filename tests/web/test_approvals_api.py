@@ -116,6 +116,27 @@ def test_the_approver_is_the_user_of_the_token(client: Any, ledger: Ledger, wait
     assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
 
 
+@pytest.mark.parametrize("look_alike", ["alice ", "\u0430lice", "ali\u200bce"])
+def test_a_look_alike_account_is_refused(
+    client: Any, ledger: Ledger, waiting_in_prod: str, look_alike: str
+) -> None:
+    response = client.post(APPROVALS.format("prod"), json=body(waiting_in_prod), headers=token(look_alike))
+
+    assert response.status_code == 403
+    assert "user name" in response.json()["detail"]
+    assert ledger.approvals("sales", "prod") == []
+
+
+def test_an_account_differing_only_in_case_is_the_same_person(
+    client: Any, ledger: Ledger, waiting_in_prod: str
+) -> None:
+    for account in ("alice", "Alice"):
+        response = client.post(APPROVALS.format("prod"), json=body(waiting_in_prod), headers=token(account))
+        assert response.status_code == 201, response.text
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice", "alice"]
+
+
 def test_a_body_naming_an_approver_is_rejected(client: Any, ledger: Ledger, waiting_in_prod: str) -> None:
     response = client.post(
         APPROVALS.format("prod"), json=body(waiting_in_prod, approver="bob"), headers=token("alice")

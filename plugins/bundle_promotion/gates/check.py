@@ -7,6 +7,7 @@ and records the result. Never imports Airflow.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +30,7 @@ from bundle_promotion.release.git import checkout
 if TYPE_CHECKING:
     from bundle_promotion.gates.approvals import ApprovalSource
     from bundle_promotion.github.facts import GitHubFacts
+    from bundle_promotion.identity import IdentityMap
     from bundle_promotion.ledger import Ledger
     from bundle_promotion.spec import GateEntry, WindowRuleSpec
     from bundle_promotion.spec.windows import WindowRule
@@ -112,15 +114,23 @@ def build_gates(
     approval_sources: Sequence[ApprovalSource] = (),
 ) -> list[Gate]:
     """The gates of the spec's ``gates:`` entries, in their order."""
+    from bundle_promotion.gates.approvals import identities_from_spec
+    from bundle_promotion.identity import IdentityMap
     from bundle_promotion.spec import GateEntry
 
-    return [
-        _gate(GateEntry.model_validate(entry), bundle_path, checkouts, approval_sources) for entry in entries
-    ]
+    parsed = [GateEntry.model_validate(entry) for entry in entries]
+    # The approval gate's identity map also decides who may lift a freeze of the window gate.
+    approval_gates = [entry.approval for entry in parsed if entry.approval is not None]
+    identities = identities_from_spec(approval_gates[0]) if approval_gates else IdentityMap()
+    return [_gate(entry, bundle_path, checkouts, approval_sources, identities) for entry in parsed]
 
 
 def _gate(
-    entry: GateEntry, bundle_path: str, checkouts: Path, approval_sources: Sequence[ApprovalSource]
+    entry: GateEntry,
+    bundle_path: str,
+    checkouts: Path,
+    approval_sources: Sequence[ApprovalSource],
+    identities: IdentityMap,
 ) -> Gate:
     from bundle_promotion.gates import approvals
 
@@ -129,7 +139,8 @@ def _gate(
     if entry.window is not None:
         window = entry.window
         allow, deny = _window_rules(window.allow), _window_rules(window.deny)
-        return WindowGate(window.timezone, allow, deny, approvals.freeze_overriders)
+        overriders = functools.partial(approvals.freeze_overriders, identities=identities)
+        return WindowGate(window.timezone, allow, deny, overriders)
     if entry.soak is not None:
         return SoakGate(entry.soak.duration)
     if entry.release_tag is not None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, select
 
 from bundle_promotion.errors import BundlePromotionError
+from bundle_promotion.identity import canonical_identity
 from bundle_promotion.ledger.audit import append_event
 from bundle_promotion.ledger.database import LedgerDatabase, retry_once_on_conflict
 from bundle_promotion.ledger.models import AuditEventRow, EnvironmentHoldRow, now
@@ -51,7 +52,11 @@ class EnvironmentHoldsMixin(LedgerDatabase):
             return any(json.loads(details).get("run_id") == run_id for details in session.scalars(query))
 
     def clear_hold(self, bundle: str, environment: str, *, reason: str, actor: str) -> EnvironmentHold | None:
-        """The hold that was cleared, or None when the environment was not held."""
+        """The hold that was cleared, or None when the environment was not held.
+
+        ``actor`` is recorded as their one identity; raises ``IdentityRefused`` for a name
+        that could pass for someone else's."""
+        actor = canonical_identity(actor)
         if not reason.strip():
             raise BundlePromotionError(
                 f"clearing the hold on {bundle}/{environment} needs a reason: say why promotions may resume"

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
+from bundle_promotion.errors import IdentityRefused
+from bundle_promotion.identity import canonical_identity
 from bundle_promotion.spec.base import NonEmptyStr, _Frozen, _rule
 
 
@@ -38,11 +40,39 @@ class ApprovalGroupSpec(_Frozen):
         default=None, description="An Airflow role whose members may approve for the group."
     )
 
+    @field_validator("users")
+    @classmethod
+    def _real_identities(cls, users: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_identity(user, at=(index,)) for index, user in enumerate(users))
+
     @model_validator(mode="after")
     def _someone_eligible(self) -> ApprovalGroupSpec:
         if not self.users and self.role is None:
             raise _rule("name who may approve: list users, give a role, or both")
         return self
+
+
+def _identity(name: str, at: tuple[int | str, ...] = ()) -> str:
+    try:
+        return canonical_identity(name)
+    except IdentityRefused as refused:
+        raise _rule(str(refused), at=at) from None
+
+
+class OtherIdentitiesSpec(_Frozen):
+    """A person's identities outside Airflow; only these count as theirs."""
+
+    github: tuple[NonEmptyStr, ...] = Field(
+        default=(), description="GitHub logins whose pull-request reviews count as this user's approvals."
+    )
+    emails: tuple[NonEmptyStr, ...] = Field(
+        default=(), description="Commit e-mail addresses: a release with their commits excludes this user."
+    )
+
+    @field_validator("github", "emails")
+    @classmethod
+    def _real_identities(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_identity(name, at=(index,)) for index, name in enumerate(names))
 
 
 class ApprovalGateSpec(_Frozen):
@@ -59,6 +89,23 @@ class ApprovalGateSpec(_Frozen):
         default="none",
         description="part11: every approval records its meaning and the signer re-enters their password.",
     )
+    identities: dict[NonEmptyStr, OtherIdentitiesSpec] = Field(
+        default_factory=dict,
+        description="Airflow user -> their GitHub logins and commit e-mail addresses; none is inferred.",
+    )
+
+    @field_validator("identities")
+    @classmethod
+    def _one_owner_each(cls, identities: dict[str, OtherIdentitiesSpec]) -> dict[str, OtherIdentitiesSpec]:
+        owners: dict[str, str] = {}
+        for user, other in identities.items():
+            _identity(user, at=(user,))
+            for name in (*other.github, *other.emails):
+                if owners.setdefault(name, user) != user:
+                    raise _rule(
+                        f"'{name}' is given to both {owners[name]} and {user}; give it to one", at=(user,)
+                    )
+        return identities
 
     @field_validator("groups")
     @classmethod

@@ -23,7 +23,7 @@ from airflow.sdk import conf
 from fastapi import Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from bundle_promotion.errors import ApprovalRefused, SpecError
+from bundle_promotion.errors import ApprovalRefused, IdentityRefused, SpecError
 from bundle_promotion.gates.approvals import (
     SIGNATURE_MEANINGS,
     ApprovalPolicy,
@@ -142,7 +142,7 @@ def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep)
             check_password=_password_check(),
             now=datetime.now(UTC),
         )
-    except ApprovalRefused as refused:
+    except (ApprovalRefused, IdentityRefused) as refused:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return _approval_view(approval)
 
@@ -170,7 +170,12 @@ class HoldView(BaseModel):
 )
 def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUserDep) -> HoldView | None:
     """Let promotions into an environment a rollback held, as the authenticated user; null if not held."""
-    cleared = _ledger().clear_hold(_bundle(dag_id), environment, reason=body.reason, actor=str(user.get_id()))
+    try:
+        cleared = _ledger().clear_hold(
+            _bundle(dag_id), environment, reason=body.reason, actor=str(user.get_id())
+        )
+    except IdentityRefused as refused:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return HoldView.model_validate(cleared) if cleared is not None else None
 
 
