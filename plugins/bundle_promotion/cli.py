@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_approve,
         _add_audit,
         _add_hold,
+        _add_signature,
     ):
         add_command(commands)
     return parser
@@ -678,6 +679,38 @@ def _clear_hold(arguments: argparse.Namespace) -> int:
         print(f"{arguments.bundle}/{arguments.environment} is not held; nothing to clear")
         return 0
     print(f"hold on {arguments.bundle}/{arguments.environment} cleared by {actor} (was: {cleared.reason})")
+    return 0
+
+
+def _add_signature(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    signature = commands.add_parser("signature", help="administer Part 11 signatures")
+    actions = signature.add_subparsers(title="actions", required=True, metavar="ACTION")
+    unlock = actions.add_parser(
+        "unlock", help="lift the lockout failed signature attempts put on a signer (an audited action)"
+    )
+    _ledger_option(unlock)
+    unlock.add_argument("signer", help="the locked-out user id")
+    unlock.add_argument(
+        "--reason", required=True, help="why the signer may sign again (kept in the audit trail)"
+    )
+    unlock.add_argument("--actor", help="the administrator, for the audit trail (default: your login name)")
+    unlock.set_defaults(run=_unlock_signature)
+
+
+def _unlock_signature(arguments: argparse.Namespace) -> int:
+    import getpass
+
+    from bundle_promotion.errors import BundlePromotionError
+    from bundle_promotion.identity import canonical_identity
+
+    try:
+        signer = canonical_identity(arguments.signer)
+        actor = canonical_identity(arguments.actor or getpass.getuser())
+        lifted = _ledger(arguments).lift_signature_lockout(signer, actor=actor, reason=arguments.reason)
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{signer} may sign again; lifted by {actor}" if lifted else f"{signer} is not locked out")
     return 0
 
 

@@ -19,7 +19,7 @@ from bundle_promotion.gates.approvals import (
 from bundle_promotion.gates.contract import GateContext
 from bundle_promotion.identity import IdentityMap
 from bundle_promotion.ledger import Ledger
-from bundle_promotion.ledger.records import GateResult
+from bundle_promotion.ledger.records import GateResult, SignatureLockout
 from tests.gates.gate_support import approval, context, make_ledger, make_release
 
 QC = ApprovalGroup("QC", 2, users=("alice", "bob", "carol", "dag_test", "release-bot"))
@@ -375,3 +375,81 @@ def test_group_members_listed_in_another_form_are_matched_by_identity(
     submit(ledger, prod, request(prod, "erin", roles=frozenset()), policy)
 
     assert evaluate(prod, policy).reason == "1 of 1 QC approvals (have: erin)"
+
+
+# Issue 11, section 2: Part 11 signatures resist guessing (21 CFR 11.300(d)).
+PART11 = replace(POLICY, signature="part11")
+
+
+def sign(ledger: Ledger, prod: GateContext, password: str, policy: ApprovalPolicy = PART11) -> object:
+    return submit(ledger, prod, request(prod, "alice", meaning="approval", password=password), policy)
+
+
+def guess_wrong(ledger: Ledger, prod: GateContext, times: int, policy: ApprovalPolicy = PART11) -> None:
+    for _ in range(times):
+        with pytest.raises(ApprovalRefused):
+            sign(ledger, prod, "guess", policy)
+
+
+def test_three_failed_signatures_lock_the_signer_out_even_with_the_right_password(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    guess_wrong(ledger, prod, 3)
+
+    with pytest.raises(ApprovalRefused, match="alice is locked out of signing after 3 failed attempts"):
+        sign(ledger, prod, "s3cret")
+
+    assert ledger.approvals("sales", "prod") == []
+    assert [a.detail for a in ledger.signature_attempts("sales")] == [
+        *["wrong password"] * 3,
+        "locked out: attempted use of a locked signature",
+    ]
+    [locked] = [e for e in ledger.audit_events() if e.action == "signature.locked_out"]
+    assert (locked.actor, locked.subject) == ("alice", "alice")
+    assert "attempted unauthorised use" in (locked.reason or "")
+
+
+def test_two_failed_signatures_do_not_lock_the_signer_out(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, prod, 2)
+
+    sign(ledger, prod, "s3cret")
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
+
+
+def test_failures_outside_the_window_do_not_count(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, replace(prod, now=prod.now - timedelta(minutes=16)), 2)
+    guess_wrong(ledger, prod, 2)
+
+    sign(ledger, prod, "s3cret")
+
+    assert not ledger.signature_locked_out("alice")
+
+
+def test_the_lockout_threshold_is_configurable(ledger: Ledger, prod: GateContext) -> None:
+    lenient = replace(PART11, lockout=SignatureLockout(attempts=5, within=timedelta(minutes=15)))
+    guess_wrong(ledger, prod, 4, lenient)
+
+    sign(ledger, prod, "s3cret", lenient)
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
+
+
+def test_an_administrator_lifts_the_lockout_with_an_audited_action(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, prod, 3)
+
+    assert ledger.lift_signature_lockout("alice", actor="admin", reason="alice reset her password")
+    sign(ledger, prod, "s3cret")
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
+    [lifted] = [e for e in ledger.audit_events() if e.action == "signature.lockout_lifted"]
+    assert (lifted.actor, lifted.subject, lifted.reason) == ("admin", "alice", "alice reset her password")
+
+
+def test_after_a_lift_only_new_failures_count(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, prod, 3)
+    ledger.lift_signature_lockout("alice", actor="admin", reason="verified by phone")
+
+    guess_wrong(ledger, prod, 1)
+
+    assert not ledger.signature_locked_out("alice")

@@ -307,6 +307,38 @@ def test_hold_clear_on_the_command_line_records_who_and_why(database: Path, ledg
     assert ledger.audit_events()[-1].actor == "alice"
 
 
+def test_signature_unlock_on_the_command_line_lifts_a_lockout_as_an_audited_action(
+    database: Path, ledger: Ledger
+) -> None:
+    ledger.record_event(actor="alice", action="signature.locked_out", subject="alice", reason="3 failures")
+    assert ledger.signature_locked_out("alice")
+
+    ledger_url = f"sqlite:///{database}"
+    code = main(
+        [
+            "signature",
+            "unlock",
+            "Alice",
+            "--reason",
+            "checked in person",
+            "--actor",
+            "admin",
+            "--ledger",
+            ledger_url,
+        ]
+    )
+
+    assert code == 0
+    assert not ledger.signature_locked_out("alice")
+    last = ledger.audit_events()[-1]
+    assert (last.action, last.actor, last.subject, last.reason) == (
+        "signature.lockout_lifted",
+        "admin",
+        "alice",
+        "checked in person",
+    )
+
+
 def test_the_evidence_pack_says_what_each_environment_runs_after_a_rollback(ledger: Ledger) -> None:
     good_release = promote(ledger, "v1.0.0", run_id="run_1")
     bad_release = ledger.record_release(release("v1.1.0"))

@@ -195,6 +195,41 @@ def test_a_part11_approval_with_the_password_records_its_meaning(
     assert [a.succeeded for a in ledger.signature_attempts("sales")] == [True]
 
 
+def test_signature_attempts_are_rate_limited_per_user(
+    client: Any, ledger: Ledger, waiting_in_prod: str
+) -> None:
+    wrong = body(waiting_in_prod, meaning="approval", password="guess")
+    client.post(APPROVALS.format("validation"), json=wrong, headers=token("alice"))
+
+    again = client.post(APPROVALS.format("validation"), json=wrong, headers=token("alice"))
+    other_user = client.post(APPROVALS.format("validation"), json=wrong, headers=token("bob"))
+
+    assert again.status_code == 429
+    assert int(again.headers["Retry-After"]) >= 1
+    assert other_user.status_code == 403
+    assert [a.signer for a in ledger.signature_attempts("sales")] == ["alice", "bob"]
+
+
+def test_three_wrong_passwords_lock_the_signer_out_of_the_api(
+    client: Any, ledger: Ledger, waiting_in_prod: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__BUNDLE_PROMOTION__SIGNATURE_ATTEMPT_INTERVAL", "0")
+    for guess in ("guess-1", "guess-2", "guess-3"):
+        signed = body(waiting_in_prod, meaning="approval", password=guess)
+        assert (
+            client.post(APPROVALS.format("validation"), json=signed, headers=token("alice")).status_code
+            == 403
+        )
+
+    right = body(waiting_in_prod, meaning="approval", password="alice-pw")
+    response = client.post(APPROVALS.format("validation"), json=right, headers=token("alice"))
+
+    assert response.status_code == 403
+    assert "alice is locked out of signing after 3 failed attempts" in response.json()["detail"]
+    assert ledger.approvals("sales", "validation") == []
+    assert ledger.signature_locked_out("alice")
+
+
 def test_pending_gates_show_their_reasons(client: Any, waiting_in_prod: str) -> None:
     response = client.get("/bundle-promotion/dags/promote__sales/gates", headers=token("vera", "viewer"))
 

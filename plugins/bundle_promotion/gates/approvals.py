@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING
 from bundle_promotion.errors import ApprovalRefused
 from bundle_promotion.gates.contract import GateContext
 from bundle_promotion.identity import IdentityMap, canonical_identity, folded, person_or_none
-from bundle_promotion.ledger.records import Approval, Decision, GateResult, Signature, SignatureAttempt
+from bundle_promotion.ledger.records import (
+    Approval,
+    Decision,
+    GateResult,
+    Signature,
+    SignatureAttempt,
+    SignatureLockout,
+)
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
@@ -65,6 +72,7 @@ class ApprovalPolicy:
     allow_same_person_in_groups: bool = False
     signature: Signature = "none"
     identities: IdentityMap = field(default_factory=IdentityMap)
+    lockout: SignatureLockout = field(default_factory=SignatureLockout)
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ def policy_from_spec(spec: ApprovalGateSpec) -> ApprovalPolicy:
         allow_same_person_in_groups=spec.allow_same_person_in_groups,
         signature=spec.signature,
         identities=identities_from_spec(spec),
+        lockout=SignatureLockout(spec.signature_lockout.attempts, spec.signature_lockout.within),
     )
 
 
@@ -185,13 +194,18 @@ def submit_approval(
         overrides_freeze=request.overrides_freeze,
     )
     if policy.signature == "part11":
-        approval = _signed(ledger, approval, request, check_password, now)
+        approval = _signed(ledger, approval, request, check_password, policy.lockout, now)
     ledger.record_approval(approval)
     return approval
 
 
 def _signed(
-    ledger: Ledger, approval: Approval, request: ApprovalRequest, check_password: PasswordCheck, now: datetime
+    ledger: Ledger,
+    approval: Approval,
+    request: ApprovalRequest,
+    check_password: PasswordCheck,
+    lockout: SignatureLockout,
+    now: datetime,
 ) -> Approval:
     """Re-authenticate the signer (21 CFR 11.200) and bind the meaning to the approval.
 
@@ -202,24 +216,38 @@ def _signed(
             f"a Part 11 signature needs its meaning, one of {', '.join(SIGNATURE_MEANINGS)}; "
             f"got {request.meaning!r}"
         )
+    signer = approval.approver
+    attempt = SignatureAttempt(
+        bundle=request.bundle,
+        environment=request.environment,
+        release_digest=request.release_digest,
+        signer=signer,
+        succeeded=False,
+        detail="locked out: attempted use of a locked signature",
+        attempted_at=now,
+    )
+    if ledger.signature_locked_out(signer):
+        # The password is not even checked: a locked signature cannot be guessed further.
+        ledger.record_signature_attempt(attempt)
+        raise ApprovalRefused(_locked_message(signer, lockout))
     verified = bool(request.password) and check_password(request.approver, request.password or "")
     detail = f"{request.decision} as {request.meaning}" if verified else "wrong password"
-    ledger.record_signature_attempt(
-        SignatureAttempt(
-            bundle=request.bundle,
-            environment=request.environment,
-            release_digest=request.release_digest,
-            signer=approval.approver,
-            succeeded=verified,
-            detail=detail,
-            attempted_at=now,
-        )
-    )
+    locked = ledger.record_signature_attempt(replace(attempt, succeeded=verified, detail=detail), lockout)
+    if locked:
+        raise ApprovalRefused(_locked_message(signer, lockout))
     if not verified:
         raise ApprovalRefused(
-            f"signature refused: the password of {request.approver} did not match; the attempt is recorded"
+            f"signature refused: the password of {signer} did not match; the attempt is recorded"
         )
     return replace(approval, signature="part11", meaning=request.meaning)
+
+
+def _locked_message(signer: str, lockout: SignatureLockout) -> str:
+    return (
+        f"signature refused: {signer} is locked out of signing after {lockout.attempts} failed attempts "
+        f"within {lockout.within}, recorded as attempted unauthorised use; an administrator lifts it "
+        f"with `bundle-promotion signature unlock {signer} --reason ...`"
+    )
 
 
 def freeze_overriders(

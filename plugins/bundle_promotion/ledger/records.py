@@ -157,6 +157,15 @@ class SignatureAttempt:
     attempted_at: datetime
 
 
+@dataclass(frozen=True)
+class SignatureLockout:
+    """After ``attempts`` failed signatures within ``within``, the signer may not sign until an
+    administrator lifts the lockout (21 CFR 11.300(d))."""
+
+    attempts: int = 3
+    within: timedelta = timedelta(minutes=15)
+
+
 # Schedules
 
 

@@ -75,6 +75,20 @@ class OtherIdentitiesSpec(_Frozen):
         return tuple(_identity(name, at=(index,)) for index, name in enumerate(names))
 
 
+class SignatureLockoutSpec(_Frozen):
+    """21 CFR 11.300(d): repeated failed signatures lock the signer out until an administrator lifts it."""
+
+    attempts: int = Field(default=3, ge=1, strict=True, description="Failed attempts that lock a signer out.")
+    within: Duration = Field(default=timedelta(minutes=15), description="The window the attempts count in.")
+
+    @field_validator("within")
+    @classmethod
+    def _positive(cls, within: timedelta) -> timedelta:
+        if within <= timedelta(0):
+            raise _rule("must be longer than zero")
+        return within
+
+
 class ApprovalGateSpec(_Frozen):
     """Human approval: a quorum per group, segregation of duties, bound to the release digest."""
 
@@ -88,6 +102,10 @@ class ApprovalGateSpec(_Frozen):
     signature: Literal["none", "part11"] = Field(
         default="none",
         description="part11: every approval records its meaning and the signer re-enters their password.",
+    )
+    signature_lockout: SignatureLockoutSpec = Field(
+        default_factory=SignatureLockoutSpec,
+        description="Part 11: how many failed signatures, within how long, lock a signer out.",
     )
     identities: dict[NonEmptyStr, OtherIdentitiesSpec] = Field(
         default_factory=dict,

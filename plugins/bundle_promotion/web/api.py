@@ -7,13 +7,17 @@ the gates needs read access to its runs.
 
 Part 11 signatures re-check the signer's password through a ``PasswordCheck``: by default
 the SimpleAuthManager's password file; for another auth manager, name a callable
-``(username, password) -> bool`` in ``[bundle_promotion] signature_password_check``.
+``(username, password) -> bool`` in ``[bundle_promotion] signature_password_check``. A user
+may try to sign once per ``[bundle_promotion] signature_attempt_interval`` seconds (default
+5), counted in the ledger so every API server worker sees the same attempts; failed
+attempts beyond the approval gate's ``signature_lockout`` lock the signer out.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,6 +36,7 @@ from bundle_promotion.gates.approvals import (
     policy_from_spec,
     submit_approval,
 )
+from bundle_promotion.identity import person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation
 from bundle_promotion.spec import PromotionSpec, load_specs
 
@@ -119,6 +124,8 @@ def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep)
     policy = _policy(bundle, environment)
     ledger = _ledger()
     pending = _pending(ledger.latest_gate_evaluations(bundle), environment, body.release_digest)
+    if policy.signature == "part11":
+        _limit_signature_rate(ledger, str(user.get_id()))
     request = ApprovalRequest(
         bundle=bundle,
         environment=environment,
@@ -177,6 +184,21 @@ def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUser
     except IdentityRefused as refused:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return HoldView.model_validate(cleared) if cleared is not None else None
+
+
+def _limit_signature_rate(ledger: Ledger, account: str) -> None:
+    """429 when the user tried to sign less than the configured interval ago: guessing is slowed
+    before the lockout's count is reached."""
+    person = person_or_none(account)
+    last = ledger.last_signature_attempt_at(person) if person else None
+    interval = timedelta(seconds=conf.getfloat("bundle_promotion", "signature_attempt_interval", fallback=5))
+    wait = (last + interval - datetime.now(UTC)).total_seconds() if last else 0
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{person} tried to sign less than {interval.total_seconds():g} s ago; try again shortly",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
 
 
 def _bundle(dag_id: str) -> str:
