@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from bundle_promotion.bundle.deploy.engine import NativeEngine
@@ -600,8 +600,17 @@ def _decision(arguments: argparse.Namespace, digest: str) -> dict[str, object]:
 def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="verify the audit trail, export a release's evidence pack")
     actions = audit.add_subparsers(title="actions", required=True, metavar="ACTION")
-    verify = actions.add_parser("verify", help="check every hash and link; exit 1 naming the first bad event")
+    verify = actions.add_parser(
+        "verify",
+        help="check the chain, every bound record, the MACs and the witnessed heads; exit 1 naming "
+        "what each anchor caught",
+    )
     _ledger_option(verify)
+    verify.add_argument(
+        "--store",
+        help="the artifact store URL holding audit/head.json (default: Airflow's artifact store, "
+        "unless --ledger is given)",
+    )
     verify.set_defaults(run=_verify_audit)
     export = actions.add_parser("export", help="write a release's evidence pack as JSON and Markdown")
     _ledger_option(export)
@@ -613,11 +622,27 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _verify_audit(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.hooks.ledger import audit_key
     from bundle_promotion.ledger.evidence import verify
 
-    report = verify(_ledger(arguments))
+    report = verify(_ledger(arguments), audit_key=audit_key(), witnessed=_witnessed_heads(arguments))
     print(report, file=sys.stdout if report.intact else sys.stderr)
     return 0 if report.intact else 1
+
+
+def _witnessed_heads(arguments: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """The heads in the artifact store: the one named, else Airflow's when the ledger is Airflow's."""
+    if arguments.store:
+        from airflow.sdk import ObjectStoragePath
+
+        from bundle_promotion.release.store import ArtifactStore
+
+        return ArtifactStore(ObjectStoragePath(arguments.store)).audit_heads()
+    if arguments.ledger:
+        return None
+    from bundle_promotion import settings
+
+    return settings.artifact_store().audit_heads()
 
 
 def _export_evidence(arguments: argparse.Namespace) -> int:

@@ -14,8 +14,9 @@ import pytest
 from bundle_promotion.cli import main
 from bundle_promotion.errors import BundlePromotionError, IdentityRefused
 from bundle_promotion.ledger import GENESIS_HASH, Ledger
-from bundle_promotion.ledger.evidence import evidence_pack, export, to_markdown, verify
+from bundle_promotion.ledger.evidence import chain_head, evidence_pack, export, to_markdown, verify
 from bundle_promotion.ledger.records import Approval, Artifact, Release
+from bundle_promotion.release.store import ArtifactStore
 
 BUNDLE = "example_etl"
 
@@ -247,7 +248,28 @@ def test_audit_verify_on_the_command_line_names_the_broken_event(
     sql(database, "UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 3")
 
     assert main(["audit", "verify", "--ledger", url]) == 1
-    assert "BROKEN at event 3" in capsys.readouterr().err
+    assert "[chain] event 3: its content does not match its hash" in capsys.readouterr().err
+
+
+def test_audit_verify_on_the_command_line_checks_the_mac_and_the_witnessed_head(
+    database: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BUNDLE_PROMOTION_AUDIT_KEY", json.dumps({"conn_type": "generic", "password": "k3y"})
+    )
+    keyed = Ledger(f"sqlite:///{database}", audit_key=b"k3y")
+    keyed.migrate()
+    promote(keyed)
+    store = ArtifactStore(tmp_path / "store")
+    store.witness_audit_head(chain_head(keyed) or {})
+    command = ["audit", "verify", "--ledger", f"sqlite:///{database}", "--store", str(tmp_path / "store")]
+    assert main(command) == 0
+    assert "(anchors: chain, records, mac, witness)" in capsys.readouterr().out
+
+    sql(database, "DELETE FROM audit_events WHERE seq = 3")
+
+    assert main(command) == 1
+    assert "- [witness] event 3, witnessed as a chain head, is gone" in capsys.readouterr().err
 
 
 def test_audit_export_on_the_command_line_writes_both_files(

@@ -36,6 +36,7 @@ class ApprovalsMixin(LedgerDatabase):
                 subject=f"{approval.bundle}/{approval.environment}",
                 reason=approval.reason,
                 details=_approval_details(approval),
+                record=row,
             )
             return row.id
 
@@ -56,17 +57,17 @@ class ApprovalsMixin(LedgerDatabase):
         same transaction, so concurrent guesses cannot slip past the count. Whether the signer is
         locked out now."""
         with self._writes.begin() as session:
-            session.add(
-                SignatureAttemptRow(
-                    bundle=attempt.bundle,
-                    environment=attempt.environment,
-                    release_digest=attempt.release_digest,
-                    signer=attempt.signer,
-                    succeeded=attempt.succeeded,
-                    detail=attempt.detail,
-                    attempted_at=attempt.attempted_at,
-                )
+            row = SignatureAttemptRow(
+                bundle=attempt.bundle,
+                environment=attempt.environment,
+                release_digest=attempt.release_digest,
+                signer=attempt.signer,
+                succeeded=attempt.succeeded,
+                detail=attempt.detail,
+                attempted_at=attempt.attempted_at,
             )
+            session.add(row)
+            session.flush()
             append_event(
                 session,
                 actor=attempt.signer,
@@ -74,6 +75,7 @@ class ApprovalsMixin(LedgerDatabase):
                 subject=f"{attempt.bundle}/{attempt.environment}",
                 reason=attempt.detail,
                 details={"release_digest": attempt.release_digest},
+                record=row,
             )
             if _locked_out(session, attempt.signer):
                 return True

@@ -73,6 +73,8 @@ class EnvironmentHoldsMixin(LedgerDatabase):
                 subject=f"{bundle}/{environment}",
                 reason=reason,
                 details={"bundle": bundle, "environment": environment, "held_by": row.held_by},
+                record=row,
+                deleted=True,
             )
             return _to_environment_hold(row)
 
@@ -99,6 +101,7 @@ class EnvironmentHoldsMixin(LedgerDatabase):
                 subject=f"{bundle}/{environment}",
                 reason=reason,
                 details={"bundle": bundle, "environment": environment, "run_id": run_id},
+                record=row,
             )
             return _to_environment_hold(row)
 

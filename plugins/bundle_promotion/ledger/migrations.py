@@ -75,6 +75,14 @@ def _add_deployment_outcome_columns(connection: Connection) -> None:
     )
 
 
+def _add_audit_event_mac(connection: Connection) -> None:
+    """``mac``: the keyed MAC of each event (``ledger.audit``); events written before carry none."""
+    table = Base.metadata.tables[AuditEventRow.__tablename__]
+    if "mac" not in {column["name"] for column in inspect(connection).get_columns(table.name)}:
+        column_type = table.c["mac"].type.compile(dialect=connection.dialect)
+        connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN mac {column_type}"))
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -82,6 +90,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_approval_and_gate_tables,
     _create_rollback_tables,
     _add_deployment_outcome_columns,
+    _add_audit_event_mac,
 )
 
 
