@@ -618,6 +618,7 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     export.add_argument("--bundle", help="the bundle (default: the only spec in --specs)")
     export.add_argument("--specs", type=Path, default=DEFAULT_SPECS_FOLDER, help="the promotion specs folder")
     export.add_argument("--out", type=Path, default=Path("."), help="where to write the two files")
+    export.add_argument("--store", help="the artifact store URL holding audit/head.json, as for verify")
     export.set_defaults(run=_export_evidence)
 
 
@@ -647,7 +648,8 @@ def _witnessed_heads(arguments: argparse.Namespace) -> list[dict[str, Any]] | No
 
 def _export_evidence(arguments: argparse.Namespace) -> int:
     from bundle_promotion.errors import BundlePromotionError
-    from bundle_promotion.ledger.evidence import evidence_pack, export, release_notes
+    from bundle_promotion.hooks.ledger import audit_key
+    from bundle_promotion.ledger.evidence import evidence_pack, export, release_notes, verify
     from bundle_promotion.spec import load_specs
 
     specs = [spec for spec in load_specs(arguments.specs) if not isinstance(spec, BundlePromotionError)]
@@ -666,6 +668,7 @@ def _export_evidence(arguments: argparse.Namespace) -> int:
             arguments.release,
             environments=[env.name for env in spec.environments],
             notes=notes,
+            report=verify(ledger, audit_key=audit_key(), witnessed=_witnessed_heads(arguments)),
         )
     except BundlePromotionError as error:
         print(error, file=sys.stderr)

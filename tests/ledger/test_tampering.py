@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import GENESIS_HASH, Ledger, audit_hash
-from bundle_promotion.ledger.evidence import Anchor, chain_head, verify
+from bundle_promotion.ledger.evidence import Anchor, chain_head, evidence_pack, verify
 from bundle_promotion.ledger.records import SignatureAttempt
 from tests.ledger.test_audit import BUNDLE, approval, promote, release
 
@@ -216,3 +217,15 @@ def test_the_report_says_which_anchor_caught_what(
 
     assert "- [witness] event 16, witnessed as a chain head, is gone: the trail has 15 events" in report
     assert "- [records] deployments row 3 was changed after event 15 wrote it" in report
+
+
+def test_no_evidence_pack_is_built_from_a_ledger_holding_a_forged_approval(
+    ledger: Ledger, database: Path
+) -> None:
+    forge_an_approval = TAMPERINGS["forge an approval row"][0]
+    forge_an_approval(database)
+
+    with pytest.raises(
+        ReleaseError, match=r"no evidence pack for v1\.0\.0 of example_etl: the ledger does not verify"
+    ):
+        evidence_pack(ledger, BUNDLE, "v1.0.0")

@@ -180,9 +180,25 @@ def _witness_problems(events: Sequence[AuditEvent], witnessed: Sequence[Mapping[
 
 
 def evidence_pack(
-    ledger: Ledger, bundle: str, version: str, *, environments: Sequence[str] = (), notes: str | None = None
+    ledger: Ledger,
+    bundle: str,
+    version: str,
+    *,
+    environments: Sequence[str] = (),
+    notes: str | None = None,
+    report: ChainReport | None = None,
 ) -> dict[str, Any]:
-    """Everything the ledger knows about the release, as plain JSON-ready data."""
+    """Everything the ledger knows about the release, as plain JSON-ready data.
+
+    Built from verified records only: a trail that fails ``report`` (by default ``verify``
+    against the chain and the records) gives no pack, so a forged row never appears in one.
+    """
+    report = report or verify(ledger)
+    if not report.intact:
+        raise ReleaseError(
+            f"no evidence pack for {version} of {bundle}: the ledger does not verify, so its records "
+            f"cannot be shown as evidence. Investigate with `bundle-promotion audit verify`:\n{report}"
+        )
     recorded = ledger.release_by_version(bundle, version)
     if recorded is None:
         raise ReleaseError(
@@ -246,7 +262,7 @@ def evidence_pack(
             for name in names
         },
         "audit_events": [_event_json(e) for e in events],
-        "audit_chain": str(verify(ledger)),
+        "audit_chain": str(report),
     }
 
 
