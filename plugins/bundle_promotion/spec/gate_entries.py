@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
 from bundle_promotion.errors import IdentityRefused
 from bundle_promotion.identity import canonical_identity
-from bundle_promotion.spec.base import NonEmptyStr, _Frozen, _rule
-
-
-def _short_duration(value: Any) -> Any:
-    """``90s``, ``30m``, ``2h`` or ``7d``; anything else goes on to pydantic (ISO 8601, seconds)."""
-    if isinstance(value, str) and (short := re.fullmatch(r"\s*([0-9]+)\s*([smhd])\s*", value)):
-        return timedelta(**{_UNITS[short[2]]: int(short[1])})
-    return value
-
-
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_short_duration),
-    WithJsonSchema({"type": "string", "description": "90s, 30m, 2h, 7d or ISO 8601 (PT2H, P7D)"}),
-]
+from bundle_promotion.spec.base import Duration, NonEmptyStr, _Frozen, _rule
 
 
 class ApprovalGroupSpec(_Frozen):
     """People of whom at least ``min`` distinct ones must approve."""
 
     name: NonEmptyStr = Field(description="The group's name, shown in the gate's reason (for example QC).")
-    min: int = Field(default=1, ge=1, description="How many distinct people of the group must approve.")
+    min: int = Field(
+        default=1, ge=1, strict=True, description="How many distinct people of the group must approve."
+    )
     users: tuple[NonEmptyStr, ...] = Field(
         default=(), description="Airflow user names (ids) who may approve for the group."
     )
@@ -80,13 +66,6 @@ class SignatureLockoutSpec(_Frozen):
 
     attempts: int = Field(default=3, ge=1, strict=True, description="Failed attempts that lock a signer out.")
     within: Duration = Field(default=timedelta(minutes=15), description="The window the attempts count in.")
-
-    @field_validator("within")
-    @classmethod
-    def _positive(cls, within: timedelta) -> timedelta:
-        if within <= timedelta(0):
-            raise _rule("must be longer than zero")
-        return within
 
 
 class ApprovalGateSpec(_Frozen):
@@ -158,8 +137,6 @@ class WindowRuleSpec(_Frozen):
             check_expression(self.cron, self.rrule)
         except ValueError as error:
             raise _rule(str(error), at=("cron" if self.cron else "rrule",)) from None
-        if self.duration <= timedelta(0):
-            raise _rule("must be longer than zero", at=("duration",))
         return self
 
 
