@@ -533,7 +533,11 @@ def _add_approve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     release.add_argument("--version", help="the version waiting at the gate; its digest is looked up")
     release.add_argument("--digest", help="the release digest to approve, also ahead of the gate")
     approve.add_argument("--reason", required=True, help="why you approve or reject (required)")
-    approve.add_argument("--reject", action="store_true", help="reject the release instead")
+    decision = approve.add_mutually_exclusive_group()
+    decision.add_argument("--reject", action="store_true", help="reject the release instead")
+    decision.add_argument(
+        "--withdraw", action="store_true", help="withdraw your own rejection, which otherwise stands"
+    )
     approve.add_argument(
         "--overrides-freeze", action="store_true", help="let the release through a freeze of the window gate"
     )
@@ -588,7 +592,7 @@ def _decision(arguments: argparse.Namespace, digest: str) -> dict[str, object]:
 
     decision: dict[str, object] = {
         "release_digest": digest,
-        "decision": "reject" if arguments.reject else "approve",
+        "decision": "reject" if arguments.reject else "withdraw" if arguments.withdraw else "approve",
         "reason": arguments.reason,
         "overrides_freeze": arguments.overrides_freeze,
     }

@@ -167,6 +167,10 @@ class ApprovalRefused(BundlePromotionError):
     """An approval was not accepted: not eligible, segregation of duties, or a failed signature."""
 
 
+class RejectionStands(ApprovalRefused):
+    """The approver's own rejection of this release stands: they withdraw it first, explicitly."""
+
+
 class IdentityRefused(BundlePromotionError):
     """A user name cannot be one person's identity: invisible characters, mixed scripts, or empty."""
 

@@ -150,3 +150,13 @@ def test_approve_needs_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
         main(["approve", "example", "prod", "--version", "v1.0.0"])
     assert exited.value.code == 2
     assert "--reason" in capsys.readouterr().err
+
+
+def test_approve_withdraw_sends_a_withdrawal_of_ones_own_rejection() -> None:
+    from bundle_promotion.cli import _decision, _parser
+
+    arguments = _parser().parse_args(
+        ["approve", "sales", "prod", "--digest", "d" * 64, "--withdraw", "--reason", "finance signed off"]
+    )
+
+    assert _decision(arguments, "d" * 64)["decision"] == "withdraw"

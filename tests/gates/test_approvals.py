@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle_promotion.errors import ApprovalRefused, IdentityRefused
+from bundle_promotion.errors import ApprovalRefused, IdentityRefused, RejectionStands
 from bundle_promotion.gates.approvals import (
     ApprovalGate,
     ApprovalGroup,
@@ -453,3 +453,45 @@ def test_after_a_lift_only_new_failures_count(ledger: Ledger, prod: GateContext)
     guess_wrong(ledger, prod, 1)
 
     assert not ledger.signature_locked_out("alice")
+
+
+# Issue 11, section 3: a rejection stands until its author withdraws it.
+def test_a_rejection_does_not_lapse_when_approvals_expire(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(
+        approval(
+            prod, "carol", decision="reject", reason="breaks finance", given_at=prod.now - timedelta(days=30)
+        )
+    )
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "bob"))
+
+    assert evaluate(prod) == GateResult.failed("approval", "rejected by carol: breaks finance")
+
+
+def test_approving_over_ones_own_standing_rejection_is_refused(ledger: Ledger, prod: GateContext) -> None:
+    submit(ledger, prod, request(prod, "carol", decision="reject", reason="breaks finance"))
+
+    with pytest.raises(
+        RejectionStands, match=r"carol rejected this release .* that rejection stands: withdraw it"
+    ):
+        submit(ledger, prod, request(prod, "carol"))
+    assert [a.decision for a in ledger.approvals("sales", "prod")] == ["reject"]
+
+
+def test_a_withdrawn_rejection_no_longer_fails_the_gate(ledger: Ledger, prod: GateContext) -> None:
+    submit(ledger, prod, request(prod, "carol", decision="reject", reason="breaks finance"))
+    submit(ledger, prod, request(prod, "carol", decision="withdraw", reason="finance signed off"))
+    submit(ledger, prod, request(prod, "carol"))
+    submit(ledger, prod, request(prod, "alice"))
+
+    assert evaluate(prod) == GateResult.passed("approval", "2 of 2 QC approvals (have: alice, carol)")
+    assert [e.action for e in ledger.audit_events()][-3:] == [
+        "approval.withdraw",
+        "approval.approve",
+        "approval.approve",
+    ]
+
+
+def test_there_is_nothing_to_withdraw_without_a_rejection(ledger: Ledger, prod: GateContext) -> None:
+    with pytest.raises(ApprovalRefused, match="carol has no rejection of this release to withdraw"):
+        submit(ledger, prod, request(prod, "carol", decision="withdraw", reason="changed my mind"))

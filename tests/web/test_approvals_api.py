@@ -230,6 +230,21 @@ def test_three_wrong_passwords_lock_the_signer_out_of_the_api(
     assert ledger.signature_locked_out("alice")
 
 
+def test_approving_over_ones_own_standing_rejection_is_a_conflict(
+    client: Any, ledger: Ledger, waiting_in_prod: str
+) -> None:
+    rejected = client.post(
+        APPROVALS.format("prod"), json=body(waiting_in_prod, decision="reject"), headers=token("alice")
+    )
+    assert rejected.status_code == 201, rejected.text
+
+    response = client.post(APPROVALS.format("prod"), json=body(waiting_in_prod), headers=token("alice"))
+
+    assert response.status_code == 409
+    assert "that rejection stands: withdraw it first" in response.json()["detail"]
+    assert [a.decision for a in ledger.approvals("sales", "prod")] == ["reject"]
+
+
 def test_pending_gates_show_their_reasons(client: Any, waiting_in_prod: str) -> None:
     response = client.get("/bundle-promotion/dags/promote__sales/gates", headers=token("vera", "viewer"))
 

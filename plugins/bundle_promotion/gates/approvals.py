@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bundle_promotion.errors import ApprovalRefused
+from bundle_promotion.errors import ApprovalRefused, RejectionStands
 from bundle_promotion.gates.contract import GateContext
 from bundle_promotion.identity import IdentityMap, canonical_identity, folded, person_or_none
 from bundle_promotion.ledger.records import (
@@ -110,7 +110,7 @@ class ApprovalGate:
             *(approval for source in self.sources for approval in source(context)),
         ]
         counting, ignored = _sort_out(approvals, self.policy, context)
-        rejections = [a for a in counting if a.decision == "reject"]
+        rejections = _standing_rejections(counting)
         if rejections:
             first = min(rejections, key=lambda a: a.given_at)
             return GateResult.failed(self.name, f"rejected by {first.approver}: {first.reason}")
@@ -181,6 +181,20 @@ def submit_approval(
         excluded := _excluded(person, triggered_by, commit_authors, policy.identities)
     ):
         raise ApprovalRefused(f"{person} cannot approve: {excluded} (segregation of duties)")
+    own = [
+        a
+        for a in ledger.approvals(request.bundle, request.environment)
+        if a.release_digest == request.release_digest and person_or_none(a.approver) == person
+    ]
+    standing = _standing_rejections(own)
+    if request.decision == "approve" and standing:
+        raise RejectionStands(
+            f"{person} rejected this release on {standing[0].given_at:%Y-%m-%d %H:%M} UTC "
+            f"({standing[0].reason}); that rejection stands: withdraw it first "
+            "(decision: withdraw, with a reason)"
+        )
+    if request.decision == "withdraw" and not standing:
+        raise ApprovalRefused(f"{person} has no rejection of this release to withdraw")
     approval = Approval(
         bundle=request.bundle,
         environment=request.environment,
@@ -312,8 +326,9 @@ def _why_not_counted(approval: Approval, policy: ApprovalPolicy, context: GateCo
     """None when it counts, else why not."""
     if approval.release_digest != context.release.digest:
         return f"{_OTHER_DIGEST} {approval.release_digest[:12]}"
-    if policy.expires_after is not None and context.now - approval.given_at >= policy.expires_after:
-        return f"expired {approval.given_at + policy.expires_after:%Y-%m-%d %H:%M} UTC"
+    lasts = policy.expires_after
+    if approval.decision == "approve" and lasts is not None and context.now - approval.given_at >= lasts:
+        return f"expired {approval.given_at + lasts:%Y-%m-%d %H:%M} UTC"
     if not approval.reason.strip():
         return "no reason given"
     if approval.decision == "approve":
@@ -338,6 +353,15 @@ def _excluded(
     if person in identities.people_of_authors(commit_authors):
         return "authored a commit of this release"
     return ""
+
+
+def _standing_rejections(approvals: Sequence[Approval]) -> list[Approval]:
+    """Each person's rejection not withdrawn by them since, oldest first: rejections never lapse."""
+    last: dict[str, Approval] = {}
+    for approval in sorted(approvals, key=lambda a: a.given_at):
+        if approval.decision in ("reject", "withdraw"):
+            last[approval.approver] = approval
+    return sorted((a for a in last.values() if a.decision == "reject"), key=lambda a: a.given_at)
 
 
 def _member(person: str, group: ApprovalGroup) -> bool:

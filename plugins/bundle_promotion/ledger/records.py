@@ -117,7 +117,8 @@ def overall_status(results: Sequence[GateResult]) -> GateStatus:
 # Approvals
 
 
-Decision = Literal["approve", "reject"]
+# "withdraw" takes back its author's rejection: a rejection stands until then.
+Decision = Literal["approve", "reject", "withdraw"]
 Signature = Literal["none", "part11"]
 
 

@@ -27,7 +27,7 @@ from airflow.sdk import conf
 from fastapi import Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from bundle_promotion.errors import ApprovalRefused, IdentityRefused, SpecError
+from bundle_promotion.errors import ApprovalRefused, IdentityRefused, RejectionStands, SpecError
 from bundle_promotion.gates.approvals import (
     SIGNATURE_MEANINGS,
     ApprovalPolicy,
@@ -57,7 +57,9 @@ class ApprovalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     release_digest: str = Field(min_length=64, max_length=64, description="The exact release you decide on.")
-    decision: Literal["approve", "reject"] = "approve"
+    decision: Literal["approve", "reject", "withdraw"] = Field(
+        default="approve", description="withdraw takes back your own rejection, which otherwise stands."
+    )
     reason: str = Field(description="Why; required.")
     overrides_freeze: bool = Field(
         default=False, description="Lift a freeze of the window gate for this release."
@@ -149,6 +151,8 @@ def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep)
             check_password=_password_check(),
             now=datetime.now(UTC),
         )
+    except RejectionStands as standing:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(standing)) from None
     except (ApprovalRefused, IdentityRefused) as refused:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return _approval_view(approval)
