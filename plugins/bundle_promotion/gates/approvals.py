@@ -265,9 +265,13 @@ def _locked_message(signer: str, lockout: SignatureLockout) -> str:
 
 
 def freeze_overriders(
-    context: GateContext, since: datetime, identities: IdentityMap | None = None
+    context: GateContext,
+    since: datetime,
+    identities: IdentityMap | None = None,
+    expires_after: timedelta | None = None,
 ) -> list[str]:
-    """Who lifted a freeze that began at ``since`` for this release: approvals saying so, given since."""
+    """Who lifted a freeze that began at ``since`` for this release: approvals saying so, given
+    since and not expired."""
     known = identities or IdentityMap()
     return sorted(
         {
@@ -278,6 +282,7 @@ def freeze_overriders(
             and approval.decision == "approve"
             and approval.release_digest == context.release.digest
             and approval.given_at >= since
+            and (expires_after is None or context.now - approval.given_at < expires_after)
             and not _excluded(person, context.triggered_by, context.commit_authors, known)
         }
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +30,6 @@ from bundle_promotion.release.git import checkout
 if TYPE_CHECKING:
     from bundle_promotion.gates.approvals import ApprovalSource
     from bundle_promotion.github.facts import GitHubFacts
-    from bundle_promotion.identity import IdentityMap
     from bundle_promotion.ledger import Ledger
     from bundle_promotion.spec import GateEntry, WindowRuleSpec
     from bundle_promotion.spec.windows import WindowRule
@@ -114,15 +113,20 @@ def build_gates(
     approval_sources: Sequence[ApprovalSource] = (),
 ) -> list[Gate]:
     """The gates of the spec's ``gates:`` entries, in their order."""
-    from bundle_promotion.gates.approvals import identities_from_spec
+    from bundle_promotion.gates.approvals import freeze_overriders, identities_from_spec
     from bundle_promotion.identity import IdentityMap
     from bundle_promotion.spec import GateEntry
 
     parsed = [GateEntry.model_validate(entry) for entry in entries]
     # The approval gate's identity map also decides who may lift a freeze of the window gate.
     approval_gates = [entry.approval for entry in parsed if entry.approval is not None]
-    identities = identities_from_spec(approval_gates[0]) if approval_gates else IdentityMap()
-    return [_gate(entry, bundle_path, checkouts, approval_sources, identities) for entry in parsed]
+    # The approval gate's identities and expiry also rule the approvals that lift a freeze.
+    overriders = functools.partial(
+        freeze_overriders,
+        identities=identities_from_spec(approval_gates[0]) if approval_gates else IdentityMap(),
+        expires_after=approval_gates[0].expires_after if approval_gates else None,
+    )
+    return [_gate(entry, bundle_path, checkouts, approval_sources, overriders) for entry in parsed]
 
 
 def _gate(
@@ -130,7 +134,7 @@ def _gate(
     bundle_path: str,
     checkouts: Path,
     approval_sources: Sequence[ApprovalSource],
-    identities: IdentityMap,
+    freeze_overrides: Callable[[GateContext, datetime], list[str]],
 ) -> Gate:
     from bundle_promotion.gates import approvals
 
@@ -139,8 +143,7 @@ def _gate(
     if entry.window is not None:
         window = entry.window
         allow, deny = _window_rules(window.allow), _window_rules(window.deny)
-        overriders = functools.partial(approvals.freeze_overriders, identities=identities)
-        return WindowGate(window.timezone, allow, deny, overriders)
+        return WindowGate(window.timezone, allow, deny, freeze_overrides, window.overrides_needed)
     if entry.soak is not None:
         return SoakGate(entry.soak.duration)
     if entry.release_tag is not None:

@@ -150,6 +150,12 @@ class WindowGateSpec(_Frozen):
     deny: tuple[WindowRuleSpec, ...] = Field(
         default=(), description="Freezes: never deploy inside one, even inside an allow window."
     )
+    overrides_needed: int = Field(
+        default=2,
+        ge=1,
+        strict=True,
+        description="How many distinct people's approvals with overrides_freeze lift a freeze for a release.",
+    )
 
     @field_validator("timezone")
     @classmethod
