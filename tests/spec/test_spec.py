@@ -651,3 +651,12 @@ def test_an_approval_expiry_takes_days(tmp_path: Path) -> None:
     [gate] = spec.environments[1].gates
     assert gate.approval is not None
     assert gate.approval.expires_after == timedelta(days=7)
+
+
+def test_hold_clearers_name_someone(tmp_path: Path) -> None:
+    error = spec_error(
+        tmp_path, edited("    schedules: unpaused", "    schedules: unpaused\n    hold_clearers: {}")
+    )
+
+    assert error.field == "environments[1].hold_clearers"
+    assert "name who may clear a hold: list users, give a role, or both" in error.problem

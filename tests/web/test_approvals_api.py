@@ -291,3 +291,40 @@ def test_a_viewer_may_not_clear_a_hold(client: Any, ledger: Ledger) -> None:
 
     assert response.status_code == 403
     assert ledger.environment_hold("sales", "prod") is not None
+
+
+def test_only_the_environments_approvers_may_clear_its_hold(client: Any, ledger: Ledger) -> None:
+    ledger.hold_environment("sales", "prod", reason="rolled back", actor="bundle-promotion")
+
+    response = client.post(HOLD_CLEAR.format("prod"), json={"reason": "looks fine"}, headers=token("dave"))
+
+    assert response.status_code == 403
+    assert "dave may not clear the hold on prod: only its hold_clearers may" in response.json()["detail"]
+    assert ledger.environment_hold("sales", "prod") is not None
+
+
+def test_a_hold_on_an_environment_without_approvers_is_cleared_only_by_break_glass(
+    client: Any, ledger: Ledger
+) -> None:
+    ledger.hold_environment("sales", "dev", reason="rolled back", actor="bundle-promotion")
+
+    response = client.post(HOLD_CLEAR.format("dev"), json={"reason": "looks fine"}, headers=token("alice"))
+
+    assert response.status_code == 403
+    assert "hold break-glass" in response.json()["detail"]
+    assert ledger.environment_hold("sales", "dev") is not None
+
+
+def test_an_environments_hold_clearers_may_clear_its_hold(
+    client: Any, ledger: Ledger, tmp_path: Path
+) -> None:
+    spec = json.loads(json.dumps(SPEC))
+    spec["environments"][0]["hold_clearers"] = {"users": ["Bob"]}
+    (tmp_path / "promotions" / "sales.yaml").write_text(yaml.safe_dump(spec))
+    ledger.hold_environment("sales", "dev", reason="rolled back", actor="bundle-promotion")
+
+    refused = client.post(HOLD_CLEAR.format("dev"), json={"reason": "fixed"}, headers=token("alice"))
+    cleared = client.post(HOLD_CLEAR.format("dev"), json={"reason": "fixed"}, headers=token("bob"))
+
+    assert (refused.status_code, cleared.status_code) == (403, 200)
+    assert ledger.audit_events()[-1].actor == "bob"

@@ -45,6 +45,24 @@ def _identity(name: str, at: tuple[int | str, ...] = ()) -> str:
         raise _rule(str(refused), at=at) from None
 
 
+class HoldClearersSpec(_Frozen):
+    """Who may clear the hold a rollback put on an environment, through the API."""
+
+    users: tuple[NonEmptyStr, ...] = Field(default=(), description="Airflow user names (ids).")
+    role: NonEmptyStr | None = Field(default=None, description="An Airflow role whose members may clear it.")
+
+    @field_validator("users")
+    @classmethod
+    def _real_identities(cls, users: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_identity(user, at=(index,)) for index, user in enumerate(users))
+
+    @model_validator(mode="after")
+    def _someone(self) -> HoldClearersSpec:
+        if not self.users and self.role is None:
+            raise _rule("name who may clear a hold: list users, give a role, or both")
+        return self
+
+
 class OtherIdentitiesSpec(_Frozen):
     """A person's identities outside Airflow; only these count as theirs."""
 

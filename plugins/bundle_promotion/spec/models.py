@@ -20,7 +20,7 @@ from pydantic import (
 
 from bundle_promotion.bundle.config.outline import BundleOutline, read_outline
 from bundle_promotion.spec.base import DurationSeconds, NonEmptyStr, _Frozen, _rule
-from bundle_promotion.spec.gate_entries import GateEntry, GateItem
+from bundle_promotion.spec.gate_entries import GateEntry, GateItem, HoldClearersSpec
 from bundle_promotion.spec.github import GitHub
 from bundle_promotion.spec.rollback import Rollback
 
@@ -167,6 +167,10 @@ class Environment(_Frozen):
                 raise _rule(f"gate '{kind}' is listed twice; merge them into one", at=(index,))
         return gates
 
+    hold_clearers: HoldClearersSpec | None = Field(
+        default=None,
+        description="Who may clear a rollback's hold on this environment; default: its approval groups.",
+    )
     production: bool = Field(
         default=False,
         description="This environment is production: its tests must all be non_destructive.",

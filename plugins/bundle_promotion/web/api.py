@@ -30,15 +30,17 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from bundle_promotion.errors import ApprovalRefused, IdentityRefused, RejectionStands, SpecError
 from bundle_promotion.gates.approvals import (
     SIGNATURE_MEANINGS,
+    ApprovalGroup,
     ApprovalPolicy,
     ApprovalRequest,
     PasswordCheck,
+    eligible_groups,
     policy_from_spec,
     submit_approval,
 )
 from bundle_promotion.identity import person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation
-from bundle_promotion.spec import PromotionSpec, load_specs
+from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
@@ -180,11 +182,19 @@ class HoldView(BaseModel):
     response_model=HoldView | None,
 )
 def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUserDep) -> HoldView | None:
-    """Let promotions into an environment a rollback held, as the authenticated user; null if not held."""
-    try:
-        cleared = _ledger().clear_hold(
-            _bundle(dag_id), environment, reason=body.reason, actor=str(user.get_id())
+    """Let promotions into an environment a rollback held, as the authenticated user; null if not held.
+
+    Only the environment's ``hold_clearers`` may, by default the people of its approval groups."""
+    account = str(user.get_id())
+    clearers = _hold_clearers(_bundle(dag_id), environment)
+    if not eligible_groups(clearers, account, _roles(user)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{account} may not clear the hold on {environment}: only its hold_clearers may "
+            "(by default its approval groups); an administrator can `bundle-promotion hold break-glass`",
         )
+    try:
+        cleared = _ledger().clear_hold(_bundle(dag_id), environment, reason=body.reason, actor=account)
     except IdentityRefused as refused:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return HoldView.model_validate(cleared) if cleared is not None else None
@@ -212,19 +222,34 @@ def _bundle(dag_id: str) -> str:
 
 
 def _policy(bundle: str, environment: str) -> ApprovalPolicy:
-    spec = _spec(bundle)
-    match = [env for env in spec.environments if env.name == environment]
-    if not match:
-        names = ", ".join(env.name for env in spec.environments)
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"{bundle} has no environment {environment}; it has {names}"
-        )
-    entries = [gate.approval for gate in match[0].gates if gate.approval is not None]
+    entries = [
+        gate.approval for gate in _environment(_spec(bundle), environment).gates if gate.approval is not None
+    ]
     if not entries:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"{environment} of {bundle} has no approval gate; nothing to approve"
         )
     return policy_from_spec(entries[0])
+
+
+def _hold_clearers(bundle: str, environment: str) -> ApprovalPolicy:
+    """The people who may clear a hold, as a policy of groups: ``hold_clearers``, else the approval groups."""
+    env = _environment(_spec(bundle), environment)
+    if env.hold_clearers is not None:
+        clearers = env.hold_clearers
+        return ApprovalPolicy(groups=(ApprovalGroup("hold_clearers", 1, clearers.users, clearers.role),))
+    approval_gates = [gate.approval for gate in env.gates if gate.approval is not None]
+    return policy_from_spec(approval_gates[0]) if approval_gates else ApprovalPolicy(groups=())
+
+
+def _environment(spec: PromotionSpec, environment: str) -> Environment:
+    match = [env for env in spec.environments if env.name == environment]
+    if not match:
+        names = ", ".join(env.name for env in spec.environments)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"{spec.bundle} has no environment {environment}; it has {names}"
+        )
+    return match[0]
 
 
 def _spec(bundle: str) -> PromotionSpec:
