@@ -546,13 +546,17 @@ def _add_approve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("review", "approval", "responsibility", "authorship"),
         help="sign under 21 CFR Part 11 with this meaning; asks for your password again",
     )
-    approve.add_argument(
+    _api_options(approve)
+    approve.set_defaults(run=_approve)
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--api-url",
         default=os.environ.get("BUNDLE_PROMOTION_API_URL", "http://localhost:8080"),
         help="Airflow's API server (default: $BUNDLE_PROMOTION_API_URL or %(default)s)",
     )
-    approve.add_argument("--user", help="log in as this user when BUNDLE_PROMOTION_TOKEN is not set")
-    approve.set_defaults(run=_approve)
+    parser.add_argument("--user", help="log in as this user when BUNDLE_PROMOTION_TOKEN is not set")
 
 
 def _approve(arguments: argparse.Namespace) -> int:
@@ -685,16 +689,48 @@ def _export_evidence(arguments: argparse.Namespace) -> int:
 def _add_hold(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hold = commands.add_parser("hold", help="clear the hold a rollback put on an environment")
     actions = hold.add_subparsers(title="actions", required=True, metavar="ACTION")
-    clear = actions.add_parser("clear", help="let promotions into the environment again")
-    _ledger_option(clear)
-    clear.add_argument("bundle", help="the bundle, as in promote__<bundle>")
-    clear.add_argument("environment", help="the held environment")
-    clear.add_argument("--reason", required=True, help="why promotions may resume (kept in the audit trail)")
-    clear.add_argument("--actor", help="who clears it, for the audit trail (default: your login name)")
-    clear.set_defaults(run=_clear_hold)
+    clear = actions.add_parser(
+        "clear", help="let promotions into the environment again, through the API as your Airflow user"
+    )
+    _api_options(clear)
+    break_glass = actions.add_parser(
+        "break-glass",
+        help="administrators only: clear the hold straight in the ledger, recorded as a break-glass action",
+    )
+    _ledger_option(break_glass)
+    break_glass.add_argument(
+        "--actor", help="the administrator, for the audit trail (default: your login name)"
+    )
+    for action, run in ((clear, _clear_hold), (break_glass, _break_glass)):
+        action.add_argument("bundle", help="the bundle, as in promote__<bundle>")
+        action.add_argument("environment", help="the held environment")
+        action.add_argument(
+            "--reason", required=True, help="why promotions may resume (kept in the audit trail)"
+        )
+        action.set_defaults(run=run)
 
 
 def _clear_hold(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
+    from bundle_promotion.web.client import ApprovalsClient
+
+    try:
+        client = ApprovalsClient(arguments.api_url, _api_token(arguments))
+        cleared = client.clear_hold(arguments.bundle, arguments.environment, arguments.reason)
+    except ApprovalRefused as refused:
+        print(f"refused: {refused}", file=sys.stderr)
+        return 1
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if cleared is None:
+        print(f"{arguments.bundle}/{arguments.environment} is not held; nothing to clear")
+        return 0
+    print(f"hold on {arguments.bundle}/{arguments.environment} cleared (was: {cleared['reason']})")
+    return 0
+
+
+def _break_glass(arguments: argparse.Namespace) -> int:
     import getpass
 
     from bundle_promotion.errors import BundlePromotionError
@@ -702,7 +738,7 @@ def _clear_hold(arguments: argparse.Namespace) -> int:
     actor = arguments.actor or getpass.getuser()
     try:
         cleared = _ledger(arguments).clear_hold(
-            arguments.bundle, arguments.environment, reason=arguments.reason, actor=actor
+            arguments.bundle, arguments.environment, reason=arguments.reason, actor=actor, break_glass=True
         )
     except BundlePromotionError as error:
         print(error, file=sys.stderr)
@@ -710,7 +746,7 @@ def _clear_hold(arguments: argparse.Namespace) -> int:
     if cleared is None:
         print(f"{arguments.bundle}/{arguments.environment} is not held; nothing to clear")
         return 0
-    print(f"hold on {arguments.bundle}/{arguments.environment} cleared by {actor} (was: {cleared.reason})")
+    print(f"hold on {arguments.bundle}/{arguments.environment} broken by {actor} (was: {cleared.reason})")
     return 0
 
 

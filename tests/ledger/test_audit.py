@@ -306,13 +306,15 @@ def test_audit_export_on_the_command_line_writes_both_files(
     ]
 
 
-def test_hold_clear_on_the_command_line_records_who_and_why(database: Path, ledger: Ledger) -> None:
+def test_hold_break_glass_on_the_command_line_records_who_why_and_that_it_was_break_glass(
+    database: Path, ledger: Ledger
+) -> None:
     ledger.hold_environment(BUNDLE, "prod", reason="rolled back", actor="bundle-promotion")
 
     code = main(
         [
             "hold",
-            "clear",
+            "break-glass",
             BUNDLE,
             "prod",
             "--reason",
@@ -326,7 +328,8 @@ def test_hold_clear_on_the_command_line_records_who_and_why(database: Path, ledg
 
     assert code == 0
     assert ledger.environment_hold(BUNDLE, "prod") is None
-    assert ledger.audit_events()[-1].actor == "alice"
+    last = ledger.audit_events()[-1]
+    assert (last.action, last.actor, last.reason) == ("hold.broken_glass", "alice", "root cause fixed")
 
 
 def test_signature_unlock_on_the_command_line_lifts_a_lockout_as_an_audited_action(

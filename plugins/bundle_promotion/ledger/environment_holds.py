@@ -51,11 +51,14 @@ class EnvironmentHoldsMixin(LedgerDatabase):
         with self._reads() as session:
             return any(json.loads(details).get("run_id") == run_id for details in session.scalars(query))
 
-    def clear_hold(self, bundle: str, environment: str, *, reason: str, actor: str) -> EnvironmentHold | None:
+    def clear_hold(
+        self, bundle: str, environment: str, *, reason: str, actor: str, break_glass: bool = False
+    ) -> EnvironmentHold | None:
         """The hold that was cleared, or None when the environment was not held.
 
         ``actor`` is recorded as their one identity; raises ``IdentityRefused`` for a name
-        that could pass for someone else's."""
+        that could pass for someone else's. ``break_glass``: an administrator cleared it
+        straight in the ledger, past the API's check of who may; the event says so."""
         actor = canonical_identity(actor)
         if not reason.strip():
             raise BundlePromotionError(
@@ -69,7 +72,7 @@ class EnvironmentHoldsMixin(LedgerDatabase):
             append_event(
                 session,
                 actor=actor,
-                action="hold.cleared",
+                action="hold.broken_glass" if break_glass else "hold.cleared",
                 subject=f"{bundle}/{environment}",
                 reason=reason,
                 details={"bundle": bundle, "environment": environment, "held_by": row.held_by},
