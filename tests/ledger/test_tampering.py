@@ -229,3 +229,28 @@ def test_no_evidence_pack_is_built_from_a_ledger_holding_a_forged_approval(
         ReleaseError, match=r"no evidence pack for v1\.0\.0 of example_etl: the ledger does not verify"
     ):
         evidence_pack(ledger, BUNDLE, "v1.0.0")
+
+
+def test_rows_from_before_record_binding_verify_but_later_unbound_ones_do_not(tmp_path: Path) -> None:
+    database = tmp_path / "old.db"
+    ledger = Ledger(f"sqlite:///{database}")
+    ledger.migrate()
+    ledger.record_approval(approval(release("v1.0.0").digest, "alice"))
+    approval_columns = (
+        "bundle, environment, release_digest, approver, approver_name, decision, reason, given_at, groups, "
+        "overrides_freeze, signature, meaning, source"
+    )
+    forge = f"INSERT INTO approvals ({approval_columns}) SELECT {approval_columns} FROM approvals LIMIT 1"
+    # The ledger as schema version 6 left it: no MACs, rows bound by no event.
+    sql(
+        database,
+        "DELETE FROM audit_events",
+        "ALTER TABLE audit_events DROP COLUMN mac",
+        "DELETE FROM schema_version WHERE version >= 7",
+    )
+
+    ledger.migrate()
+
+    assert verify(ledger).intact, str(verify(ledger))
+    sql(database, forge)
+    assert verify(ledger).caught_by() == {"records"}

@@ -26,6 +26,7 @@ from bundle_promotion.ledger.models import (
 
 GENESIS_HASH = "0" * 64  # what the first audit event names as its predecessor
 RECORD_KEY = "record"  # the details key binding the row an event wrote
+RECORDS_BOUND = "ledger.records_bound"  # the event marking the rows older than record binding
 # The tables whose every row an event binds (``append_event(record=...)``).
 BoundRow = ApprovalRow | SignatureAttemptRow | EnvironmentHoldRow | DeploymentRow
 BOUND_TABLES: tuple[type[BoundRow], ...] = (

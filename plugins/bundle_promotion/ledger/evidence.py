@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import GENESIS_HASH, AuditEvent, Ledger
-from bundle_promotion.ledger.audit import RECORD_KEY, event_mac
+from bundle_promotion.ledger.audit import RECORD_KEY, RECORDS_BOUND, event_mac
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger.records import Release
@@ -131,10 +131,12 @@ def chain_head(ledger: Ledger) -> dict[str, Any] | None:
 def _record_problems(events: Sequence[AuditEvent], rows: Mapping[tuple[str, int], str]) -> list[str]:
     """Each bound row must be as the last event about it left it: present with that hash, or deleted."""
     bound: dict[tuple[str, int], tuple[int, str | None]] = {}
+    unbound_up_to: dict[str, int] = {}
     for event in events:
         if record := event.details.get(RECORD_KEY):
             bound[(record["table"], record["id"])] = (event.seq, record["sha256"])
-    first_bound = {table: min(i for t, i in bound if t == table) for table, _ in bound}
+        if event.action == RECORDS_BOUND:
+            unbound_up_to = event.details["unbound_up_to"]
     problems = []
     for (table, row_id), (seq, expected) in sorted(bound.items()):
         actual = rows.get((table, row_id))
@@ -145,8 +147,7 @@ def _record_problems(events: Sequence[AuditEvent], rows: Mapping[tuple[str, int]
         elif expected is None and actual is not None:
             problems.append(f"{table} row {row_id} is back after event {seq} deleted it")
     for table, row_id in sorted(rows.keys() - bound.keys()):
-        # Rows older than a table's first bound row predate binding; any later one was slipped in.
-        if row_id > first_bound.get(table, 0):
+        if row_id > unbound_up_to.get(table, 0):  # rows up to there predate binding
             problems.append(f"{table} row {row_id} was written outside the audit trail: no event binds it")
     return problems
 
