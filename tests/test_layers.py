@@ -18,7 +18,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "plugins" / "bundle_promotion"
 
 # Bottom to top. A module belongs to the layer of its longest matching prefix.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "processes", "testing"),  # typed errors, child processes; the emulators stand alone
+    (
+        "errors",
+        "identity",
+        "processes",
+        "testing",
+    ),  # errors, identities, child processes; emulators
     ("workspace",),
     ("bundle", "bundle.config"),  # the bundle package itself only documents its parts
     ("bundle.resources",),

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 if TYPE_CHECKING:
     from bundle_promotion.bundle.deploy.engine import NativeEngine
@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_approve,
         _add_audit,
         _add_hold,
+        _add_signature,
     ):
         add_command(commands)
     return parser
@@ -530,7 +531,11 @@ def _add_approve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     release.add_argument("--version", help="the version waiting at the gate; its digest is looked up")
     release.add_argument("--digest", help="the release digest to approve, also ahead of the gate")
     approve.add_argument("--reason", required=True, help="why you approve or reject (required)")
-    approve.add_argument("--reject", action="store_true", help="reject the release instead")
+    decision = approve.add_mutually_exclusive_group()
+    decision.add_argument("--reject", action="store_true", help="reject the release instead")
+    decision.add_argument(
+        "--withdraw", action="store_true", help="withdraw your own rejection, which otherwise stands"
+    )
     approve.add_argument(
         "--overrides-freeze", action="store_true", help="let the release through a freeze of the window gate"
     )
@@ -539,13 +544,17 @@ def _add_approve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         choices=("review", "approval", "responsibility", "authorship"),
         help="sign under 21 CFR Part 11 with this meaning; asks for your password again",
     )
-    approve.add_argument(
+    _api_options(approve)
+    approve.set_defaults(run=_approve)
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--api-url",
         default=os.environ.get("BUNDLE_PROMOTION_API_URL", "http://localhost:8080"),
         help="Airflow's API server (default: $BUNDLE_PROMOTION_API_URL or %(default)s)",
     )
-    approve.add_argument("--user", help="log in as this user when BUNDLE_PROMOTION_TOKEN is not set")
-    approve.set_defaults(run=_approve)
+    parser.add_argument("--user", help="log in as this user when BUNDLE_PROMOTION_TOKEN is not set")
 
 
 def _approve(arguments: argparse.Namespace) -> int:
@@ -585,7 +594,7 @@ def _decision(arguments: argparse.Namespace, digest: str) -> dict[str, object]:
 
     decision: dict[str, object] = {
         "release_digest": digest,
-        "decision": "reject" if arguments.reject else "approve",
+        "decision": "reject" if arguments.reject else "withdraw" if arguments.withdraw else "approve",
         "reason": arguments.reason,
         "overrides_freeze": arguments.overrides_freeze,
     }
@@ -597,8 +606,17 @@ def _decision(arguments: argparse.Namespace, digest: str) -> dict[str, object]:
 def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     audit = commands.add_parser("audit", help="verify the audit trail, export a release's evidence pack")
     actions = audit.add_subparsers(title="actions", required=True, metavar="ACTION")
-    verify = actions.add_parser("verify", help="check every hash and link; exit 1 naming the first bad event")
+    verify = actions.add_parser(
+        "verify",
+        help="check the chain, every bound record, the MACs and the witnessed heads; exit 1 naming "
+        "what each anchor caught",
+    )
     _ledger_option(verify)
+    verify.add_argument(
+        "--store",
+        help="the artifact store URL holding audit/head.json (default: Airflow's artifact store, "
+        "unless --ledger is given)",
+    )
     verify.set_defaults(run=_verify_audit)
     export = actions.add_parser("export", help="write a release's evidence pack as JSON and Markdown")
     _ledger_option(export)
@@ -610,20 +628,38 @@ def _add_audit(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the promotion specs folder (default: Airflow's [bundle_promotion] specs_folder)",
     )
     export.add_argument("--out", type=Path, default=Path("."), help="where to write the two files")
+    export.add_argument("--store", help="the artifact store URL holding audit/head.json, as for verify")
     export.set_defaults(run=_export_evidence)
 
 
 def _verify_audit(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.hooks.ledger import audit_key
     from bundle_promotion.ledger.evidence import verify
 
-    report = verify(_ledger(arguments))
+    report = verify(_ledger(arguments), audit_key=audit_key(), witnessed=_witnessed_heads(arguments))
     print(report, file=sys.stdout if report.intact else sys.stderr)
     return 0 if report.intact else 1
 
 
+def _witnessed_heads(arguments: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """The heads in the artifact store: the one named, else Airflow's when the ledger is Airflow's."""
+    if arguments.store:
+        from airflow.sdk import ObjectStoragePath
+
+        from bundle_promotion.release.store import ArtifactStore
+
+        return ArtifactStore(ObjectStoragePath(arguments.store)).audit_heads()
+    if arguments.ledger:
+        return None
+    from bundle_promotion import settings
+
+    return settings.artifact_store().audit_heads()
+
+
 def _export_evidence(arguments: argparse.Namespace) -> int:
     from bundle_promotion.errors import BundlePromotionError
-    from bundle_promotion.ledger.evidence import evidence_pack, export, release_notes
+    from bundle_promotion.hooks.ledger import audit_key
+    from bundle_promotion.ledger.evidence import evidence_pack, export, release_notes, verify
     from bundle_promotion.spec import load_specs
 
     folder = arguments.specs or _specs_folder()
@@ -643,6 +679,7 @@ def _export_evidence(arguments: argparse.Namespace) -> int:
             arguments.release,
             environments=[env.name for env in spec.environments],
             notes=notes,
+            report=verify(ledger, audit_key=audit_key(), witnessed=_witnessed_heads(arguments)),
         )
     except BundlePromotionError as error:
         print(error, file=sys.stderr)
@@ -655,16 +692,48 @@ def _export_evidence(arguments: argparse.Namespace) -> int:
 def _add_hold(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hold = commands.add_parser("hold", help="clear the hold a rollback put on an environment")
     actions = hold.add_subparsers(title="actions", required=True, metavar="ACTION")
-    clear = actions.add_parser("clear", help="let promotions into the environment again")
-    _ledger_option(clear)
-    clear.add_argument("bundle", help="the bundle, as named in its promotion spec")
-    clear.add_argument("environment", help="the held environment")
-    clear.add_argument("--reason", required=True, help="why promotions may resume (kept in the audit trail)")
-    clear.add_argument("--actor", help="who clears it, for the audit trail (default: your login name)")
-    clear.set_defaults(run=_clear_hold)
+    clear = actions.add_parser(
+        "clear", help="let promotions into the environment again, through the API as your Airflow user"
+    )
+    _api_options(clear)
+    break_glass = actions.add_parser(
+        "break-glass",
+        help="administrators only: clear the hold straight in the ledger, recorded as a break-glass action",
+    )
+    _ledger_option(break_glass)
+    break_glass.add_argument(
+        "--actor", help="the administrator, for the audit trail (default: your login name)"
+    )
+    for action, run in ((clear, _clear_hold), (break_glass, _break_glass)):
+        action.add_argument("bundle", help="the bundle, as named in its promotion spec")
+        action.add_argument("environment", help="the held environment")
+        action.add_argument(
+            "--reason", required=True, help="why promotions may resume (kept in the audit trail)"
+        )
+        action.set_defaults(run=run)
 
 
 def _clear_hold(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
+    from bundle_promotion.web.client import ApprovalsClient
+
+    try:
+        client = ApprovalsClient(arguments.api_url, _api_token(arguments))
+        cleared = client.clear_hold(arguments.bundle, arguments.environment, arguments.reason)
+    except ApprovalRefused as refused:
+        print(f"refused: {refused}", file=sys.stderr)
+        return 1
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if cleared is None:
+        print(f"{arguments.bundle}/{arguments.environment} is not held; nothing to clear")
+        return 0
+    print(f"hold on {arguments.bundle}/{arguments.environment} cleared (was: {cleared['reason']})")
+    return 0
+
+
+def _break_glass(arguments: argparse.Namespace) -> int:
     import getpass
 
     from bundle_promotion.errors import BundlePromotionError
@@ -672,7 +741,7 @@ def _clear_hold(arguments: argparse.Namespace) -> int:
     actor = arguments.actor or getpass.getuser()
     try:
         cleared = _ledger(arguments).clear_hold(
-            arguments.bundle, arguments.environment, reason=arguments.reason, actor=actor
+            arguments.bundle, arguments.environment, reason=arguments.reason, actor=actor, break_glass=True
         )
     except BundlePromotionError as error:
         print(error, file=sys.stderr)
@@ -680,7 +749,39 @@ def _clear_hold(arguments: argparse.Namespace) -> int:
     if cleared is None:
         print(f"{arguments.bundle}/{arguments.environment} is not held; nothing to clear")
         return 0
-    print(f"hold on {arguments.bundle}/{arguments.environment} cleared by {actor} (was: {cleared.reason})")
+    print(f"hold on {arguments.bundle}/{arguments.environment} broken by {actor} (was: {cleared.reason})")
+    return 0
+
+
+def _add_signature(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    signature = commands.add_parser("signature", help="administer Part 11 signatures")
+    actions = signature.add_subparsers(title="actions", required=True, metavar="ACTION")
+    unlock = actions.add_parser(
+        "unlock", help="lift the lockout failed signature attempts put on a signer (an audited action)"
+    )
+    _ledger_option(unlock)
+    unlock.add_argument("signer", help="the locked-out user id")
+    unlock.add_argument(
+        "--reason", required=True, help="why the signer may sign again (kept in the audit trail)"
+    )
+    unlock.add_argument("--actor", help="the administrator, for the audit trail (default: your login name)")
+    unlock.set_defaults(run=_unlock_signature)
+
+
+def _unlock_signature(arguments: argparse.Namespace) -> int:
+    import getpass
+
+    from bundle_promotion.errors import BundlePromotionError
+    from bundle_promotion.identity import canonical_identity
+
+    try:
+        signer = canonical_identity(arguments.signer)
+        actor = canonical_identity(arguments.actor or getpass.getuser())
+        lifted = _ledger(arguments).lift_signature_lockout(signer, actor=actor, reason=arguments.reason)
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{signer} may sign again; lifted by {actor}" if lifted else f"{signer} is not locked out")
     return 0
 
 

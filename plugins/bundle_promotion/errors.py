@@ -167,6 +167,14 @@ class ApprovalRefused(BundlePromotionError):
     """An approval was not accepted: not eligible, segregation of duties, or a failed signature."""
 
 
+class RejectionStands(ApprovalRefused):
+    """The approver's own rejection of this release stands: they withdraw it first, explicitly."""
+
+
+class IdentityRefused(BundlePromotionError):
+    """A user name cannot be one person's identity: invisible characters, mixed scripts, or empty."""
+
+
 class EnvironmentHeld(BundlePromotionError):
     """A rollback held the environment: no promotion enters it until a person clears the hold."""
 
@@ -182,6 +190,7 @@ class RestoreFailed(BundlePromotionError):
 
 # Errors whose outcome a retry cannot change: the input is wrong, or a verdict was reached.
 _FINAL_ERRORS = (
+    IdentityRefused,
     SpecError,
     InvalidSpecs,
     BundleConfigError,  # and InvalidBundle

@@ -25,6 +25,7 @@ SPECS_FOLDER_KEY = "specs_folder"
 # Beside the DAGs folder, as in the project layout: dags/promotions.py reads include/promotions.
 DEFAULT_SPECS_FOLDER = Path("include", "promotions")
 DEFAULT_GATE_POLLING_PERIOD_SECONDS = 60.0
+DEFAULT_SIGNATURE_ATTEMPT_INTERVAL = 5.0
 
 
 def ledger() -> Ledger:
@@ -59,6 +60,11 @@ def gate_polling_period_seconds() -> float:
 def signature_password_check() -> str | None:
     """The dotted path of a ``PasswordCheck`` for Part 11 signatures; None for the default."""
     return conf.get(SECTION, "signature_password_check", fallback=None)
+
+
+def signature_attempt_interval() -> float:
+    """Seconds a user waits between two Part 11 signature attempts through the API."""
+    return conf.getfloat(SECTION, "signature_attempt_interval", fallback=DEFAULT_SIGNATURE_ATTEMPT_INTERVAL)
 
 
 def default_deferrable() -> bool:

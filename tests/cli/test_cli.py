@@ -152,3 +152,41 @@ def test_approve_needs_a_reason(capsys: pytest.CaptureFixture[str]) -> None:
         main(["approve", "example", "prod", "--version", "v1.0.0"])
     assert exited.value.code == 2
     assert "--reason" in capsys.readouterr().err
+
+
+def test_approve_withdraw_sends_a_withdrawal_of_ones_own_rejection() -> None:
+    from bundle_promotion.cli import _decision, _parser
+
+    arguments = _parser().parse_args(
+        ["approve", "sales", "prod", "--digest", "d" * 64, "--withdraw", "--reason", "finance signed off"]
+    )
+
+    assert _decision(arguments, "d" * 64)["decision"] == "withdraw"
+
+
+def test_hold_clear_goes_through_the_api_as_the_tokens_user(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bundle_promotion.web import client
+
+    sent: list[tuple[str, str, Any, Any]] = []
+
+    def answer(method: str, url: str, *, json: Any, headers: Any, timeout: float) -> Any:
+        sent.append((method, url, json, headers["Authorization"]))
+        return types.SimpleNamespace(status_code=200, json=lambda: {"reason": "rolled back"})
+
+    monkeypatch.setenv("BUNDLE_PROMOTION_TOKEN", "jwt-of-alice")
+    monkeypatch.setattr(client.requests, "request", answer)
+
+    code = main(["hold", "clear", "sales", "prod", "--reason", "fixed", "--api-url", "http://airflow:8080"])
+
+    assert code == 0
+    assert sent == [
+        (
+            "POST",
+            "http://airflow:8080/bundle-promotion/dags/promote__sales/environments/prod/hold/clear",
+            {"reason": "fixed"},
+            "Bearer jwt-of-alice",
+        )
+    ]
+    assert "hold on sales/prod cleared (was: rolled back)" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle_promotion.errors import ApprovalRefused
+from bundle_promotion.errors import ApprovalRefused, IdentityRefused, RejectionStands
 from bundle_promotion.gates.approvals import (
     ApprovalGate,
     ApprovalGroup,
@@ -17,8 +17,9 @@ from bundle_promotion.gates.approvals import (
     submit_approval,
 )
 from bundle_promotion.gates.contract import GateContext
+from bundle_promotion.identity import IdentityMap
 from bundle_promotion.ledger import Ledger
-from bundle_promotion.ledger.records import GateResult
+from bundle_promotion.ledger.records import GateResult, SignatureLockout
 from tests.gates.gate_support import approval, context, make_ledger, make_release
 
 QC = ApprovalGroup("QC", 2, users=("alice", "bob", "carol", "dag_test", "release-bot"))
@@ -174,11 +175,25 @@ def test_a_part11_policy_ignores_unsigned_approvals(ledger: Ledger, prod: GateCo
     )
 
 
-def test_extra_approval_sources_count_like_ledger_approvals(ledger: Ledger, prod: GateContext) -> None:
+def test_a_github_review_counts_as_the_airflow_user_its_login_is_mapped_to(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    policy = replace(POLICY, identities=IdentityMap.of({"bob": (["bob-gh"], [])}))
+    gate = ApprovalGate(policy, sources=(lambda c: [approval(c, "Bob-GH", source="github:review/1")],))
+
+    assert gate.evaluate(prod) == GateResult.passed("approval", "2 of 2 QC approvals (have: alice, bob)")
+
+
+def test_a_github_review_of_an_unmapped_login_counts_for_no_one(ledger: Ledger, prod: GateContext) -> None:
     ledger.record_approval(approval(prod, "alice"))
     gate = ApprovalGate(POLICY, sources=(lambda c: [approval(c, "bob", source="github:review/1")],))
 
-    assert gate.evaluate(prod).status == "passed"
+    assert gate.evaluate(prod) == GateResult.waiting(
+        "approval",
+        "1 of 2 QC approvals (have: alice); "
+        "ignored: bob (GitHub login mapped to no Airflow user in the approval gate's identities)",
+    )
 
 
 def request(prod: GateContext, approver: str, **changes: object) -> ApprovalRequest:
@@ -275,3 +290,208 @@ def test_approvals_of_releases_promoted_before_are_not_listed(ledger: Ledger, pr
     ledger.finish_deployment(deployment_id, "succeeded")
 
     assert evaluate(prod).reason == "0 of 2 QC approvals"
+
+
+# Issue 11, section 1: one person is one identity.
+LOOK_ALIKES = {
+    "trailing space": "alice ",
+    "leading space": " alice",
+    "dotted capital I": "al\u0130ce",
+    "Cyrillic a": "\u0430lice",
+    "zero-width space": "ali\u200bce",
+    "right-to-left mark": "alice\u200f",
+}
+
+
+@pytest.mark.parametrize("look_alike", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
+def test_a_look_alike_of_an_approver_is_no_second_person(
+    ledger: Ledger, prod: GateContext, look_alike: str
+) -> None:
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, look_alike))
+
+    result = evaluate(prod)
+
+    assert result.status == "waiting"
+    assert result.reason.startswith("1 of 2 QC approvals (have: alice); ignored: ")
+
+
+@pytest.mark.parametrize("look_alike", LOOK_ALIKES.values(), ids=LOOK_ALIKES.keys())
+def test_submitting_as_a_look_alike_is_refused(ledger: Ledger, prod: GateContext, look_alike: str) -> None:
+    with pytest.raises(IdentityRefused, match="user name"):
+        submit(ledger, prod, request(prod, look_alike))
+    assert ledger.approvals("sales", "prod") == []
+
+
+@pytest.mark.parametrize(
+    "variant", ["Alice", "ALICE", "\uff41\uff4c\uff49\uff43\uff45"], ids=["title", "upper", "fullwidth"]
+)
+def test_case_and_width_variants_are_the_same_person(ledger: Ledger, prod: GateContext, variant: str) -> None:
+    submit(ledger, prod, request(prod, "alice"))
+    submit(ledger, prod, request(prod, variant))
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice", "alice"]
+    assert evaluate(prod).reason == "1 of 2 QC approvals (have: alice)"
+
+
+def test_the_triggering_user_spelled_with_a_cyrillic_letter_cannot_approve(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    carol_run = replace(prod, triggered_by="carol")
+
+    with pytest.raises(IdentityRefused, match="mixes scripts"):
+        submit(ledger, carol_run, request(carol_run, "\u0441arol"))
+    ledger.record_approval(approval(carol_run, "\u0441arol"))
+    assert "ignored: \u0441arol (not one person's name" in evaluate(carol_run).reason
+
+
+def test_the_triggering_user_in_another_case_cannot_approve(ledger: Ledger, prod: GateContext) -> None:
+    with pytest.raises(ApprovalRefused, match="dag_test cannot approve: triggered this run"):
+        submit(ledger, replace(prod, triggered_by="DAG_TEST"), request(prod, "dag_test"))
+
+
+def test_a_commit_author_is_excluded_by_the_email_address_mapped_to_them(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    mallory = ApprovalGroup("QC", 1, users=("mallory", "alice"))
+    policy = ApprovalPolicy(
+        groups=(mallory,), identities=IdentityMap.of({"mallory": ([], ["mallory.dev@corp.example"])})
+    )
+    release_by_mallory = replace(prod, commit_authors=("Mallory Dev", "Mallory.Dev@corp.example"))
+
+    with pytest.raises(ApprovalRefused, match="mallory cannot approve: authored a commit of this release"):
+        submit(ledger, release_by_mallory, request(release_by_mallory, "mallory"), policy)
+    ledger.record_approval(approval(release_by_mallory, "mallory"))
+    assert evaluate(release_by_mallory, policy).reason == (
+        "0 of 1 QC approvals; ignored: mallory (authored a commit of this release)"
+    )
+
+
+def test_group_members_listed_in_another_form_are_matched_by_identity(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    policy = ApprovalPolicy(groups=(ApprovalGroup("QC", 1, users=("Erin",)),))
+
+    submit(ledger, prod, request(prod, "erin", roles=frozenset()), policy)
+
+    assert evaluate(prod, policy).reason == "1 of 1 QC approvals (have: erin)"
+
+
+# Issue 11, section 2: Part 11 signatures resist guessing (21 CFR 11.300(d)).
+PART11 = replace(POLICY, signature="part11")
+
+
+def sign(ledger: Ledger, prod: GateContext, password: str, policy: ApprovalPolicy = PART11) -> object:
+    return submit(ledger, prod, request(prod, "alice", meaning="approval", password=password), policy)
+
+
+def guess_wrong(ledger: Ledger, prod: GateContext, times: int, policy: ApprovalPolicy = PART11) -> None:
+    for _ in range(times):
+        with pytest.raises(ApprovalRefused):
+            sign(ledger, prod, "guess", policy)
+
+
+def test_three_failed_signatures_lock_the_signer_out_even_with_the_right_password(
+    ledger: Ledger, prod: GateContext
+) -> None:
+    guess_wrong(ledger, prod, 3)
+
+    with pytest.raises(ApprovalRefused, match="alice is locked out of signing after 3 failed attempts"):
+        sign(ledger, prod, "s3cret")
+
+    assert ledger.approvals("sales", "prod") == []
+    assert [a.detail for a in ledger.signature_attempts("sales")] == [
+        *["wrong password"] * 3,
+        "locked out: attempted use of a locked signature",
+    ]
+    [locked] = [e for e in ledger.audit_events() if e.action == "signature.locked_out"]
+    assert (locked.actor, locked.subject) == ("alice", "alice")
+    assert "attempted unauthorised use" in (locked.reason or "")
+
+
+def test_two_failed_signatures_do_not_lock_the_signer_out(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, prod, 2)
+
+    sign(ledger, prod, "s3cret")
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
+
+
+def test_failures_outside_the_window_do_not_count(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, replace(prod, now=prod.now - timedelta(minutes=16)), 2)
+    guess_wrong(ledger, prod, 2)
+
+    sign(ledger, prod, "s3cret")
+
+    assert not ledger.signature_locked_out("alice")
+
+
+def test_the_lockout_threshold_is_configurable(ledger: Ledger, prod: GateContext) -> None:
+    lenient = replace(PART11, lockout=SignatureLockout(attempts=5, within=timedelta(minutes=15)))
+    guess_wrong(ledger, prod, 4, lenient)
+
+    sign(ledger, prod, "s3cret", lenient)
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
+
+
+def test_an_administrator_lifts_the_lockout_with_an_audited_action(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, prod, 3)
+
+    assert ledger.lift_signature_lockout("alice", actor="admin", reason="alice reset her password")
+    sign(ledger, prod, "s3cret")
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
+    [lifted] = [e for e in ledger.audit_events() if e.action == "signature.lockout_lifted"]
+    assert (lifted.actor, lifted.subject, lifted.reason) == ("admin", "alice", "alice reset her password")
+
+
+def test_after_a_lift_only_new_failures_count(ledger: Ledger, prod: GateContext) -> None:
+    guess_wrong(ledger, prod, 3)
+    ledger.lift_signature_lockout("alice", actor="admin", reason="verified by phone")
+
+    guess_wrong(ledger, prod, 1)
+
+    assert not ledger.signature_locked_out("alice")
+
+
+# Issue 11, section 3: a rejection stands until its author withdraws it.
+def test_a_rejection_does_not_lapse_when_approvals_expire(ledger: Ledger, prod: GateContext) -> None:
+    ledger.record_approval(
+        approval(
+            prod, "carol", decision="reject", reason="breaks finance", given_at=prod.now - timedelta(days=30)
+        )
+    )
+    ledger.record_approval(approval(prod, "alice"))
+    ledger.record_approval(approval(prod, "bob"))
+
+    assert evaluate(prod) == GateResult.failed("approval", "rejected by carol: breaks finance")
+
+
+def test_approving_over_ones_own_standing_rejection_is_refused(ledger: Ledger, prod: GateContext) -> None:
+    submit(ledger, prod, request(prod, "carol", decision="reject", reason="breaks finance"))
+
+    with pytest.raises(
+        RejectionStands, match=r"carol rejected this release .* that rejection stands: withdraw it"
+    ):
+        submit(ledger, prod, request(prod, "carol"))
+    assert [a.decision for a in ledger.approvals("sales", "prod")] == ["reject"]
+
+
+def test_a_withdrawn_rejection_no_longer_fails_the_gate(ledger: Ledger, prod: GateContext) -> None:
+    submit(ledger, prod, request(prod, "carol", decision="reject", reason="breaks finance"))
+    submit(ledger, prod, request(prod, "carol", decision="withdraw", reason="finance signed off"))
+    submit(ledger, prod, request(prod, "carol"))
+    submit(ledger, prod, request(prod, "alice"))
+
+    assert evaluate(prod) == GateResult.passed("approval", "2 of 2 QC approvals (have: alice, carol)")
+    assert [e.action for e in ledger.audit_events()][-3:] == [
+        "approval.withdraw",
+        "approval.approve",
+        "approval.approve",
+    ]
+
+
+def test_there_is_nothing_to_withdraw_without_a_rejection(ledger: Ledger, prod: GateContext) -> None:
+    with pytest.raises(ApprovalRefused, match="carol has no rejection of this release to withdraw"):
+        submit(ledger, prod, request(prod, "carol", decision="withdraw", reason="changed my mind"))

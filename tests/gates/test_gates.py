@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,9 +33,16 @@ WEEKEND_FREEZE = WindowRule("weekend", timedelta(days=2), rrule="FREQ=WEEKLY;BYD
 
 
 def window(
-    allow: tuple[WindowRule, ...] = (), deny: tuple[WindowRule, ...] = (), overrides: bool = False
+    allow: tuple[WindowRule, ...] = (),
+    deny: tuple[WindowRule, ...] = (),
+    overrides: bool = False,
+    overrides_needed: int = 1,
+    expires_after: timedelta | None = None,
 ) -> WindowGate:
-    return WindowGate(AMSTERDAM, allow, deny, freeze_overriders if overrides else lambda _c, _s: [])
+    overriders = functools.partial(freeze_overriders, expires_after=expires_after)
+    return WindowGate(
+        AMSTERDAM, allow, deny, overriders if overrides else lambda _c, _s: [], overrides_needed
+    )
 
 
 def test_the_first_environment_passes_the_previous_environment_gate(tmp_path: Path) -> None:
@@ -249,6 +257,36 @@ def test_a_freeze_is_lifted_only_by_an_approval_that_says_so(tmp_path: Path) -> 
 
     result = window(deny=(WEEKEND_FREEZE,), overrides=True).evaluate(gate_context)
     assert result == GateResult.passed("window", "weekend freeze overridden by bob")
+
+
+def test_a_freeze_needs_two_people_to_override_it_by_default(tmp_path: Path) -> None:
+    ledger = make_ledger(tmp_path)
+    gate_context = context(ledger, make_release(), now=datetime(2026, 3, 28, 12, tzinfo=UTC))
+    gate = WindowGate(AMSTERDAM, (), (WEEKEND_FREEZE,), freeze_overriders)
+    ledger.record_approval(approval(gate_context, "bob", overrides_freeze=True, reason="hotfix for INC-42"))
+
+    assert gate.evaluate(gate_context).reason == (
+        "weekend freeze until Mon 30 Mar 00:00 Europe/Amsterdam; 1 of 2 overrides (have: bob)"
+    )
+    ledger.record_approval(approval(gate_context, "Alice", overrides_freeze=True, reason="INC-42 confirmed"))
+    assert gate.evaluate(gate_context) == GateResult.passed(
+        "window", "weekend freeze overridden by alice, bob"
+    )
+
+
+def test_an_expired_override_no_longer_lifts_a_freeze(tmp_path: Path) -> None:
+    ledger = make_ledger(tmp_path)
+    gate_context = context(ledger, make_release(), now=datetime(2026, 3, 30, 21, tzinfo=UTC))
+    long_freeze = WindowRule(
+        "release freeze", timedelta(days=5), rrule="FREQ=WEEKLY;BYDAY=SA;BYHOUR=0;BYMINUTE=0"
+    )
+    three_days_old = gate_context.now - timedelta(days=2, hours=12)
+    ledger.record_approval(approval(gate_context, "bob", overrides_freeze=True, given_at=three_days_old))
+
+    gate = window(deny=(long_freeze,), overrides=True, expires_after=timedelta(hours=1))
+
+    assert gate.evaluate(gate_context).status == "waiting"
+    assert window(deny=(long_freeze,), overrides=True).evaluate(gate_context).status == "passed"
 
 
 def test_the_triggering_user_cannot_lift_a_freeze(tmp_path: Path) -> None:

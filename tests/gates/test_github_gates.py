@@ -15,6 +15,7 @@ from bundle_promotion.gates.contract import GateContext, evaluate_all
 from bundle_promotion.gates.github import ChecksPassedGate, GitHubReviewApprovals
 from bundle_promotion.github.facts import GitHubFacts
 from bundle_promotion.hooks.github import GitHubRepositoryHook
+from bundle_promotion.identity import IdentityMap
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.ledger.records import Approval, Release
 from bundle_promotion.spec import load_spec
@@ -150,9 +151,15 @@ def test_checks_passed_without_a_github_repository_fails_saying_what_to_add(
 # Pull-request reviews as approvals ----------------------------------------------------------
 
 
+# Each reviewer's GitHub login is mapped to their Airflow user: without it a review counts for no one.
+REVIEWERS = IdentityMap.of({user: ([user], []) for user in ("bob", "carol", AUTHOR)})
+
+
 def review_gate(minimum: int = 1) -> ApprovalGate:
-    policy = ApprovalPolicy(groups=(ApprovalGroup("qc", minimum, users=("bob", "carol", AUTHOR)),))
-    return ApprovalGate(policy, sources=(GitHubReviewApprovals(),))
+    qc = ApprovalGroup("qc", minimum, users=("bob", "carol", AUTHOR))
+    return ApprovalGate(
+        ApprovalPolicy(groups=(qc,), identities=REVIEWERS), sources=(GitHubReviewApprovals(),)
+    )
 
 
 def test_an_approving_review_of_the_release_commit_counts(

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from bundle_promotion.cli import main
-from bundle_promotion.errors import BundlePromotionError
+from bundle_promotion.errors import BundlePromotionError, IdentityRefused
 from bundle_promotion.ledger import GENESIS_HASH, Ledger
-from bundle_promotion.ledger.evidence import evidence_pack, export, to_markdown, verify
+from bundle_promotion.ledger.evidence import chain_head, evidence_pack, export, to_markdown, verify
 from bundle_promotion.ledger.records import Approval, Artifact, Release
+from bundle_promotion.release.store import ArtifactStore
 
 BUNDLE = "example_etl"
 
@@ -167,6 +168,16 @@ def test_holds_are_set_once_and_cleared_with_a_reason_into_the_trail(ledger: Led
     ]
 
 
+def test_a_hold_is_cleared_under_the_clearers_one_identity(ledger: Ledger) -> None:
+    ledger.hold_environment(BUNDLE, "prod", reason="rolled back", actor="bundle-promotion", run_id="r1")
+
+    with pytest.raises(IdentityRefused, match="mixes scripts"):
+        ledger.clear_hold(BUNDLE, "prod", reason="fixed", actor="\u0430lice")
+    ledger.clear_hold(BUNDLE, "prod", reason="fixed", actor="Alice")
+
+    assert [(e.action, e.actor) for e in ledger.audit_events()][-1] == ("hold.cleared", "alice")
+
+
 def test_the_evidence_pack_lists_every_approval_of_the_release_with_its_manifest(ledger: Ledger) -> None:
     promote(ledger, "v1.0.0")
     digest = release("v1.0.0").digest
@@ -237,7 +248,28 @@ def test_audit_verify_on_the_command_line_names_the_broken_event(
     sql(database, "UPDATE audit_events SET reason = 'nothing to see' WHERE seq = 3")
 
     assert main(["audit", "verify", "--ledger", url]) == 1
-    assert "BROKEN at event 3" in capsys.readouterr().err
+    assert "[chain] event 3: its content does not match its hash" in capsys.readouterr().err
+
+
+def test_audit_verify_on_the_command_line_checks_the_mac_and_the_witnessed_head(
+    database: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BUNDLE_PROMOTION_AUDIT_KEY", json.dumps({"conn_type": "generic", "password": "k3y"})
+    )
+    keyed = Ledger(f"sqlite:///{database}", audit_key=b"k3y")
+    keyed.migrate()
+    promote(keyed)
+    store = ArtifactStore(tmp_path / "store")
+    store.witness_audit_head(chain_head(keyed) or {})
+    command = ["audit", "verify", "--ledger", f"sqlite:///{database}", "--store", str(tmp_path / "store")]
+    assert main(command) == 0
+    assert "(anchors: chain, records, mac, witness)" in capsys.readouterr().out
+
+    sql(database, "DELETE FROM audit_events WHERE seq = 3")
+
+    assert main(command) == 1
+    assert "- [witness] event 3, witnessed as a chain head, is gone" in capsys.readouterr().err
 
 
 def test_audit_export_on_the_command_line_writes_both_files(
@@ -274,13 +306,15 @@ def test_audit_export_on_the_command_line_writes_both_files(
     ]
 
 
-def test_hold_clear_on_the_command_line_records_who_and_why(database: Path, ledger: Ledger) -> None:
+def test_hold_break_glass_on_the_command_line_records_who_why_and_that_it_was_break_glass(
+    database: Path, ledger: Ledger
+) -> None:
     ledger.hold_environment(BUNDLE, "prod", reason="rolled back", actor="bundle-promotion")
 
     code = main(
         [
             "hold",
-            "clear",
+            "break-glass",
             BUNDLE,
             "prod",
             "--reason",
@@ -294,7 +328,40 @@ def test_hold_clear_on_the_command_line_records_who_and_why(database: Path, ledg
 
     assert code == 0
     assert ledger.environment_hold(BUNDLE, "prod") is None
-    assert ledger.audit_events()[-1].actor == "alice"
+    last = ledger.audit_events()[-1]
+    assert (last.action, last.actor, last.reason) == ("hold.broken_glass", "alice", "root cause fixed")
+
+
+def test_signature_unlock_on_the_command_line_lifts_a_lockout_as_an_audited_action(
+    database: Path, ledger: Ledger
+) -> None:
+    ledger.record_event(actor="alice", action="signature.locked_out", subject="alice", reason="3 failures")
+    assert ledger.signature_locked_out("alice")
+
+    ledger_url = f"sqlite:///{database}"
+    code = main(
+        [
+            "signature",
+            "unlock",
+            "Alice",
+            "--reason",
+            "checked in person",
+            "--actor",
+            "admin",
+            "--ledger",
+            ledger_url,
+        ]
+    )
+
+    assert code == 0
+    assert not ledger.signature_locked_out("alice")
+    last = ledger.audit_events()[-1]
+    assert (last.action, last.actor, last.subject, last.reason) == (
+        "signature.lockout_lifted",
+        "admin",
+        "alice",
+        "checked in person",
+    )
 
 
 def test_the_evidence_pack_says_what_each_environment_runs_after_a_rollback(ledger: Ledger) -> None:

@@ -117,3 +117,23 @@ def test_targets_whose_paths_name_the_deploying_user_resolve_without_a_workspace
     )
 
     assert ledger.release(release_id).version == "v1.0.0"
+
+
+def test_each_release_witnesses_the_audit_chain_head_in_the_artifact_store(
+    bundle_repo: Callable[..., Path], ledger: Ledger, tmp_path: Path
+) -> None:
+    store = ArtifactStore(tmp_path / "store")
+
+    cut_release(
+        BundleSource("example_etl", str(bundle_repo("v1.0.0"))),
+        "v1.0.0",
+        targets=["dev"],
+        test_jobs=[],
+        ledger=ledger,
+        store=store,
+        checkouts=tmp_path / "checkouts",
+    )
+
+    head = ledger.audit_head()
+    assert head is not None
+    assert store.audit_heads() == [{"seq": head.seq, "hash": head.hash, "mac": head.mac}]

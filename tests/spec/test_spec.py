@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -313,6 +314,28 @@ BAD_SPECS = [
     pytest.param(
         edited(
             "    schedules: unpaused",
+            "    schedules: unpaused\n"
+            '    gates: [approval: {groups: [{name: qc, users: [alice, "\u0441arol"]}]}]',
+        ),
+        14,
+        "environments[1].gates[0].approval.groups[0].users[1]",
+        ["mixes scripts"],
+        id="approval-user-with-a-cyrillic-letter",
+    ),
+    pytest.param(
+        edited(
+            "    schedules: unpaused",
+            "    schedules: unpaused\n    gates: [approval: {groups: [{name: qc, role: Op}],"
+            " identities: {alice: {emails: [a@corp.example]}, bob: {emails: [a@corp.example]}}}]",
+        ),
+        14,
+        "environments[1].gates[0].approval.identities.bob",
+        ["'a@corp.example' is given to both alice and bob; give it to one"],
+        id="an-address-mapped-to-two-users",
+    ),
+    pytest.param(
+        edited(
+            "    schedules: unpaused",
             "    schedules: unpaused\n    gates: [window: {deny: [{cron: '0 25 * * *', duration: PT1H}]}]",
         ),
         14,
@@ -579,4 +602,61 @@ def test_a_timeout_that_is_no_duration_names_the_accepted_forms(tmp_path: Path) 
     )
 
     assert error.field == "environments[1].tests[0].timeout"
-    assert "must be a duration like 90s, 30m or 2h" in str(error)
+    assert "must be a duration like 90s, 30m, 2h, 7d or ISO 8601 (PT2H, P7D)" in str(error)
+
+
+def test_a_test_suite_timeout_takes_days_like_every_other_duration(tmp_path: Path) -> None:
+    spec = load_spec(
+        write_spec(
+            tmp_path, edited("timeout: 30m", "timeout: 7d", edited("    schedules: unpaused\n", PROD_SUITE))
+        )
+    )
+
+    assert spec.environments[1].tests[0].timeout == 7 * 24 * 3600
+
+
+def approval_gate(options: str) -> str:
+    return edited("    schedules: unpaused", f"    schedules: unpaused\n    gates: [approval: {{{options}}}]")
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "problem"),
+    [
+        ("groups: [{name: qc, role: Op}], expires_after: -P7D", "expires_after", "must be longer than zero"),
+        ("groups: [{name: qc, role: Op}], expires_after: PT0S", "expires_after", "must be longer than zero"),
+        ("groups: [{name: qc, role: Op}], expires_after: 0d", "expires_after", "must be longer than zero"),
+        ("groups: [{name: qc, role: Op}], expires_after: true", "expires_after", "got true"),
+        ("groups: [{name: qc, role: Op, min: true}]", "groups[0].min", "integer"),
+        ("groups: [{name: qc, role: Op, min: 1.5}]", "groups[0].min", "integer"),
+        (
+            "groups: [{name: qc, role: Op}], signature_lockout: {attempts: 0}",
+            "signature_lockout.attempts",
+            "greater than or equal to 1",
+        ),
+    ],
+    ids=["negative", "zero", "zero-days", "boolean", "min-boolean", "min-fraction", "no-attempts"],
+)
+def test_approval_durations_are_positive_and_minimums_whole_numbers(
+    tmp_path: Path, options: str, field: str, problem: str
+) -> None:
+    error = spec_error(tmp_path, approval_gate(options))
+
+    assert error.field == f"environments[1].gates[0].approval.{field}"
+    assert problem in error.problem
+
+
+def test_an_approval_expiry_takes_days(tmp_path: Path) -> None:
+    spec = load_spec(write_spec(tmp_path, approval_gate("groups: [{name: qc, role: Op}], expires_after: 7d")))
+
+    [gate] = spec.environments[1].gates
+    assert gate.approval is not None
+    assert gate.approval.expires_after == timedelta(days=7)
+
+
+def test_hold_clearers_name_someone(tmp_path: Path) -> None:
+    error = spec_error(
+        tmp_path, edited("    schedules: unpaused", "    schedules: unpaused\n    hold_clearers: {}")
+    )
+
+    assert error.field == "environments[1].hold_clearers"
+    assert "name who may clear a hold: list users, give a role, or both" in error.problem

@@ -116,6 +116,27 @@ def test_the_approver_is_the_user_of_the_token(client: Any, ledger: Ledger, wait
     assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice"]
 
 
+@pytest.mark.parametrize("look_alike", ["alice ", "\u0430lice", "ali\u200bce"])
+def test_a_look_alike_account_is_refused(
+    client: Any, ledger: Ledger, waiting_in_prod: str, look_alike: str
+) -> None:
+    response = client.post(APPROVALS.format("prod"), json=body(waiting_in_prod), headers=token(look_alike))
+
+    assert response.status_code == 403
+    assert "user name" in response.json()["detail"]
+    assert ledger.approvals("sales", "prod") == []
+
+
+def test_an_account_differing_only_in_case_is_the_same_person(
+    client: Any, ledger: Ledger, waiting_in_prod: str
+) -> None:
+    for account in ("alice", "Alice"):
+        response = client.post(APPROVALS.format("prod"), json=body(waiting_in_prod), headers=token(account))
+        assert response.status_code == 201, response.text
+
+    assert [a.approver for a in ledger.approvals("sales", "prod")] == ["alice", "alice"]
+
+
 def test_a_body_naming_an_approver_is_rejected(client: Any, ledger: Ledger, waiting_in_prod: str) -> None:
     response = client.post(
         APPROVALS.format("prod"), json=body(waiting_in_prod, approver="bob"), headers=token("alice")
@@ -174,6 +195,56 @@ def test_a_part11_approval_with_the_password_records_its_meaning(
     assert [a.succeeded for a in ledger.signature_attempts("sales")] == [True]
 
 
+def test_signature_attempts_are_rate_limited_per_user(
+    client: Any, ledger: Ledger, waiting_in_prod: str
+) -> None:
+    wrong = body(waiting_in_prod, meaning="approval", password="guess")
+    client.post(APPROVALS.format("validation"), json=wrong, headers=token("alice"))
+
+    again = client.post(APPROVALS.format("validation"), json=wrong, headers=token("alice"))
+    other_user = client.post(APPROVALS.format("validation"), json=wrong, headers=token("bob"))
+
+    assert again.status_code == 429
+    assert int(again.headers["Retry-After"]) >= 1
+    assert other_user.status_code == 403
+    assert [a.signer for a in ledger.signature_attempts("sales")] == ["alice", "bob"]
+
+
+def test_three_wrong_passwords_lock_the_signer_out_of_the_api(
+    client: Any, ledger: Ledger, waiting_in_prod: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW__BUNDLE_PROMOTION__SIGNATURE_ATTEMPT_INTERVAL", "0")
+    for guess in ("guess-1", "guess-2", "guess-3"):
+        signed = body(waiting_in_prod, meaning="approval", password=guess)
+        assert (
+            client.post(APPROVALS.format("validation"), json=signed, headers=token("alice")).status_code
+            == 403
+        )
+
+    right = body(waiting_in_prod, meaning="approval", password="alice-pw")
+    response = client.post(APPROVALS.format("validation"), json=right, headers=token("alice"))
+
+    assert response.status_code == 403
+    assert "alice is locked out of signing after 3 failed attempts" in response.json()["detail"]
+    assert ledger.approvals("sales", "validation") == []
+    assert ledger.signature_locked_out("alice")
+
+
+def test_approving_over_ones_own_standing_rejection_is_a_conflict(
+    client: Any, ledger: Ledger, waiting_in_prod: str
+) -> None:
+    rejected = client.post(
+        APPROVALS.format("prod"), json=body(waiting_in_prod, decision="reject"), headers=token("alice")
+    )
+    assert rejected.status_code == 201, rejected.text
+
+    response = client.post(APPROVALS.format("prod"), json=body(waiting_in_prod), headers=token("alice"))
+
+    assert response.status_code == 409
+    assert "that rejection stands: withdraw it first" in response.json()["detail"]
+    assert [a.decision for a in ledger.approvals("sales", "prod")] == ["reject"]
+
+
 def test_pending_gates_show_their_reasons(client: Any, waiting_in_prod: str) -> None:
     response = client.get("/bundle-promotion/dags/promote__sales/gates", headers=token("vera", "viewer"))
 
@@ -220,3 +291,40 @@ def test_a_viewer_may_not_clear_a_hold(client: Any, ledger: Ledger) -> None:
 
     assert response.status_code == 403
     assert ledger.environment_hold("sales", "prod") is not None
+
+
+def test_only_the_environments_approvers_may_clear_its_hold(client: Any, ledger: Ledger) -> None:
+    ledger.hold_environment("sales", "prod", reason="rolled back", actor="bundle-promotion")
+
+    response = client.post(HOLD_CLEAR.format("prod"), json={"reason": "looks fine"}, headers=token("dave"))
+
+    assert response.status_code == 403
+    assert "dave may not clear the hold on prod: only its hold_clearers may" in response.json()["detail"]
+    assert ledger.environment_hold("sales", "prod") is not None
+
+
+def test_a_hold_on_an_environment_without_approvers_is_cleared_only_by_break_glass(
+    client: Any, ledger: Ledger
+) -> None:
+    ledger.hold_environment("sales", "dev", reason="rolled back", actor="bundle-promotion")
+
+    response = client.post(HOLD_CLEAR.format("dev"), json={"reason": "looks fine"}, headers=token("alice"))
+
+    assert response.status_code == 403
+    assert "hold break-glass" in response.json()["detail"]
+    assert ledger.environment_hold("sales", "dev") is not None
+
+
+def test_an_environments_hold_clearers_may_clear_its_hold(
+    client: Any, ledger: Ledger, tmp_path: Path
+) -> None:
+    spec = json.loads(json.dumps(SPEC))
+    spec["environments"][0]["hold_clearers"] = {"users": ["Bob"]}
+    (tmp_path / "promotions" / "sales.yaml").write_text(yaml.safe_dump(spec))
+    ledger.hold_environment("sales", "dev", reason="rolled back", actor="bundle-promotion")
+
+    refused = client.post(HOLD_CLEAR.format("dev"), json={"reason": "fixed"}, headers=token("alice"))
+    cleared = client.post(HOLD_CLEAR.format("dev"), json={"reason": "fixed"}, headers=token("bob"))
+
+    assert (refused.status_code, cleared.status_code) == (403, 200)
+    assert ledger.audit_events()[-1].actor == "bob"

@@ -7,9 +7,12 @@ who triggered the run nor an author of the release's commits. A rejection under 
 rules fails the gate. With ``signature: part11`` (21 CFR 11) every approval also records
 the meaning of the signature, and the signer re-entered their password to give it.
 
+People are compared by their one identity (``bundle_promotion.identity``): the auth
+manager's user id, normalised once; a name that could impersonate counts for no one.
 Approvals live in the ledger; other sources (GitHub reviews) plug in as
-``ApprovalSource`` callables. Never imports Airflow: the API checks passwords through a
-``PasswordCheck`` the Airflow layer provides.
+``ApprovalSource`` callables, and a GitHub login counts only as the user it is mapped to.
+Never imports Airflow: the API checks passwords through a ``PasswordCheck`` the Airflow
+layer provides.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from bundle_promotion.errors import ApprovalRefused
+from bundle_promotion.errors import ApprovalRefused, RejectionStands
 from bundle_promotion.gates.contract import GateContext
-from bundle_promotion.ledger.records import Approval, Decision, GateResult, Signature, SignatureAttempt
+from bundle_promotion.identity import IdentityMap, canonical_identity, folded, person_or_none
+from bundle_promotion.ledger.records import (
+    Approval,
+    Decision,
+    GateResult,
+    Signature,
+    SignatureAttempt,
+    SignatureLockout,
+)
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
@@ -60,6 +71,8 @@ class ApprovalPolicy:
     expires_after: timedelta | None = None
     allow_same_person_in_groups: bool = False
     signature: Signature = "none"
+    identities: IdentityMap = field(default_factory=IdentityMap)
+    lockout: SignatureLockout = field(default_factory=SignatureLockout)
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,7 @@ class ApprovalGate:
             *(approval for source in self.sources for approval in source(context)),
         ]
         counting, ignored = _sort_out(approvals, self.policy, context)
-        rejections = [a for a in counting if a.decision == "reject"]
+        rejections = _standing_rejections(counting)
         if rejections:
             first = min(rejections, key=lambda a: a.given_at)
             return GateResult.failed(self.name, f"rejected by {first.approver}: {first.reason}")
@@ -119,16 +132,24 @@ def policy_from_spec(spec: ApprovalGateSpec) -> ApprovalPolicy:
         expires_after=spec.expires_after,
         allow_same_person_in_groups=spec.allow_same_person_in_groups,
         signature=spec.signature,
+        identities=identities_from_spec(spec),
+        lockout=SignatureLockout(spec.signature_lockout.attempts, spec.signature_lockout.within),
     )
+
+
+def identities_from_spec(spec: ApprovalGateSpec) -> IdentityMap:
+    return IdentityMap.of({user: (other.github, other.emails) for user, other in spec.identities.items()})
 
 
 def eligible_groups(policy: ApprovalPolicy, approver: str, roles: frozenset[str]) -> tuple[str, ...]:
     """The policy's groups ``approver`` may approve for, by name or by one of their Airflow roles."""
     lowered = {role.lower() for role in roles}
+    person = person_or_none(approver)
     return tuple(
         group.name
         for group in policy.groups
-        if _same_person(approver, group.users) or (group.role is not None and group.role.lower() in lowered)
+        if (person is not None and _member(person, group))
+        or (group.role is not None and group.role.lower() in lowered)
     )
 
 
@@ -149,21 +170,36 @@ def submit_approval(
     """
     if not request.reason.strip():
         raise ApprovalRefused("a reason is required: say why you approve or reject this release")
-    groups = eligible_groups(policy, request.approver, request.roles)
+    person = canonical_identity(request.approver)
+    groups = eligible_groups(policy, person, request.roles)
     if not groups:
         raise ApprovalRefused(
-            f"{request.approver} is in none of the approval groups of {request.environment} "
+            f"{person} is in none of the approval groups of {request.environment} "
             f"({', '.join(group.name for group in policy.groups)})"
         )
     if request.decision == "approve" and (
-        excluded := _excluded(request.approver, triggered_by, commit_authors)
+        excluded := _excluded(person, triggered_by, commit_authors, policy.identities)
     ):
-        raise ApprovalRefused(f"{request.approver} cannot approve: {excluded} (segregation of duties)")
+        raise ApprovalRefused(f"{person} cannot approve: {excluded} (segregation of duties)")
+    own = [
+        a
+        for a in ledger.approvals(request.bundle, request.environment)
+        if a.release_digest == request.release_digest and person_or_none(a.approver) == person
+    ]
+    standing = _standing_rejections(own)
+    if request.decision == "approve" and standing:
+        raise RejectionStands(
+            f"{person} rejected this release on {standing[0].given_at:%Y-%m-%d %H:%M} UTC "
+            f"({standing[0].reason}); that rejection stands: withdraw it first "
+            "(decision: withdraw, with a reason)"
+        )
+    if request.decision == "withdraw" and not standing:
+        raise ApprovalRefused(f"{person} has no rejection of this release to withdraw")
     approval = Approval(
         bundle=request.bundle,
         environment=request.environment,
         release_digest=request.release_digest,
-        approver=request.approver,
+        approver=person,
         approver_name=request.approver_name,
         decision=request.decision,
         reason=request.reason.strip(),
@@ -172,51 +208,82 @@ def submit_approval(
         overrides_freeze=request.overrides_freeze,
     )
     if policy.signature == "part11":
-        approval = _signed(ledger, approval, request, check_password, now)
+        approval = _signed(ledger, approval, request, check_password, policy.lockout, now)
     ledger.record_approval(approval)
     return approval
 
 
 def _signed(
-    ledger: Ledger, approval: Approval, request: ApprovalRequest, check_password: PasswordCheck, now: datetime
+    ledger: Ledger,
+    approval: Approval,
+    request: ApprovalRequest,
+    check_password: PasswordCheck,
+    lockout: SignatureLockout,
+    now: datetime,
 ) -> Approval:
-    """Re-authenticate the signer (21 CFR 11.200) and bind the meaning to the approval."""
+    """Re-authenticate the signer (21 CFR 11.200) and bind the meaning to the approval.
+
+    The password is checked for the account as the auth manager spells it; the attempt is
+    recorded under the signer's one identity."""
     if request.meaning not in SIGNATURE_MEANINGS:
         raise ApprovalRefused(
             f"a Part 11 signature needs its meaning, one of {', '.join(SIGNATURE_MEANINGS)}; "
             f"got {request.meaning!r}"
         )
+    signer = approval.approver
+    attempt = SignatureAttempt(
+        bundle=request.bundle,
+        environment=request.environment,
+        release_digest=request.release_digest,
+        signer=signer,
+        succeeded=False,
+        detail="locked out: attempted use of a locked signature",
+        attempted_at=now,
+    )
+    if ledger.signature_locked_out(signer):
+        # The password is not even checked: a locked signature cannot be guessed further.
+        ledger.record_signature_attempt(attempt)
+        raise ApprovalRefused(_locked_message(signer, lockout))
     verified = bool(request.password) and check_password(request.approver, request.password or "")
     detail = f"{request.decision} as {request.meaning}" if verified else "wrong password"
-    ledger.record_signature_attempt(
-        SignatureAttempt(
-            bundle=request.bundle,
-            environment=request.environment,
-            release_digest=request.release_digest,
-            signer=request.approver,
-            succeeded=verified,
-            detail=detail,
-            attempted_at=now,
-        )
-    )
+    locked = ledger.record_signature_attempt(replace(attempt, succeeded=verified, detail=detail), lockout)
+    if locked:
+        raise ApprovalRefused(_locked_message(signer, lockout))
     if not verified:
         raise ApprovalRefused(
-            f"signature refused: the password of {request.approver} did not match; the attempt is recorded"
+            f"signature refused: the password of {signer} did not match; the attempt is recorded"
         )
     return replace(approval, signature="part11", meaning=request.meaning)
 
 
-def freeze_overriders(context: GateContext, since: datetime) -> list[str]:
-    """Who lifted a freeze that began at ``since`` for this release: approvals saying so, given since."""
+def _locked_message(signer: str, lockout: SignatureLockout) -> str:
+    return (
+        f"signature refused: {signer} is locked out of signing after {lockout.attempts} failed attempts "
+        f"within {lockout.within}, recorded as attempted unauthorised use; an administrator lifts it "
+        f"with `bundle-promotion signature unlock {signer} --reason ...`"
+    )
+
+
+def freeze_overriders(
+    context: GateContext,
+    since: datetime,
+    identities: IdentityMap | None = None,
+    expires_after: timedelta | None = None,
+) -> list[str]:
+    """Who lifted a freeze that began at ``since`` for this release: approvals saying so, given
+    since and not expired."""
+    known = identities or IdentityMap()
     return sorted(
         {
-            approval.approver
+            person
             for approval in context.ledger.approvals(context.bundle, context.environment)
-            if approval.overrides_freeze
+            if (person := person_or_none(approval.approver)) is not None
+            and approval.overrides_freeze
             and approval.decision == "approve"
             and approval.release_digest == context.release.digest
             and approval.given_at >= since
-            and not _excluded(approval.approver, context.triggered_by, context.commit_authors)
+            and (expires_after is None or context.now - approval.given_at < expires_after)
+            and not _excluded(person, context.triggered_by, context.commit_authors, known)
         }
     )
 
@@ -233,8 +300,9 @@ def _sort_out(
     changed_at = current[1].finished_at if current else None
     counting: list[Approval] = []
     ignored: dict[str, None] = {}  # ordered and without repeats
-    for approval in approvals:
-        why_not = _why_not_counted(approval, policy, context)
+    for given in approvals:
+        approval, why_not = _as_person(given, policy)
+        why_not = why_not or _why_not_counted(approval, policy, context)
         if why_not is None:
             counting.append(approval)
         elif not why_not.startswith(_OTHER_DIGEST) or changed_at is None or approval.given_at > changed_at:
@@ -245,16 +313,33 @@ def _sort_out(
 _OTHER_DIGEST = "for another release digest"
 
 
+def _as_person(approval: Approval, policy: ApprovalPolicy) -> tuple[Approval, str | None]:
+    """The approval under its author's one identity, or why it has none: a GitHub login is a
+    user only through the configured map, and a name that could impersonate is no one."""
+    if approval.source.startswith("github:"):
+        user = policy.identities.github_user(approval.approver)
+        if user is None:
+            return approval, "GitHub login mapped to no Airflow user in the approval gate's identities"
+        return replace(approval, approver=user), None
+    person = person_or_none(approval.approver)
+    if person is None:
+        return approval, "not one person's name: whitespace, invisible characters or mixed scripts"
+    return replace(approval, approver=person), None
+
+
 def _why_not_counted(approval: Approval, policy: ApprovalPolicy, context: GateContext) -> str | None:
     """None when it counts, else why not."""
     if approval.release_digest != context.release.digest:
         return f"{_OTHER_DIGEST} {approval.release_digest[:12]}"
-    if policy.expires_after is not None and context.now - approval.given_at >= policy.expires_after:
-        return f"expired {approval.given_at + policy.expires_after:%Y-%m-%d %H:%M} UTC"
+    lasts = policy.expires_after
+    if approval.decision == "approve" and lasts is not None and context.now - approval.given_at >= lasts:
+        return f"expired {approval.given_at + lasts:%Y-%m-%d %H:%M} UTC"
     if not approval.reason.strip():
         return "no reason given"
     if approval.decision == "approve":
-        excluded = _excluded(approval.approver, context.triggered_by, context.commit_authors)
+        excluded = _excluded(
+            approval.approver, context.triggered_by, context.commit_authors, policy.identities
+        )
         if excluded:
             return excluded
         if policy.signature == "part11" and approval.signature != "part11":
@@ -264,32 +349,42 @@ def _why_not_counted(approval: Approval, policy: ApprovalPolicy, context: GateCo
     return None
 
 
-def _excluded(approver: str, triggered_by: str | None, commit_authors: Sequence[str]) -> str:
-    if triggered_by and _same_person(approver, (triggered_by,)):
+def _excluded(
+    person: str, triggered_by: str | None, commit_authors: Sequence[str], identities: IdentityMap
+) -> str:
+    """Why segregation of duties excludes ``person`` (a canonical identity), else ''."""
+    if triggered_by and person == folded(triggered_by.strip()):
         return "triggered this run"
-    if _same_person(approver, commit_authors):
+    if person in identities.people_of_authors(commit_authors):
         return "authored a commit of this release"
     return ""
 
 
-def _same_person(user: str, identities: Sequence[str]) -> bool:
-    """Case-insensitive, and a user name matches an e-mail address by its local part."""
-    wanted = user.strip().lower()
-    return any(wanted in (identity.lower(), identity.lower().split("@")[0]) for identity in identities)
+def _standing_rejections(approvals: Sequence[Approval]) -> list[Approval]:
+    """Each person's rejection not withdrawn by them since, oldest first: rejections never lapse."""
+    last: dict[str, Approval] = {}
+    for approval in sorted(approvals, key=lambda a: a.given_at):
+        if approval.decision in ("reject", "withdraw"):
+            last[approval.approver] = approval
+    return sorted((a for a in last.values() if a.decision == "reject"), key=lambda a: a.given_at)
+
+
+def _member(person: str, group: ApprovalGroup) -> bool:
+    return person in {person_or_none(user) for user in group.users}
 
 
 def _groups_of(approval: Approval, policy: ApprovalPolicy) -> list[str]:
     return [
         group.name
         for group in policy.groups
-        if _same_person(approval.approver, group.users) or (group.role and group.name in approval.groups)
+        if _member(approval.approver, group) or (group.role and group.name in approval.groups)
     ]
 
 
 def _latest_per_person(approvals: Sequence[Approval]) -> dict[str, Approval]:
     latest: dict[str, Approval] = {}
     for approval in sorted(approvals, key=lambda a: a.given_at):
-        latest[approval.approver.lower()] = approval
+        latest[approval.approver] = approval
     return latest
 
 

@@ -128,14 +128,16 @@ class ReleaseNotesGate:
 class WindowGate:
     """Deploys only inside an allowed window and outside every freeze; a freeze wins over a window.
 
-    A freeze is lifted for this release only by an approval that says it overrides the freeze,
-    given after the freeze began by someone segregation of duties does not exclude.
+    A freeze is lifted for this release only by ``overrides_needed`` distinct people whose
+    approvals say they override the freeze, given after the freeze began, not expired, by
+    people segregation of duties does not exclude.
     """
 
     timezone: str
     allow: tuple[WindowRule, ...]
     deny: tuple[WindowRule, ...]
     freeze_overrides: Callable[[GateContext, datetime], list[str]]
+    overrides_needed: int = 2
     name: str = "window"
 
     def evaluate(self, context: GateContext) -> GateResult:
@@ -147,13 +149,14 @@ class WindowGate:
                 continue
             start, end = freeze
             overriders = self.freeze_overrides(context, start)
-            if overriders:
+            if len(overriders) >= self.overrides_needed:
                 return GateResult.passed(
                     self.name, f"{rule.label} freeze overridden by {', '.join(overriders)}"
                 )
+            have = f"; {len(overriders)} of {self.overrides_needed} overrides (have: {', '.join(overriders)})"
             return GateResult.waiting(
                 self.name,
-                f"{rule.label} freeze until {describe(end, self.timezone)}",
+                f"{rule.label} freeze until {describe(end, self.timezone)}{have if overriders else ''}",
                 min(end - context.now, DEFAULT_RECHECK),
             )
         if not self.allow:

@@ -7,8 +7,9 @@ and records the result. Never imports Airflow.
 
 from __future__ import annotations
 
+import functools
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -112,15 +113,28 @@ def build_gates(
     approval_sources: Sequence[ApprovalSource] = (),
 ) -> list[Gate]:
     """The gates of the spec's ``gates:`` entries, in their order."""
+    from bundle_promotion.gates.approvals import freeze_overriders, identities_from_spec
+    from bundle_promotion.identity import IdentityMap
     from bundle_promotion.spec import GateEntry
 
-    return [
-        _gate(GateEntry.model_validate(entry), bundle_path, checkouts, approval_sources) for entry in entries
-    ]
+    parsed = [GateEntry.model_validate(entry) for entry in entries]
+    # The approval gate's identity map also decides who may lift a freeze of the window gate.
+    approval_gates = [entry.approval for entry in parsed if entry.approval is not None]
+    # The approval gate's identities and expiry also rule the approvals that lift a freeze.
+    overriders = functools.partial(
+        freeze_overriders,
+        identities=identities_from_spec(approval_gates[0]) if approval_gates else IdentityMap(),
+        expires_after=approval_gates[0].expires_after if approval_gates else None,
+    )
+    return [_gate(entry, bundle_path, checkouts, approval_sources, overriders) for entry in parsed]
 
 
 def _gate(
-    entry: GateEntry, bundle_path: str, checkouts: Path, approval_sources: Sequence[ApprovalSource]
+    entry: GateEntry,
+    bundle_path: str,
+    checkouts: Path,
+    approval_sources: Sequence[ApprovalSource],
+    freeze_overrides: Callable[[GateContext, datetime], list[str]],
 ) -> Gate:
     from bundle_promotion.gates import approvals
 
@@ -129,7 +143,7 @@ def _gate(
     if entry.window is not None:
         window = entry.window
         allow, deny = _window_rules(window.allow), _window_rules(window.deny)
-        return WindowGate(window.timezone, allow, deny, approvals.freeze_overriders)
+        return WindowGate(window.timezone, allow, deny, freeze_overrides, window.overrides_needed)
     if entry.soak is not None:
         return SoakGate(entry.soak.duration)
     if entry.release_tag is not None:

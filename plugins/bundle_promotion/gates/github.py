@@ -89,7 +89,8 @@ class GitHubReviewApprovals:
     DISMISSED withdraws. The review body is the approval's reason, so an empty review gives
     none and the approval gate ignores it. A review binds to the release through its commit;
     the approval gate then applies the policy (groups, segregation of duties, expiry) as to
-    any other approval. Reviewers are matched to groups by their GitHub login.
+    any other approval. A review counts as the Airflow user its reviewer's login is mapped to
+    in the approval gate's ``identities``, and for no one without that map.
     """
 
     def __call__(self, context: GateContext) -> list[Approval]:

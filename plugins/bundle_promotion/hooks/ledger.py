@@ -13,6 +13,8 @@ from airflow.sdk.exceptions import AirflowNotFoundException
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
 
+# The connection whose password keys the audit trail's MAC: a secret outside the ledger database.
+AUDIT_KEY_CONN_ID = "bundle_promotion_audit_key"
 # Airflow connection types whose URI scheme SQLAlchemy spells differently.
 _SQLALCHEMY_SCHEMES = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2"}
 
@@ -63,6 +65,16 @@ def open_ledger(url: str) -> Ledger:
     """One migrated ledger per database per process: migrating is idempotent but not free."""
     from bundle_promotion.ledger import Ledger
 
-    ledger = Ledger(url)
+    ledger = Ledger(url, audit_key=audit_key())
     ledger.migrate()
     return ledger
+
+
+def audit_key() -> bytes | None:
+    """The MAC key from the ``bundle_promotion_audit_key`` connection's password (any secrets
+    backend); None when it is not configured, and the trail then has no MAC anchor."""
+    try:
+        password = BaseHook.get_connection(AUDIT_KEY_CONN_ID).password
+    except AirflowNotFoundException:
+        return None
+    return password.encode() if password else None

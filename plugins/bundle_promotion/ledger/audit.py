@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,10 +13,28 @@ from typing import Any, cast
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from bundle_promotion.ledger.database import AUDIT_CHAIN_LOCK_KEY, LedgerDatabase
-from bundle_promotion.ledger.models import AuditEventRow, now
+from bundle_promotion.ledger.database import AUDIT_CHAIN_LOCK_KEY, AUDIT_KEY, LedgerDatabase
+from bundle_promotion.ledger.models import (
+    ApprovalRow,
+    AuditEventRow,
+    Base,
+    DeploymentRow,
+    EnvironmentHoldRow,
+    SignatureAttemptRow,
+    now,
+)
 
 GENESIS_HASH = "0" * 64  # what the first audit event names as its predecessor
+RECORD_KEY = "record"  # the details key binding the row an event wrote
+RECORDS_BOUND = "ledger.records_bound"  # the event marking the rows older than record binding
+# The tables whose every row an event binds (``append_event(record=...)``).
+BoundRow = ApprovalRow | SignatureAttemptRow | EnvironmentHoldRow | DeploymentRow
+BOUND_TABLES: tuple[type[BoundRow], ...] = (
+    ApprovalRow,
+    SignatureAttemptRow,
+    EnvironmentHoldRow,
+    DeploymentRow,
+)
 SYSTEM_ACTOR = "bundle-promotion"  # the actor of writes no person asked for
 
 
@@ -32,6 +51,7 @@ class AuditEvent:
     details_json: str  # canonical JSON, hashed exactly as stored
     prev_hash: str
     hash: str
+    mac: str | None = None
 
     @property
     def details(self) -> dict[str, Any]:
@@ -67,6 +87,21 @@ def audit_hash(
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
+def event_mac(key: bytes, event_hash: str) -> str:
+    """The keyed MAC of an event: only a holder of the key, kept outside the ledger, can make one."""
+    return hmac.new(key, event_hash.encode(), hashlib.sha256).hexdigest()
+
+
+def record_hash(row: Base) -> str:
+    """The hash of a ledger row's canonical content: what the event that wrote it binds."""
+    content = {column.name: _plain(getattr(row, column.key)) for column in row.__table__.columns}
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
@@ -87,6 +122,21 @@ class AuditTrailMixin(LedgerDatabase):
         with self._writes.begin() as session:
             append_event(session, actor=actor, action=action, subject=subject, reason=reason, details=details)
 
+    def record_hashes(self) -> dict[tuple[str, int], str]:
+        """The content hash of every row of the tables the audit trail binds, by (table, id)."""
+        with self._reads() as session:
+            return {
+                (model.__tablename__, cast(BoundRow, row).id): record_hash(row)
+                for model in BOUND_TABLES
+                for row in session.scalars(select(model))
+            }
+
+    def audit_head(self) -> AuditEvent | None:
+        """The newest event, or None for an empty trail."""
+        with self._reads() as session:
+            row = session.scalar(select(AuditEventRow).order_by(AuditEventRow.seq.desc()).limit(1))
+            return _to_event(row) if row is not None else None
+
     def audit_events(self, *, after_seq: int = 0) -> list[AuditEvent]:
         """The audit trail in the order it was written."""
         query = select(AuditEventRow).where(AuditEventRow.seq > after_seq).order_by(AuditEventRow.seq)
@@ -102,8 +152,15 @@ def append_event(
     subject: str,
     reason: str | None = None,
     details: Mapping[str, Any] | None = None,
+    record: BoundRow | None = None,
+    deleted: bool = False,
 ) -> None:
     """Append an audit event in the caller's transaction, so it commits or rolls back with the write.
+
+    ``record`` is the row the write made, changed or (``deleted``) removed: the event binds
+    its table, id and content hash, so ``evidence.verify`` finds a row changed, removed or
+    slipped in behind the chain's back. With the session's ``audit_key`` each event also
+    carries a keyed MAC.
 
     Writers queue on the chain's tail: SQLite's writers hold the database lock from BEGIN
     IMMEDIATE, Postgres' take a transaction-scoped advisory lock, and the unique
@@ -112,6 +169,13 @@ def append_event(
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK_KEY})
     last = session.scalar(select(AuditEventRow).order_by(AuditEventRow.seq.desc()).limit(1))
+    details = dict(details or {})
+    if record is not None:
+        details[RECORD_KEY] = {
+            "table": record.__tablename__,
+            "id": record.id,
+            "sha256": None if deleted else record_hash(record),
+        }
     row = AuditEventRow(
         seq=last.seq + 1 if last is not None else 1,
         occurred_at=now(),
@@ -119,10 +183,12 @@ def append_event(
         action=action,
         subject=subject,
         reason=reason,
-        details=canonical_json(dict(details or {})),
+        details=canonical_json(details),
         prev_hash=last.hash if last is not None else GENESIS_HASH,
     )
     row.hash = _to_event(row).expected_hash()
+    if (key := session.info.get(AUDIT_KEY)) is not None:
+        row.mac = event_mac(key, row.hash)
     session.add(row)
     session.flush()
 
@@ -138,4 +204,5 @@ def _to_event(row: AuditEventRow) -> AuditEvent:
         details_json=row.details,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        mac=row.mac,
     )

@@ -25,16 +25,19 @@ _WAL_RETRY_SECONDS = 0.05
 _READ_ONLY = "bundle_promotion_read_only"
 MIGRATION_LOCK_KEY = 0x6275_6E64_6C65  # any constant shared by every process; "bundle" in hex
 AUDIT_CHAIN_LOCK_KEY = MIGRATION_LOCK_KEY + 1
+AUDIT_KEY = "audit_key"  # the write sessions' info key of the audit trail's MAC key
 _T = TypeVar("_T")
 
 
 class LedgerDatabase:
     """The database at ``url`` (any SQLAlchemy URL) and its sessions: what each part of ``Ledger`` shares."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, audit_key: bytes | None = None) -> None:
+        """``audit_key`` keys a MAC over every audit event; it comes from outside the ledger
+        (an Airflow connection or secret), so whoever can rewrite the database cannot forge it."""
         self._url = make_url(url).render_as_string(hide_password=True)
         self._engine = _create_engine(url)
-        self._writes = sessionmaker(self._engine, expire_on_commit=False)
+        self._writes = sessionmaker(self._engine, expire_on_commit=False, info={AUDIT_KEY: audit_key})
         self._reads = sessionmaker(self._engine.execution_options(**{_READ_ONLY: True}))
 
     def _release_row(self, session: Session, release_id: int) -> ReleaseRow:

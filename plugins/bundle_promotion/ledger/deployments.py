@@ -95,8 +95,8 @@ class DeploymentsMixin(LedgerDatabase):
         """The engine applied the deployment: the workspace runs it from now on."""
         with self._writes.begin() as session:
             row = self._deployment_row(session, deployment_id)
+            row.applied_at = now()  # before the event, which binds the row as it ends up
             _move(session, row, "deployed", actor=actor)
-            row.applied_at = now()
 
     def finish_deployment(
         self,
@@ -129,8 +129,8 @@ class DeploymentsMixin(LedgerDatabase):
             self._finish(session, redeploy, "succeeded", detail, actor)
             undone = _undone_by(session, redeploy)
             for row in undone:
-                _move(session, row, "superseded", actor=actor, reason=detail, superseded_by=redeploy.id)
                 row.superseded_by = redeploy.id
+                _move(session, row, "superseded", actor=actor, reason=detail, superseded_by=redeploy.id)
             return [row.id for row in undone]
 
     def record_check(
@@ -217,9 +217,9 @@ class DeploymentsMixin(LedgerDatabase):
                 )
             _refuse_stale(session, row)
             row.applied_at = row.applied_at or now()
-        _move(session, row, state, actor=actor, reason=detail)
         row.finished_at = now()
         row.detail = detail
+        _move(session, row, state, actor=actor, reason=detail)
 
     def _start_deployment(
         self, bundle: str, environment: str, target: str, release_id: int, run_id: str, actor: str
@@ -246,12 +246,15 @@ class DeploymentsMixin(LedgerDatabase):
                 session.add(row)
                 session.flush()
                 _event(session, row, "started", actor=actor)
-            elif row.state != "deploying":  # a retry of an attempt still deploying is the same attempt
-                _move(session, row, "deploying", actor=actor, action="started")
-            row.target = target
-            row.started_at = now()
-            row.finished_at = None
-            row.detail = None
+            else:
+                row.target = target
+                row.started_at = now()
+                row.finished_at = None
+                row.detail = None
+                if row.state == "deploying":  # a retry of an attempt still deploying is the same attempt
+                    _event(session, row, "started", actor=actor)
+                else:
+                    _move(session, row, "deploying", actor=actor, action="started")
             return row.id
 
 
@@ -288,6 +291,7 @@ def _event(
         subject=f"{row.bundle}/{row.environment}",
         reason=reason,
         details={**_deployment_details(row), **extra},
+        record=row,
     )
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, select
 
 from bundle_promotion.errors import BundlePromotionError
+from bundle_promotion.identity import canonical_identity
 from bundle_promotion.ledger.audit import append_event
 from bundle_promotion.ledger.database import LedgerDatabase, retry_once_on_conflict
 from bundle_promotion.ledger.models import AuditEventRow, EnvironmentHoldRow, now
@@ -50,8 +51,15 @@ class EnvironmentHoldsMixin(LedgerDatabase):
         with self._reads() as session:
             return any(json.loads(details).get("run_id") == run_id for details in session.scalars(query))
 
-    def clear_hold(self, bundle: str, environment: str, *, reason: str, actor: str) -> EnvironmentHold | None:
-        """The hold that was cleared, or None when the environment was not held."""
+    def clear_hold(
+        self, bundle: str, environment: str, *, reason: str, actor: str, break_glass: bool = False
+    ) -> EnvironmentHold | None:
+        """The hold that was cleared, or None when the environment was not held.
+
+        ``actor`` is recorded as their one identity; raises ``IdentityRefused`` for a name
+        that could pass for someone else's. ``break_glass``: an administrator cleared it
+        straight in the ledger, past the API's check of who may; the event says so."""
+        actor = canonical_identity(actor)
         if not reason.strip():
             raise BundlePromotionError(
                 f"clearing the hold on {bundle}/{environment} needs a reason: say why promotions may resume"
@@ -64,10 +72,12 @@ class EnvironmentHoldsMixin(LedgerDatabase):
             append_event(
                 session,
                 actor=actor,
-                action="hold.cleared",
+                action="hold.broken_glass" if break_glass else "hold.cleared",
                 subject=f"{bundle}/{environment}",
                 reason=reason,
                 details={"bundle": bundle, "environment": environment, "held_by": row.held_by},
+                record=row,
+                deleted=True,
             )
             return _to_environment_hold(row)
 
@@ -94,6 +104,7 @@ class EnvironmentHoldsMixin(LedgerDatabase):
                 subject=f"{bundle}/{environment}",
                 reason=reason,
                 details={"bundle": bundle, "environment": environment, "run_id": run_id},
+                record=row,
             )
             return _to_environment_hold(row)
 

@@ -1,8 +1,18 @@
-"""The audit trail read back: chain verification and the evidence pack of a release.
+"""The audit trail read back: verification against its anchors, and the evidence pack of a release.
 
 Every ledger write appends an event carrying the hash of the one before (``ledger.AuditEvent``).
 ``verify_chain`` recomputes each hash and link, and names the first event that does not hold:
-an edited row, a deleted one, or one slipped in. ``evidence_pack`` gathers what an auditor asks
+an edited row, a deleted one, or one slipped in. ``verify`` holds the trail against three
+more anchors, and says which caught what:
+
+- ``records``: every approval, signature attempt, hold and deployment row is bound by the
+  event that wrote it (its content hash), so a row changed, deleted or forged is found;
+- ``mac``: with the key (kept outside the ledger), each event's keyed MAC, so a chain
+  re-hashed after an edit fails;
+- ``witness``: chain heads written to the artifact store (``audit/head.json``), so
+  deleting the newest events, or all of them, fails.
+
+ ``evidence_pack`` gathers what an auditor asks
 for about one release: its identity and notes, every approval with its signature manifest
 (21 CFR 11.50: who, when, meaning, bound to the release digest), the verification and test
 results, and the deploy history of each environment. It is written as JSON and Markdown.
@@ -10,16 +20,18 @@ results, and the deploy history of each environment. It is written as JSON and M
 
 from __future__ import annotations
 
+import hmac
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import GENESIS_HASH, AuditEvent, Ledger
+from bundle_promotion.ledger.audit import RECORD_KEY, RECORDS_BOUND, event_mac
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger.records import Release
@@ -29,22 +41,46 @@ if TYPE_CHECKING:
 _STAGES = (("IV", ("verification", "verify")), ("OV", ("tests", "test")))
 
 
+Anchor = Literal["chain", "records", "mac", "witness"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One tampering found, and the anchor that caught it."""
+
+    anchor: Anchor
+    problem: str
+
+    def __str__(self) -> str:
+        return f"[{self.anchor}] {self.problem}"
+
+
 @dataclass(frozen=True)
 class ChainReport:
-    """The outcome of checking the chain: ``broken_seq`` is the first event that fails, if any."""
+    """The outcome of checking the trail: ``broken_seq`` is the first event the chain fails at,
+    ``findings`` everything any anchor caught; ``checked`` the anchors held against it."""
 
     events: int
     broken_seq: int | None = None
     problem: str | None = None
+    findings: tuple[Finding, ...] = ()
+    checked: tuple[Anchor, ...] = ("chain",)
 
     @property
     def intact(self) -> bool:
-        return self.broken_seq is None
+        return self.broken_seq is None and not self.findings
+
+    def caught_by(self) -> set[Anchor]:
+        return {finding.anchor for finding in self.findings}
 
     def __str__(self) -> str:
+        anchors = ", ".join(self.checked)
         if self.intact:
-            return f"audit trail intact: {self.events} events, every hash and link verified"
-        return f"audit trail BROKEN at event {self.broken_seq}: {self.problem}"
+            return (
+                f"audit trail intact: {self.events} events, every hash and link verified (anchors: {anchors})"
+            )
+        lines = "\n".join(f"- {finding}" for finding in self.findings)
+        return f"audit trail BROKEN (anchors: {anchors}):\n{lines}"
 
 
 def verify_chain(events: Sequence[AuditEvent]) -> ChainReport:
@@ -68,14 +104,102 @@ def _problem(event: AuditEvent, expected_seq: int, previous_hash: str) -> str | 
     return None
 
 
-def verify(ledger: Ledger) -> ChainReport:
-    return verify_chain(ledger.audit_events())
+def verify(
+    ledger: Ledger, *, audit_key: bytes | None = None, witnessed: Sequence[Mapping[str, Any]] | None = None
+) -> ChainReport:
+    """The chain, every bound record, and, when given, each event's MAC and the witnessed heads."""
+    events = ledger.audit_events()
+    chain = verify_chain(events)
+    findings = [Finding("chain", f"event {chain.broken_seq}: {chain.problem}")] if not chain.intact else []
+    findings += [Finding("records", problem) for problem in _record_problems(events, ledger.record_hashes())]
+    checked: list[Anchor] = ["chain", "records"]
+    if audit_key is not None:
+        checked.append("mac")
+        findings += [Finding("mac", problem) for problem in _mac_problems(events, audit_key)]
+    if witnessed is not None:
+        checked.append("witness")
+        findings += [Finding("witness", problem) for problem in _witness_problems(events, witnessed)]
+    return ChainReport(len(events), chain.broken_seq, chain.problem, tuple(findings), tuple(checked))
+
+
+def chain_head(ledger: Ledger) -> dict[str, Any] | None:
+    """The newest event's number and hash (and MAC): what a witness keeps outside the ledger."""
+    head = ledger.audit_head()
+    return {"seq": head.seq, "hash": head.hash, "mac": head.mac} if head is not None else None
+
+
+def _record_problems(events: Sequence[AuditEvent], rows: Mapping[tuple[str, int], str]) -> list[str]:
+    """Each bound row must be as the last event about it left it: present with that hash, or deleted."""
+    bound: dict[tuple[str, int], tuple[int, str | None]] = {}
+    unbound_up_to: dict[str, int] = {}
+    for event in events:
+        if record := event.details.get(RECORD_KEY):
+            bound[(record["table"], record["id"])] = (event.seq, record["sha256"])
+        if event.action == RECORDS_BOUND:
+            unbound_up_to = event.details["unbound_up_to"]
+    problems = []
+    for (table, row_id), (seq, expected) in sorted(bound.items()):
+        actual = rows.get((table, row_id))
+        if expected is not None and actual is None:
+            problems.append(f"{table} row {row_id}, written by event {seq}, was deleted")
+        elif expected is not None and actual != expected:
+            problems.append(f"{table} row {row_id} was changed after event {seq} wrote it")
+        elif expected is None and actual is not None:
+            problems.append(f"{table} row {row_id} is back after event {seq} deleted it")
+    for table, row_id in sorted(rows.keys() - bound.keys()):
+        if row_id > unbound_up_to.get(table, 0):  # rows up to there predate binding
+            problems.append(f"{table} row {row_id} was written outside the audit trail: no event binds it")
+    return problems
+
+
+def _mac_problems(events: Sequence[AuditEvent], key: bytes) -> list[str]:
+    """Events before the first one with a MAC predate the key; after it, every event needs a valid one."""
+    first = next((event.seq for event in events if event.mac is not None), None)
+    if first is None:
+        return [f"none of the {len(events)} events carries a MAC: the trail was rewritten"] if events else []
+    return [
+        f"event {event.seq} ({event.action} on {event.subject}) "
+        + ("carries no MAC" if event.mac is None else "has a MAC the key did not make: it was rewritten")
+        for event in events
+        if event.seq >= first
+        and (event.mac is None or not hmac.compare_digest(event.mac, event_mac(key, event.expected_hash())))
+    ]
+
+
+def _witness_problems(events: Sequence[AuditEvent], witnessed: Sequence[Mapping[str, Any]]) -> list[str]:
+    by_seq = {event.seq: event for event in events}
+    problems = []
+    for head in witnessed:
+        event = by_seq.get(head["seq"])
+        if event is None:
+            problems.append(
+                f"event {head['seq']}, witnessed as a chain head, is gone: the trail has {len(events)} events"
+            )
+        elif event.hash != head["hash"]:
+            problems.append(f"event {head['seq']} is not the one witnessed: the chain was rewritten")
+    return problems
 
 
 def evidence_pack(
-    ledger: Ledger, bundle: str, version: str, *, environments: Sequence[str] = (), notes: str | None = None
+    ledger: Ledger,
+    bundle: str,
+    version: str,
+    *,
+    environments: Sequence[str] = (),
+    notes: str | None = None,
+    report: ChainReport | None = None,
 ) -> dict[str, Any]:
-    """Everything the ledger knows about the release, as plain JSON-ready data."""
+    """Everything the ledger knows about the release, as plain JSON-ready data.
+
+    Built from verified records only: a trail that fails ``report`` (by default ``verify``
+    against the chain and the records) gives no pack, so a forged row never appears in one.
+    """
+    report = report or verify(ledger)
+    if not report.intact:
+        raise ReleaseError(
+            f"no evidence pack for {version} of {bundle}: the ledger does not verify, so its records "
+            f"cannot be shown as evidence. Investigate with `bundle-promotion audit verify`:\n{report}"
+        )
     recorded = ledger.release_by_version(bundle, version)
     if recorded is None:
         raise ReleaseError(
@@ -139,7 +263,7 @@ def evidence_pack(
             for name in names
         },
         "audit_events": [_event_json(e) for e in events],
-        "audit_chain": str(verify(ledger)),
+        "audit_chain": str(report),
     }
 
 

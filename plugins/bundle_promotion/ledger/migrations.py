@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 from sqlalchemy import func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from bundle_promotion.errors import BundlePromotionError
+from bundle_promotion.ledger.audit import BOUND_TABLES, RECORDS_BOUND, SYSTEM_ACTOR, append_event
 from bundle_promotion.ledger.database import MIGRATION_LOCK_KEY, LedgerDatabase
 from bundle_promotion.ledger.models import (
     ApprovalRow,
@@ -75,6 +77,30 @@ def _add_deployment_outcome_columns(connection: Connection) -> None:
     )
 
 
+def _add_audit_event_mac(connection: Connection) -> None:
+    """``mac``: the keyed MAC of each event (``ledger.audit``); events written before carry none.
+
+    From here on each event binds the row it wrote. The rows already there are older than
+    binding: one event records how far each bound table reached, so ``evidence.verify``
+    tells them from rows slipped in later.
+    """
+    table = Base.metadata.tables[AuditEventRow.__tablename__]
+    if "mac" not in {column["name"] for column in inspect(connection).get_columns(table.name)}:
+        column_type = table.c["mac"].type.compile(dialect=connection.dialect)
+        connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN mac {column_type}"))
+    reached = {model.__tablename__: connection.scalar(select(func.max(model.id))) for model in BOUND_TABLES}
+    if any(reached.values()):
+        with Session(bind=connection) as session:
+            append_event(
+                session,
+                actor=SYSTEM_ACTOR,
+                action=RECORDS_BOUND,
+                subject="ledger",
+                reason="rows up to these ids predate record binding",
+                details={"unbound_up_to": {name: last or 0 for name, last in reached.items()}},
+            )
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -82,6 +108,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_approval_and_gate_tables,
     _create_rollback_tables,
     _add_deployment_outcome_columns,
+    _add_audit_event_mac,
 )
 
 

@@ -117,7 +117,8 @@ def overall_status(results: Sequence[GateResult]) -> GateStatus:
 # Approvals
 
 
-Decision = Literal["approve", "reject"]
+# "withdraw" takes back its author's rejection: a rejection stands until then.
+Decision = Literal["approve", "reject", "withdraw"]
 Signature = Literal["none", "part11"]
 
 
@@ -155,6 +156,15 @@ class SignatureAttempt:
     succeeded: bool
     detail: str
     attempted_at: datetime
+
+
+@dataclass(frozen=True)
+class SignatureLockout:
+    """After ``attempts`` failed signatures within ``within``, the signer may not sign until an
+    administrator lifts the lockout (21 CFR 11.300(d))."""
+
+    attempts: int = 3
+    within: timedelta = timedelta(minutes=15)
 
 
 # Schedules

@@ -17,6 +17,7 @@ from bundle_promotion.bundle.deploy.engine import DeployedResource, Engine, Nati
 from bundle_promotion.bundle.deploy.lock import LockOwner
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import SYSTEM_ACTOR, Ledger
+from bundle_promotion.ledger.evidence import chain_head
 from bundle_promotion.ledger.records import PauseStatus, Release, TriggerState
 from bundle_promotion.lifecycle.holds import refuse_if_held
 from bundle_promotion.lifecycle.schedules import (
@@ -138,7 +139,10 @@ def cut_release(
             config_digest=config_digest(bundle_dir),
         )
         store.put(release.digest, build_dir, release.artifacts)
-    return ledger.record_release(release)
+    release_id = ledger.record_release(release)
+    if head := chain_head(ledger):
+        store.witness_audit_head(head)  # once per release: truncation after it cannot go unseen
+    return release_id
 
 
 def _stand_in_lookup(kind: str, name: str) -> str:

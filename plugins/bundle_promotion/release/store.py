@@ -7,9 +7,10 @@ files here and later tasks fetch them, checking each sha256.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger.records import Artifact
@@ -47,6 +48,23 @@ class ArtifactStore:
             # Anything else there is a write cut short; writing again repairs it.
             if not (stored.exists() and stored.read_bytes() == data):
                 stored.write_bytes(data)
+
+    def witness_audit_head(self, head: Mapping[str, Any]) -> None:
+        """Add the audit chain's head to ``audit/head.json``, keeping every head before it: a copy
+        outside the ledger database that truncating or re-hashing the chain cannot match."""
+        heads = self.audit_heads()
+        if heads and heads[-1]["seq"] >= head["seq"]:
+            return  # witnessed already
+        folder = self._root / "audit"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "head.json").write_bytes(json.dumps({"heads": [*heads, dict(head)]}, indent=1).encode())
+
+    def audit_heads(self) -> list[dict[str, Any]]:
+        """The chain heads witnessed so far, oldest first."""
+        witness = self._root / "audit" / "head.json"
+        if not witness.exists():
+            return []
+        return list(json.loads(witness.read_bytes())["heads"])
 
     def fetch(self, release_digest: str, artifacts: Sequence[Artifact], bundle_dir: Path) -> None:
         """Write each file to ``bundle_dir/<relative_path>``, where the build had put it."""

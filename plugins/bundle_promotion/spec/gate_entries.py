@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator, model_validator
 
-from bundle_promotion.spec.base import NonEmptyStr, _Frozen, _rule
-
-
-def _short_duration(value: Any) -> Any:
-    """``90s``, ``30m``, ``2h`` or ``7d``; anything else goes on to pydantic (ISO 8601, seconds)."""
-    if isinstance(value, str) and (short := re.fullmatch(r"\s*([0-9]+)\s*([smhd])\s*", value)):
-        return timedelta(**{_UNITS[short[2]]: int(short[1])})
-    return value
-
-
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_short_duration),
-    WithJsonSchema({"type": "string", "description": "90s, 30m, 2h, 7d or ISO 8601 (PT2H, P7D)"}),
-]
+from bundle_promotion.errors import IdentityRefused
+from bundle_promotion.identity import canonical_identity
+from bundle_promotion.spec.base import Duration, NonEmptyStr, _Frozen, _rule
 
 
 class ApprovalGroupSpec(_Frozen):
     """People of whom at least ``min`` distinct ones must approve."""
 
     name: NonEmptyStr = Field(description="The group's name, shown in the gate's reason (for example QC).")
-    min: int = Field(default=1, ge=1, description="How many distinct people of the group must approve.")
+    min: int = Field(
+        default=1, ge=1, strict=True, description="How many distinct people of the group must approve."
+    )
     users: tuple[NonEmptyStr, ...] = Field(
         default=(), description="Airflow user names (ids) who may approve for the group."
     )
@@ -38,11 +26,64 @@ class ApprovalGroupSpec(_Frozen):
         default=None, description="An Airflow role whose members may approve for the group."
     )
 
+    @field_validator("users")
+    @classmethod
+    def _real_identities(cls, users: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_identity(user, at=(index,)) for index, user in enumerate(users))
+
     @model_validator(mode="after")
     def _someone_eligible(self) -> ApprovalGroupSpec:
         if not self.users and self.role is None:
             raise _rule("name who may approve: list users, give a role, or both")
         return self
+
+
+def _identity(name: str, at: tuple[int | str, ...] = ()) -> str:
+    try:
+        return canonical_identity(name)
+    except IdentityRefused as refused:
+        raise _rule(str(refused), at=at) from None
+
+
+class HoldClearersSpec(_Frozen):
+    """Who may clear the hold a rollback put on an environment, through the API."""
+
+    users: tuple[NonEmptyStr, ...] = Field(default=(), description="Airflow user names (ids).")
+    role: NonEmptyStr | None = Field(default=None, description="An Airflow role whose members may clear it.")
+
+    @field_validator("users")
+    @classmethod
+    def _real_identities(cls, users: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_identity(user, at=(index,)) for index, user in enumerate(users))
+
+    @model_validator(mode="after")
+    def _someone(self) -> HoldClearersSpec:
+        if not self.users and self.role is None:
+            raise _rule("name who may clear a hold: list users, give a role, or both")
+        return self
+
+
+class OtherIdentitiesSpec(_Frozen):
+    """A person's identities outside Airflow; only these count as theirs."""
+
+    github: tuple[NonEmptyStr, ...] = Field(
+        default=(), description="GitHub logins whose pull-request reviews count as this user's approvals."
+    )
+    emails: tuple[NonEmptyStr, ...] = Field(
+        default=(), description="Commit e-mail addresses: a release with their commits excludes this user."
+    )
+
+    @field_validator("github", "emails")
+    @classmethod
+    def _real_identities(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_identity(name, at=(index,)) for index, name in enumerate(names))
+
+
+class SignatureLockoutSpec(_Frozen):
+    """21 CFR 11.300(d): repeated failed signatures lock the signer out until an administrator lifts it."""
+
+    attempts: int = Field(default=3, ge=1, strict=True, description="Failed attempts that lock a signer out.")
+    within: Duration = Field(default=timedelta(minutes=15), description="The window the attempts count in.")
 
 
 class ApprovalGateSpec(_Frozen):
@@ -59,6 +100,27 @@ class ApprovalGateSpec(_Frozen):
         default="none",
         description="part11: every approval records its meaning and the signer re-enters their password.",
     )
+    signature_lockout: SignatureLockoutSpec = Field(
+        default_factory=SignatureLockoutSpec,
+        description="Part 11: how many failed signatures, within how long, lock a signer out.",
+    )
+    identities: dict[NonEmptyStr, OtherIdentitiesSpec] = Field(
+        default_factory=dict,
+        description="Airflow user -> their GitHub logins and commit e-mail addresses; none is inferred.",
+    )
+
+    @field_validator("identities")
+    @classmethod
+    def _one_owner_each(cls, identities: dict[str, OtherIdentitiesSpec]) -> dict[str, OtherIdentitiesSpec]:
+        owners: dict[str, str] = {}
+        for user, other in identities.items():
+            _identity(user, at=(user,))
+            for name in (*other.github, *other.emails):
+                if owners.setdefault(name, user) != user:
+                    raise _rule(
+                        f"'{name}' is given to both {owners[name]} and {user}; give it to one", at=(user,)
+                    )
+        return identities
 
     @field_validator("groups")
     @classmethod
@@ -93,8 +155,6 @@ class WindowRuleSpec(_Frozen):
             check_expression(self.cron, self.rrule)
         except ValueError as error:
             raise _rule(str(error), at=("cron" if self.cron else "rrule",)) from None
-        if self.duration <= timedelta(0):
-            raise _rule("must be longer than zero", at=("duration",))
         return self
 
 
@@ -107,6 +167,12 @@ class WindowGateSpec(_Frozen):
     allow: tuple[WindowRuleSpec, ...] = Field(default=(), description="Deploy only inside one of these.")
     deny: tuple[WindowRuleSpec, ...] = Field(
         default=(), description="Freezes: never deploy inside one, even inside an allow window."
+    )
+    overrides_needed: int = Field(
+        default=2,
+        ge=1,
+        strict=True,
+        description="How many distinct people's approvals with overrides_freeze lift a freeze for a release.",
     )
 
     @field_validator("timezone")

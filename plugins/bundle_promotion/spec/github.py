@@ -24,7 +24,8 @@ class GitHub(_Frozen):
     )
     approvals_from_reviews: bool = Field(
         default=False,
-        description="Pull-request reviews of the release commit count as approvals, by reviewer login.",
+        description="Pull-request reviews of the release commit count as approvals of the Airflow users "
+        "their logins are mapped to in the approval gate's identities; an unmapped review counts for no one.",
     )
     record_deployments: bool = Field(
         default=True, description="Record a GitHub deployment and its status for each environment deploy."

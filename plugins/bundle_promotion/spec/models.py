@@ -19,9 +19,9 @@ from pydantic import (
 )
 
 from bundle_promotion.bundle.config.outline import BundleOutline, read_outline
-from bundle_promotion.spec.base import NonEmptyStr, _Frozen, _rule
+from bundle_promotion.spec.base import DurationSeconds, NonEmptyStr, _Frozen, _rule
 from bundle_promotion.spec.dag_ids import LONGEST_PREFIX, PROMOTION_PATTERN, promotion_dag_id
-from bundle_promotion.spec.gate_entries import GateEntry, GateItem
+from bundle_promotion.spec.gate_entries import GateEntry, GateItem, HoldClearersSpec
 from bundle_promotion.spec.github import GitHub
 from bundle_promotion.spec.rollback import Rollback
 
@@ -30,8 +30,6 @@ _ENVIRONMENT_NAME = r"^[a-z][a-z0-9_-]*$"
 _GIT_URL_SCHEMES = ("https", "http", "ssh", "git", "file")
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE_URL = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:org/repo.git
-_DURATION = re.compile(r"^(?P<amount>[1-9][0-9]*)\s*(?P<unit>[smh])$")
-_SECONDS_PER = {"s": 1, "m": 60, "h": 3600}
 # Airflow ids are at most 250 characters: the longest DAG id prefixes the bundle, and an
 # environment's name prefixes task ids such as <env>_rollback.restore_schedules.
 _AIRFLOW_ID_LENGTH = 250
@@ -103,16 +101,6 @@ class Source(_Frozen):
         return normal
 
 
-def _duration_seconds(value: Any) -> Any:
-    """``90s``, ``30m`` or ``2h`` as seconds; a plain number is seconds already."""
-    if not isinstance(value, str):
-        return value
-    duration = _DURATION.match(value.strip())
-    if duration is None:
-        raise _rule(f"must be a duration like 90s, 30m or 2h, or a number of seconds; got '{value}'")
-    return int(duration["amount"]) * _SECONDS_PER[duration["unit"]]
-
-
 def _suite_of_job_key(value: Any) -> Any:
     """A bare job key is the shorthand for a suite with that job and the defaults."""
     return {"job": value} if isinstance(value, str) else value
@@ -127,8 +115,8 @@ class TestSuite(_Frozen):
     params: dict[str, str] = Field(
         default_factory=dict, description="Job parameters for the run, overriding the job's defaults."
     )
-    timeout: Annotated[int, BeforeValidator(_duration_seconds), Field(gt=0)] = Field(
-        default=3600, description="How long the run may take: 90s, 30m, 2h, or a number of seconds."
+    timeout: DurationSeconds = Field(
+        default=3600, description="How long the run may take: 90s, 30m, 2h, 7d, PT2H, or a number of seconds."
     )
     non_destructive: bool = Field(
         default=False,
@@ -180,6 +168,10 @@ class Environment(_Frozen):
                 raise _rule(f"gate '{kind}' is listed twice; merge them into one", at=(index,))
         return gates
 
+    hold_clearers: HoldClearersSpec | None = Field(
+        default=None,
+        description="Who may clear a rollback's hold on this environment; default: its approval groups.",
+    )
     production: bool = Field(
         default=False,
         description="This environment is production: its tests must all be non_destructive.",

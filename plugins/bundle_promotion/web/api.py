@@ -7,13 +7,17 @@ the gates needs read access to its runs.
 
 Part 11 signatures re-check the signer's password through a ``PasswordCheck``: by default
 the SimpleAuthManager's password file; for another auth manager, name a callable
-``(username, password) -> bool`` in ``[bundle_promotion] signature_password_check``.
+``(username, password) -> bool`` in ``[bundle_promotion] signature_password_check``. A user
+may try to sign once per ``[bundle_promotion] signature_attempt_interval`` seconds (default
+5), counted in the ledger so every API server worker sees the same attempts; failed
+attempts beyond the approval gate's ``signature_lockout`` lock the signer out.
 """
 
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
@@ -23,17 +27,20 @@ from fastapi import Depends, FastAPI, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bundle_promotion import settings
-from bundle_promotion.errors import ApprovalRefused, SpecError
+from bundle_promotion.errors import ApprovalRefused, IdentityRefused, RejectionStands, SpecError
 from bundle_promotion.gates.approvals import (
     SIGNATURE_MEANINGS,
+    ApprovalGroup,
     ApprovalPolicy,
     ApprovalRequest,
     PasswordCheck,
+    eligible_groups,
     policy_from_spec,
     submit_approval,
 )
+from bundle_promotion.identity import person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation
-from bundle_promotion.spec import PromotionSpec, load_specs
+from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 from bundle_promotion.spec.dag_ids import PROMOTION_PATTERN, promoted_bundle
 
 if TYPE_CHECKING:
@@ -52,7 +59,9 @@ class ApprovalBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     release_digest: str = Field(min_length=64, max_length=64, description="The exact release you decide on.")
-    decision: Literal["approve", "reject"] = "approve"
+    decision: Literal["approve", "reject", "withdraw"] = Field(
+        default="approve", description="withdraw takes back your own rejection, which otherwise stands."
+    )
     reason: str = Field(description="Why; required.")
     overrides_freeze: bool = Field(
         default=False, description="Lift a freeze of the window gate for this release."
@@ -119,6 +128,8 @@ def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep)
     policy = _policy(bundle, environment)
     ledger = _ledger()
     pending = _pending(ledger.latest_gate_evaluations(bundle), environment, body.release_digest)
+    if policy.signature == "part11":
+        _limit_signature_rate(ledger, str(user.get_id()))
     request = ApprovalRequest(
         bundle=bundle,
         environment=environment,
@@ -142,7 +153,9 @@ def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep)
             check_password=_password_check(),
             now=datetime.now(UTC),
         )
-    except ApprovalRefused as refused:
+    except RejectionStands as standing:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(standing)) from None
+    except (ApprovalRefused, IdentityRefused) as refused:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return _approval_view(approval)
 
@@ -169,9 +182,37 @@ class HoldView(BaseModel):
     response_model=HoldView | None,
 )
 def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUserDep) -> HoldView | None:
-    """Let promotions into an environment a rollback held, as the authenticated user; null if not held."""
-    cleared = _ledger().clear_hold(_bundle(dag_id), environment, reason=body.reason, actor=str(user.get_id()))
+    """Let promotions into an environment a rollback held, as the authenticated user; null if not held.
+
+    Only the environment's ``hold_clearers`` may, by default the people of its approval groups."""
+    account = str(user.get_id())
+    clearers = _hold_clearers(_bundle(dag_id), environment)
+    if not eligible_groups(clearers, account, _roles(user)):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{account} may not clear the hold on {environment}: only its hold_clearers may "
+            "(by default its approval groups); an administrator can `bundle-promotion hold break-glass`",
+        )
+    try:
+        cleared = _ledger().clear_hold(_bundle(dag_id), environment, reason=body.reason, actor=account)
+    except IdentityRefused as refused:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return HoldView.model_validate(cleared) if cleared is not None else None
+
+
+def _limit_signature_rate(ledger: Ledger, account: str) -> None:
+    """429 when the user tried to sign less than the configured interval ago: guessing is slowed
+    before the lockout's count is reached."""
+    person = person_or_none(account)
+    last = ledger.last_signature_attempt_at(person) if person else None
+    interval = timedelta(seconds=settings.signature_attempt_interval())
+    wait = (last + interval - datetime.now(UTC)).total_seconds() if last else 0
+    if wait > 0:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{person} tried to sign less than {interval.total_seconds():g} s ago; try again shortly",
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
 
 
 def _bundle(dag_id: str) -> str:
@@ -184,19 +225,34 @@ def _bundle(dag_id: str) -> str:
 
 
 def _policy(bundle: str, environment: str) -> ApprovalPolicy:
-    spec = _spec(bundle)
-    match = [env for env in spec.environments if env.name == environment]
-    if not match:
-        names = ", ".join(env.name for env in spec.environments)
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"{bundle} has no environment {environment}; it has {names}"
-        )
-    entries = [gate.approval for gate in match[0].gates if gate.approval is not None]
+    entries = [
+        gate.approval for gate in _environment(_spec(bundle), environment).gates if gate.approval is not None
+    ]
     if not entries:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"{environment} of {bundle} has no approval gate; nothing to approve"
         )
     return policy_from_spec(entries[0])
+
+
+def _hold_clearers(bundle: str, environment: str) -> ApprovalPolicy:
+    """The people who may clear a hold, as a policy of groups: ``hold_clearers``, else the approval groups."""
+    env = _environment(_spec(bundle), environment)
+    if env.hold_clearers is not None:
+        clearers = env.hold_clearers
+        return ApprovalPolicy(groups=(ApprovalGroup("hold_clearers", 1, clearers.users, clearers.role),))
+    approval_gates = [gate.approval for gate in env.gates if gate.approval is not None]
+    return policy_from_spec(approval_gates[0]) if approval_gates else ApprovalPolicy(groups=())
+
+
+def _environment(spec: PromotionSpec, environment: str) -> Environment:
+    match = [env for env in spec.environments if env.name == environment]
+    if not match:
+        names = ", ".join(env.name for env in spec.environments)
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"{spec.bundle} has no environment {environment}; it has {names}"
+        )
+    return match[0]
 
 
 def _spec(bundle: str) -> PromotionSpec:

@@ -56,6 +56,13 @@ class ApprovalsClient:
             )
         )
 
+    def clear_hold(self, bundle: str, environment: str, reason: str) -> dict[str, Any] | None:
+        """Clear a rollback's hold as the token's user; None when the environment was not held."""
+        cleared = self._call(
+            "POST", f"dags/promote__{bundle}/environments/{environment}/hold/clear", {"reason": reason}
+        )
+        return dict(cleared) if cleared is not None else None
+
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = requests.request(
             method,
