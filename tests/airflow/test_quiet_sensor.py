@@ -128,15 +128,7 @@ def test_the_trigger_round_trips_through_its_serialized_form() -> None:
 
 
 def test_a_timeout_fails_the_sensor_naming_each_run_still_going() -> None:
-    sensor = WaitForQuietSensor(
-        task_id="quiet",
-        bundle="example",
-        repo="/repo",
-        environment="prod",
-        target="prod",
-        databricks_conn_id="databricks_prod",
-        timeout=timedelta(minutes=1),
-    )
+    sensor = quiet_sensor(timeout=timedelta(minutes=1))
     running = ["[prod] nightly run 7 (RUNNING): http://workspace/#job/1/run/7"]
 
     with pytest.raises(SchedulesNotQuiet, match=r"still running after 0:01:00: \[prod\] nightly run 7"):

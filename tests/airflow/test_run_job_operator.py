@@ -49,10 +49,9 @@ def applied_deployment() -> int:
     return deployment_id
 
 
-def test_a_run_past_its_timeout_is_cancelled_and_the_task_fails_without_retrying(
-    workspaces: WorkspaceEmulator,
-) -> None:
-    hook = WorkspaceHook("databricks_dev")
+def started_test_run(hook: WorkspaceHook, **options: Any) -> tuple[RunBundleJobOperator, Any, Any, int]:
+    """A test task deferred on a run that would go on for an hour: the operator, its context, its
+    trigger and the job; ``options`` go to the operator."""
     job_id = hook.call("POST", "2.2/jobs/create", body={"name": "integration tests"})["job_id"]
     jobs = {"tests": {"id": str(job_id), "name": "integration tests"}}
     context: Any = {"ti": TaskInstance({"deployment_id": applied_deployment(), "jobs": jobs})}
@@ -62,34 +61,11 @@ def test_a_run_past_its_timeout_is_cancelled_and_the_task_fails_without_retrying
         job_key="tests",
         deploy_task_id="deploy",
         job_parameters={"emulator_run_seconds": "3600"},
-        run_timeout=timedelta(minutes=5),
-    )
-    with pytest.raises(TaskDeferred):
-        operator.execute(context)
-
-    with pytest.raises(AirflowFailException, match=r"did not end within 0:05:00; cancelled it"):
-        operator.resume_execution(**DEFERRAL_TIMED_OUT, context=context)
-
-    (run,) = hook.call("GET", "2.2/jobs/runs/list", query={"job_id": job_id})["runs"]
-    state = run["state"]
-    assert (state["life_cycle_state"], state.get("result_state")) == ("TERMINATED", "CANCELED")
-
-
-def started_test_run(hook: WorkspaceHook) -> tuple[RunBundleJobOperator, Any, int]:
-    """A test task deferred on a run that would go on for an hour: the operator, its trigger, the job."""
-    job_id = hook.call("POST", "2.2/jobs/create", body={"name": "integration tests"})["job_id"]
-    jobs = {"tests": {"id": str(job_id), "name": "integration tests"}}
-    context: Any = {"ti": TaskInstance({"deployment_id": applied_deployment(), "jobs": jobs})}
-    operator = RunBundleJobOperator(
-        task_id="run_tests",
-        databricks_conn_id="databricks_dev",
-        job_key="tests",
-        deploy_task_id="deploy",
-        job_parameters={"emulator_run_seconds": "3600"},
+        **options,
     )
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context)
-    return operator, deferred.value.trigger, job_id
+    return operator, context, deferred.value.trigger, job_id
 
 
 def run_state(hook: WorkspaceHook, job_id: int) -> tuple[str, str | None]:
@@ -97,9 +73,21 @@ def run_state(hook: WorkspaceHook, job_id: int) -> tuple[str, str | None]:
     return run["state"]["life_cycle_state"], run["state"].get("result_state")
 
 
+def test_a_run_past_its_timeout_is_cancelled_and_the_task_fails_without_retrying(
+    workspaces: WorkspaceEmulator,
+) -> None:
+    hook = WorkspaceHook("databricks_dev")
+    operator, context, _, job_id = started_test_run(hook, run_timeout=timedelta(minutes=5))
+
+    with pytest.raises(AirflowFailException, match=r"did not end within 0:05:00; cancelled it"):
+        operator.resume_execution(**DEFERRAL_TIMED_OUT, context=context)
+
+    assert run_state(hook, job_id) == ("TERMINATED", "CANCELED")
+
+
 def test_killing_the_task_on_its_worker_cancels_its_run(workspaces: WorkspaceEmulator) -> None:
     hook = WorkspaceHook("databricks_dev")
-    operator, _, job_id = started_test_run(hook)
+    operator, _, _, job_id = started_test_run(hook)
 
     operator.on_kill()
 
@@ -108,7 +96,7 @@ def test_killing_the_task_on_its_worker_cancels_its_run(workspaces: WorkspaceEmu
 
 def test_killing_the_deferred_task_cancels_its_run_from_the_triggerer(workspaces: WorkspaceEmulator) -> None:
     hook = WorkspaceHook("databricks_dev")
-    _, trigger, job_id = started_test_run(hook)
+    _, _, trigger, job_id = started_test_run(hook)
 
     asyncio.run(trigger.on_kill())
 

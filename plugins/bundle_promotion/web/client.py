@@ -59,7 +59,9 @@ class ApprovalsClient:
     def clear_hold(self, bundle: str, environment: str, reason: str) -> dict[str, Any] | None:
         """Clear a rollback's hold as the token's user; None when the environment was not held."""
         cleared = self._call(
-            "POST", f"dags/promote__{bundle}/environments/{environment}/hold/clear", {"reason": reason}
+            "POST",
+            f"dags/{promotion_dag_id(bundle)}/environments/{environment}/hold/clear",
+            {"reason": reason},
         )
         return dict(cleared) if cleared is not None else None
 
