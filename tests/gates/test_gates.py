@@ -444,7 +444,7 @@ def test_soak_fails_while_a_rollback_holds_the_previous_environment(tmp_path: Pa
     assert result.reason.endswith(": rolled back: verify failed")
 
 
-def test_the_audit_trail_records_each_change_of_a_gates_status_once(tmp_path: Path) -> None:
+def test_an_evaluation_is_recorded_only_when_it_says_something_new_in_the_run(tmp_path: Path) -> None:
     from bundle_promotion.ledger.records import GateEvaluation
 
     ledger = make_ledger(tmp_path)
@@ -467,10 +467,11 @@ def test_the_audit_trail_records_each_change_of_a_gates_status_once(tmp_path: Pa
         )
 
     evaluate(GateResult.waiting("soak", "soaking in staging: 10m of 2h, 1h50m to go"))
+    evaluate(GateResult.waiting("soak", "soaking in staging: 10m of 2h, 1h50m to go"))
     evaluate(GateResult.waiting("soak", "soaking in staging: 11m of 2h, 1h49m to go"))
     evaluate(GateResult.passed("soak", "healthy in staging for 2h"))
 
     gate_events = [event.action for event in ledger.audit_events() if event.action.startswith("gates.")]
-    assert gate_events == ["gates.waiting", "gates.passed"]
+    assert gate_events == ["gates.waiting", "gates.waiting", "gates.passed"]
     [latest] = ledger.latest_gate_evaluations("sales")
     assert latest.results == (GateResult.passed("soak", "healthy in staging for 2h"),)

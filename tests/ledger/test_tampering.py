@@ -17,7 +17,13 @@ import pytest
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger import GENESIS_HASH, Ledger, audit_hash
 from bundle_promotion.ledger.evidence import Anchor, chain_head, evidence_pack, verify
-from bundle_promotion.ledger.records import SignatureAttempt
+from bundle_promotion.ledger.records import (
+    GateEvaluation,
+    GateResult,
+    ScheduleSnapshot,
+    SignatureAttempt,
+    TriggerState,
+)
 from tests.ledger.test_audit import BUNDLE, approval, promote, release
 
 KEY = b"audit-key-kept-in-an-airflow-connection"
@@ -130,10 +136,10 @@ TAMPERINGS: dict[str, tuple[Tampering, set[Anchor]]] = {
     "re-hash the whole chain after an edit and a delete": (
         lambda db: (
             sql(db, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 8"),
-            sql(db, "DELETE FROM audit_events WHERE seq = 4"),
+            sql(db, "DELETE FROM audit_events WHERE seq = 4"),  # it recorded release v1.0.0
             rehash(db),
         ),
-        {"mac", "witness"},
+        {"mac", "witness", "records"},
     ),
     "strip every MAC": (lambda db: sql(db, "UPDATE audit_events SET mac = NULL"), {"mac"}),
     "delete an approval row": (
@@ -252,5 +258,111 @@ def test_rows_from_before_record_binding_verify_but_later_unbound_ones_do_not(tm
     ledger.migrate()
 
     assert verify(ledger).intact, str(verify(ledger))
+    sql(database, forge)
+    assert verify(ledger).caught_by() == {"records"}
+
+
+def record_gates(ledger: Ledger, *results: GateResult, release_id: int = 2) -> None:
+    ledger.record_gate_evaluation(
+        GateEvaluation(
+            bundle=BUNDLE,
+            environment="prod",
+            release_id=release_id,
+            release_digest=release("v1.0.0").digest,
+            version="v1.0.0",
+            run_id="run_2",
+            triggered_by="carol",
+            commit_authors=("dave",),
+            evaluated_at=datetime.now(UTC),
+            results=results,
+        )
+    )
+
+
+@pytest.fixture
+def gated(ledger: Ledger) -> Ledger:
+    """The ledger above, plus prod's gates waiting then failing, and the schedules found before a deploy."""
+    record_gates(ledger, GateResult.waiting("approvals", "waiting: 0 of 2 QC approvals"))
+    record_gates(ledger, GateResult.failed("approvals", "rejected by bob: the validation report is stale"))
+    found = ScheduleSnapshot((TriggerState("11", "nightly", "schedule", "UNPAUSED"),))
+    ledger.record_schedule_snapshot(3, found)
+    return ledger
+
+
+GATE_COLUMNS = (
+    "bundle, environment, release_id, run_id, triggered_by, commit_authors, evaluated_at, status, results"
+)
+RECORD_TAMPERINGS: dict[str, Tampering] = {
+    "turn a failed gate outcome into a passed one": lambda db: sql(
+        db,
+        "UPDATE gate_evaluations SET status = 'passed', "
+        "results = replace(replace(results, '\"failed\"', '\"passed\"'), 'rejected by bob', 'approved')",
+    ),
+    "delete the failed gate outcome": lambda db: sql(
+        db, "DELETE FROM gate_evaluations WHERE status = 'failed'"
+    ),
+    "forge a passed gate outcome": lambda db: sql(
+        db,
+        f"INSERT INTO gate_evaluations ({GATE_COLUMNS}) SELECT bundle, environment, release_id, run_id, "
+        "triggered_by, commit_authors, evaluated_at, 'passed', '[]' FROM gate_evaluations LIMIT 1",
+    ),
+    "point a release at another commit": lambda db: sql(db, f"UPDATE releases SET commit_sha = '{'c' * 40}'"),
+    "swap an artifact's hash": lambda db: sql(db, f"UPDATE release_artifacts SET sha256 = '{'e' * 64}'"),
+    "forge a release": lambda db: sql(
+        db,
+        "INSERT INTO releases (bundle, version, commit_sha, config_digest, digest, recorded_at) "
+        f"SELECT bundle, 'v9.9.9', commit_sha, config_digest, '{'f' * 64}', recorded_at "
+        "FROM releases LIMIT 1",
+    ),
+    "unpause a job in a schedule snapshot": lambda db: sql(
+        db, "UPDATE schedule_snapshots SET triggers = replace(triggers, 'UNPAUSED', 'PAUSED')"
+    ),
+    "delete a schedule snapshot": lambda db: sql(db, "DELETE FROM schedule_snapshots"),
+}
+
+
+@pytest.mark.parametrize("tamper", RECORD_TAMPERINGS, ids=list(RECORD_TAMPERINGS))
+def test_gate_outcomes_releases_and_schedule_snapshots_are_bound_to_the_chain(
+    gated: Ledger, database: Path, tamper: str
+) -> None:
+    witnessed = [chain_head(gated)]
+    assert verify(gated, audit_key=KEY, witnessed=witnessed).intact
+
+    RECORD_TAMPERINGS[tamper](database)
+
+    report = verify(gated, audit_key=KEY, witnessed=witnessed)
+    assert report.caught_by() == {"records"}, str(report)
+
+
+def test_the_report_names_the_gate_outcome_row_that_was_changed(gated: Ledger, database: Path) -> None:
+    RECORD_TAMPERINGS["turn a failed gate outcome into a passed one"](database)
+
+    report = str(verify(gated))
+
+    assert "- [records] gate_evaluations row 1 was changed after event 17 wrote it" in report
+    assert "- [records] gate_evaluations row 2 was changed after event 18 wrote it" in report
+
+
+def test_rows_of_every_bound_table_from_before_binding_verify_but_later_unbound_ones_do_not(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "old.db"
+    ledger = Ledger(f"sqlite:///{database}")
+    ledger.migrate()
+    release_id = promote(ledger, "v1.0.0")
+    ledger.record_approval(approval(release("v1.0.0").digest, "alice"))
+    record_gates(ledger, GateResult.waiting("soak", "soaking"), release_id=release_id)
+    # The ledger as schema version 6 left it: no MACs, rows bound by no event.
+    sql(
+        database,
+        "DELETE FROM audit_events",
+        "ALTER TABLE audit_events DROP COLUMN mac",
+        "DELETE FROM schema_version WHERE version >= 7",
+    )
+
+    ledger.migrate()
+
+    assert verify(ledger).intact, str(verify(ledger))
+    forge = f"INSERT INTO gate_evaluations ({GATE_COLUMNS}) SELECT {GATE_COLUMNS} FROM gate_evaluations"
     sql(database, forge)
     assert verify(ledger).caught_by() == {"records"}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
 from bundle_promotion.ledger.database import AUDIT_CHAIN_LOCK_KEY, AUDIT_KEY, LedgerDatabase
@@ -20,6 +20,9 @@ from bundle_promotion.ledger.models import (
     Base,
     DeploymentRow,
     EnvironmentHoldRow,
+    GateEvaluationRow,
+    ReleaseRow,
+    ScheduleSnapshotRow,
     SignatureAttemptRow,
     now,
 )
@@ -28,12 +31,23 @@ GENESIS_HASH = "0" * 64  # what the first audit event names as its predecessor
 RECORD_KEY = "record"  # the details key binding the row an event wrote
 RECORDS_BOUND = "ledger.records_bound"  # the event marking the rows older than record binding
 # The tables whose every row an event binds (``append_event(record=...)``).
-BoundRow = ApprovalRow | SignatureAttemptRow | EnvironmentHoldRow | DeploymentRow
+BoundRow = (
+    ApprovalRow
+    | SignatureAttemptRow
+    | EnvironmentHoldRow
+    | DeploymentRow
+    | GateEvaluationRow
+    | ReleaseRow
+    | ScheduleSnapshotRow
+)
 BOUND_TABLES: tuple[type[BoundRow], ...] = (
     ApprovalRow,
     SignatureAttemptRow,
     EnvironmentHoldRow,
     DeploymentRow,
+    GateEvaluationRow,
+    ReleaseRow,
+    ScheduleSnapshotRow,
 )
 SYSTEM_ACTOR = "bundle-promotion"  # the actor of writes no person asked for
 
@@ -93,9 +107,27 @@ def event_mac(key: bytes, event_hash: str) -> str:
 
 
 def record_hash(row: Base) -> str:
-    """The hash of a ledger row's canonical content: what the event that wrote it binds."""
-    content = {column.name: _plain(getattr(row, column.key)) for column in row.__table__.columns}
+    """The hash of a ledger row's canonical content: what the event that wrote it binds.
+
+    A release's content includes its artifacts, so an artifact's row is bound through its release.
+    """
+    content = _columns(row)
+    if isinstance(row, ReleaseRow):
+        content["artifacts"] = [_columns(artifact) for artifact in row.artifacts]
     return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+def record_id(row: Base) -> int:
+    """A bound row's id: its one primary-key column (a schedule snapshot's is its deployment's id)."""
+    [key] = inspect(type(row)).primary_key_from_instance(row)
+    return cast(int, key)
+
+
+def _columns(row: Base) -> dict[str, Any]:
+    return {
+        attribute.columns[0].name: _plain(getattr(row, attribute.key))
+        for attribute in inspect(type(row)).column_attrs
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -126,7 +158,7 @@ class AuditTrailMixin(LedgerDatabase):
         """The content hash of every row of the tables the audit trail binds, by (table, id)."""
         with self._reads() as session:
             return {
-                (model.__tablename__, cast(BoundRow, row).id): record_hash(row)
+                (model.__tablename__, record_id(row)): record_hash(row)
                 for model in BOUND_TABLES
                 for row in session.scalars(select(model))
             }
@@ -173,7 +205,7 @@ def append_event(
     if record is not None:
         details[RECORD_KEY] = {
             "table": record.__tablename__,
-            "id": record.id,
+            "id": record_id(record),
             "sha256": None if deleted else record_hash(record),
         }
     row = AuditEventRow(

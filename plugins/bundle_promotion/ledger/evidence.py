@@ -5,8 +5,9 @@ Every ledger write appends an event carrying the hash of the one before (``ledge
 an edited row, a deleted one, or one slipped in. ``verify`` holds the trail against three
 more anchors, and says which caught what:
 
-- ``records``: every approval, signature attempt, hold and deployment row is bound by the
-  event that wrote it (its content hash), so a row changed, deleted or forged is found;
+- ``records``: every approval, signature attempt, hold, deployment, release (with its
+  artifacts), gate evaluation and schedule snapshot row is bound by the event that wrote it
+  (its content hash), so a row changed, deleted or forged is found;
 - ``mac``: with the key (kept outside the ledger), each event's keyed MAC, so a chain
   re-hashed after an edit fails;
 - ``witness``: chain heads written to the artifact store (``audit/head.json``), so
@@ -136,7 +137,7 @@ def _record_problems(events: Sequence[AuditEvent], rows: Mapping[tuple[str, int]
         if record := event.details.get(RECORD_KEY):
             bound[(record["table"], record["id"])] = (event.seq, record["sha256"])
         if event.action == RECORDS_BOUND:
-            unbound_up_to = event.details["unbound_up_to"]
+            unbound_up_to |= event.details["unbound_up_to"]
     problems = []
     for (table, row_id), (seq, expected) in sorted(bound.items()):
         actual = rows.get((table, row_id))

@@ -18,10 +18,12 @@ class GateEvaluationsMixin(LedgerDatabase):
     """``Ledger`` methods for gate evaluations."""
 
     def record_gate_evaluation(self, evaluation: GateEvaluation) -> None:
-        """Keep every evaluation; the audit trail gets an event when a gate's status changes in the run.
+        """Keep each evaluation that says something new in the run, bound by the audit event that wrote it.
 
-        A waiting gate is evaluated every poke, and some reasons change each time (a soak's time
-        to go); the trail records each change of status, with the reasons at that moment.
+        A waiting gate is evaluated every poke, mostly to the same effect for days: an evaluation
+        whose gates, statuses and reasons equal the run's previous one writes nothing, so the row
+        the board shows says since when the gates say this. A reason that changes (a soak's time
+        to go) is a new row and event.
         """
         results = canonical_json([_result_json(result) for result in evaluation.results])
         with self._writes.begin() as session:
@@ -30,32 +32,34 @@ class GateEvaluationsMixin(LedgerDatabase):
                 .where(GateEvaluationRow.run_id == evaluation.run_id)
                 .limit(1)
             )
-            session.add(
-                GateEvaluationRow(
-                    bundle=evaluation.bundle,
-                    environment=evaluation.environment,
-                    release_id=evaluation.release_id,
-                    run_id=evaluation.run_id,
-                    triggered_by=evaluation.triggered_by,
-                    commit_authors=canonical_json(list(evaluation.commit_authors)),
-                    evaluated_at=evaluation.evaluated_at,
-                    status=evaluation.status,
-                    results=results,
-                )
+            if previous is not None and _said(previous.results) == _said(results):
+                return
+            row = GateEvaluationRow(
+                bundle=evaluation.bundle,
+                environment=evaluation.environment,
+                release_id=evaluation.release_id,
+                run_id=evaluation.run_id,
+                triggered_by=evaluation.triggered_by,
+                commit_authors=canonical_json(list(evaluation.commit_authors)),
+                evaluated_at=evaluation.evaluated_at,
+                status=evaluation.status,
+                results=results,
             )
-            if previous is None or _statuses(previous.results) != _statuses(results):
-                append_event(
-                    session,
-                    actor=SYSTEM_ACTOR,
-                    action=f"gates.{evaluation.status}",
-                    subject=f"{evaluation.bundle}/{evaluation.environment}",
-                    details={
-                        "run_id": evaluation.run_id,
-                        "version": evaluation.version,
-                        "release_digest": evaluation.release_digest,
-                        "results": json.loads(results),
-                    },
-                )
+            session.add(row)
+            session.flush()
+            append_event(
+                session,
+                actor=SYSTEM_ACTOR,
+                action=f"gates.{evaluation.status}",
+                subject=f"{evaluation.bundle}/{evaluation.environment}",
+                details={
+                    "run_id": evaluation.run_id,
+                    "version": evaluation.version,
+                    "release_digest": evaluation.release_digest,
+                    "results": json.loads(results),
+                },
+                record=row,
+            )
 
     def latest_gate_evaluations(self, bundle: str | None = None) -> list[GateEvaluation]:
         """The newest evaluation of each environment (per bundle), newest first."""
@@ -72,8 +76,9 @@ class GateEvaluationsMixin(LedgerDatabase):
             return [_to_gate_evaluation(row) for row in rows]
 
 
-def _statuses(results_json: str) -> list[tuple[str, str]]:
-    return [(result["gate"], result["status"]) for result in json.loads(results_json)]
+def _said(results_json: str) -> list[tuple[str, str, str]]:
+    """What an evaluation says, without when to look again, which moves with the clock."""
+    return [(result["gate"], result["status"], result["reason"]) for result in json.loads(results_json)]
 
 
 def _result_json(result: GateResult) -> dict[str, Any]:

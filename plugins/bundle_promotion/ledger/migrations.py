@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bundle_promotion.errors import BundlePromotionError
-from bundle_promotion.ledger.audit import BOUND_TABLES, RECORDS_BOUND, SYSTEM_ACTOR, append_event
+from bundle_promotion.ledger.audit import RECORDS_BOUND, SYSTEM_ACTOR, append_event
 from bundle_promotion.ledger.database import MIGRATION_LOCK_KEY, LedgerDatabase
 from bundle_promotion.ledger.models import (
     ApprovalRow,
@@ -88,7 +88,22 @@ def _add_audit_event_mac(connection: Connection) -> None:
     if "mac" not in {column["name"] for column in inspect(connection).get_columns(table.name)}:
         column_type = table.c["mac"].type.compile(dialect=connection.dialect)
         connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN mac {column_type}"))
-    reached = {model.__tablename__: connection.scalar(select(func.max(model.id))) for model in BOUND_TABLES}
+    _mark_rows_older_than_binding(
+        connection, ApprovalRow, SignatureAttemptRow, EnvironmentHoldRow, DeploymentRow
+    )
+
+
+def _bind_releases_gate_evaluations_and_schedule_snapshots(connection: Connection) -> None:
+    """From here on the events writing releases, gate evaluations and schedule snapshots bind them too."""
+    _mark_rows_older_than_binding(connection, ReleaseRow, GateEvaluationRow, ScheduleSnapshotRow)
+
+
+def _mark_rows_older_than_binding(connection: Connection, *models: type[Base]) -> None:
+    """One event recording how far each table reached before its rows were bound, if it has any rows."""
+    reached = {}
+    for model in models:
+        [key] = inspect(model).primary_key
+        reached[model.__tablename__] = connection.scalar(select(func.max(key))) or 0
     if any(reached.values()):
         with Session(bind=connection) as session:
             append_event(
@@ -97,7 +112,7 @@ def _add_audit_event_mac(connection: Connection) -> None:
                 action=RECORDS_BOUND,
                 subject="ledger",
                 reason="rows up to these ids predate record binding",
-                details={"unbound_up_to": {name: last or 0 for name, last in reached.items()}},
+                details={"unbound_up_to": reached},
             )
 
 
@@ -109,6 +124,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_rollback_tables,
     _add_deployment_outcome_columns,
     _add_audit_event_mac,
+    _bind_releases_gate_evaluations_and_schedule_snapshots,
 )
 
 

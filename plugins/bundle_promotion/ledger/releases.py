@@ -49,6 +49,7 @@ class ReleasesMixin(LedgerDatabase):
                     "release_digest": release.digest,
                     "release_id": row.id,
                 },
+                record=row,
             )
             return row.id
 

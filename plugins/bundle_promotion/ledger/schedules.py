@@ -103,21 +103,21 @@ class SchedulesMixin(LedgerDatabase):
             deployment = session.get(DeploymentRow, deployment_id)
             if deployment is None:
                 raise BundlePromotionError(self._missing("deployment", deployment_id))
-            session.add(
-                ScheduleSnapshotRow(
-                    deployment_id=deployment_id,
-                    bundle=deployment.bundle,
-                    environment=deployment.environment,
-                    taken_at=now(),
-                    triggers=canonical_json(found.to_json()),
-                )
+            snapshot = ScheduleSnapshotRow(
+                deployment_id=deployment_id,
+                bundle=deployment.bundle,
+                environment=deployment.environment,
+                taken_at=now(),
+                triggers=canonical_json(found.to_json()),
             )
+            session.add(snapshot)
             append_event(
                 session,
                 actor=actor,
                 action="schedules.snapshot",
                 subject=f"{deployment.bundle}/{deployment.environment}",
                 details={"deployment_id": deployment_id, "triggers": found.to_json()},
+                record=snapshot,
             )
             return found
 
