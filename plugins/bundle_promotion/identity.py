@@ -71,13 +71,19 @@ class IdentityMap:
 
     @classmethod
     def of(cls, users: Mapping[str, tuple[Iterable[str], Iterable[str]]]) -> IdentityMap:
-        """From ``{user: (github logins, e-mail addresses)}``, every name made canonical."""
+        """From ``{user: (github logins, e-mail addresses)}``, every name made canonical; a login or
+        address given to two users is refused."""
         github: dict[str, str] = {}
         emails: dict[str, str] = {}
         for user, (logins, addresses) in users.items():
             person = canonical_identity(user)
-            github.update({canonical_identity(login): person for login in logins})
-            emails.update({canonical_identity(address): person for address in addresses})
+            for owners, names in ((github, logins), (emails, addresses)):
+                for name in map(canonical_identity, names):
+                    if owners.setdefault(name, person) != person:
+                        raise IdentityRefused(
+                            f"'{name}' is mapped to both {owners[name]} and {person}; "
+                            "map it to one user, in the spec's identities or the identities connection"
+                        )
         return cls(github, emails)
 
     def github_user(self, login: str) -> str | None:

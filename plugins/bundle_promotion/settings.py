@@ -2,7 +2,8 @@
 
 This module alone names the config section and its keys, and gives their defaults: the
 ledger, built artifacts and git checkouts (folders under ``AIRFLOW_HOME`` unless set), the
-folder of promotion specs, the gate sensor's polling period and the signature password check.
+folder of promotion specs, the gate sensor's polling period, the signature password check and the
+connection holding the identity map.
 In a multi-worker deployment the artifact store is an object store URL (``s3://``, ``gs://``,
 ``abfs://``) and the ledger connection points at Postgres.
 """
@@ -19,6 +20,7 @@ from bundle_promotion.hooks.ledger import LedgerHook, airflow_home
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
     from bundle_promotion.release.store import ArtifactStore
+    from bundle_promotion.spec import ApprovalGateSpec, ConnectionIdentitiesSpec
 
 SECTION = "bundle_promotion"
 SPECS_FOLDER_KEY = "specs_folder"
@@ -65,6 +67,17 @@ def signature_password_check() -> str | None:
 def signature_attempt_interval() -> float:
     """Seconds a user waits between two Part 11 signature attempts through the API."""
     return conf.getfloat(SECTION, "signature_attempt_interval", fallback=DEFAULT_SIGNATURE_ATTEMPT_INTERVAL)
+
+
+def approval_identities(gate: ApprovalGateSpec) -> ConnectionIdentitiesSpec | None:
+    """The identity map of the connection the approval gate names (``identities_conn_id``), else of
+    ``[bundle_promotion] identities_conn_id``; None when neither names one."""
+    conn_id = gate.identities_conn_id or conf.get(SECTION, "identities_conn_id", fallback=None)
+    if not conn_id:
+        return None
+    from bundle_promotion.hooks.identities import connection_identities
+
+    return connection_identities(conn_id)
 
 
 def default_deferrable() -> bool:

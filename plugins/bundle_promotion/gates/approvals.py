@@ -36,7 +36,7 @@ from bundle_promotion.ledger.records import (
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
-    from bundle_promotion.spec import ApprovalGateSpec
+    from bundle_promotion.spec import ApprovalGateSpec, ConnectionIdentitiesSpec
 
 __all__ = [
     "Approval",
@@ -126,19 +126,33 @@ class ApprovalGate:
         return GateResult.waiting(self.name, reason)
 
 
-def policy_from_spec(spec: ApprovalGateSpec) -> ApprovalPolicy:
+def policy_from_spec(
+    spec: ApprovalGateSpec, connection: ConnectionIdentitiesSpec | None = None
+) -> ApprovalPolicy:
     return ApprovalPolicy(
         groups=tuple(ApprovalGroup(g.name, g.min, tuple(g.users), g.role) for g in spec.groups),
         expires_after=spec.expires_after,
         allow_same_person_in_groups=spec.allow_same_person_in_groups,
         signature=spec.signature,
-        identities=identities_from_spec(spec),
+        identities=identities_from_spec(spec, connection),
         lockout=SignatureLockout(spec.signature_lockout.attempts, spec.signature_lockout.within),
     )
 
 
-def identities_from_spec(spec: ApprovalGateSpec) -> IdentityMap:
-    return IdentityMap.of({user: (other.github, other.emails) for user, other in spec.identities.items()})
+def identities_from_spec(
+    spec: ApprovalGateSpec, connection: ConnectionIdentitiesSpec | None = None
+) -> IdentityMap:
+    """The gate's identity map: the connection's (``identities_conn_id``) under the spec's own.
+
+    A user the spec maps is mapped by the spec alone; a login or address both give to
+    different users is refused (``IdentityMap.of``), never settled by precedence.
+    """
+    users = {
+        canonical_identity(user): (other.github, other.emails)
+        for source in (connection.identities if connection else {}, spec.identities)
+        for user, other in source.items()
+    }
+    return IdentityMap.of(users)
 
 
 def eligible_groups(policy: ApprovalPolicy, approver: str, roles: frozenset[str]) -> tuple[str, ...]:

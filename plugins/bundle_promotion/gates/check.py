@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from bundle_promotion.gates.approvals import ApprovalSource
     from bundle_promotion.github.facts import GitHubFacts
     from bundle_promotion.ledger import Ledger
-    from bundle_promotion.spec import GateEntry, WindowRuleSpec
+    from bundle_promotion.spec import ConnectionIdentitiesSpec, GateEntry, WindowRuleSpec
     from bundle_promotion.spec.windows import WindowRule
 
 __all__ = ["GateCheck", "build_gates", "commit_authors", "run_gate_check"]
@@ -64,9 +64,18 @@ class GateCheck:
 
 
 def run_gate_check(
-    check: GateCheck, *, ledger: Ledger, github: GitHubFacts | None, checkouts: Path, now: datetime
+    check: GateCheck,
+    *,
+    ledger: Ledger,
+    github: GitHubFacts | None,
+    checkouts: Path,
+    now: datetime,
+    identities: ConnectionIdentitiesSpec | None = None,
 ) -> GateEvaluation:
-    """Evaluate every gate of ``check`` once and record the evaluation in the ledger."""
+    """Evaluate every gate of ``check`` once and record the evaluation in the ledger.
+
+    ``identities`` is the identity map of the approval gate's connection, read by the caller.
+    """
     release = ledger.release(check.release_id)
     context = GateContext(
         bundle=check.bundle,
@@ -87,7 +96,11 @@ def run_gate_check(
 
         sources.append(GitHubReviewApprovals())
     gates = build_gates(
-        check.gates, bundle_path=check.bundle_path, checkouts=checkouts, approval_sources=sources
+        check.gates,
+        bundle_path=check.bundle_path,
+        checkouts=checkouts,
+        approval_sources=sources,
+        identities=identities,
     )
     evaluation = GateEvaluation(
         bundle=check.bundle,
@@ -111,8 +124,9 @@ def build_gates(
     bundle_path: str,
     checkouts: Path,
     approval_sources: Sequence[ApprovalSource] = (),
+    identities: ConnectionIdentitiesSpec | None = None,
 ) -> list[Gate]:
-    """The gates of the spec's ``gates:`` entries, in their order."""
+    """The gates of the spec's ``gates:`` entries, in their order; ``identities`` from a connection."""
     from bundle_promotion.gates.approvals import freeze_overriders, identities_from_spec
     from bundle_promotion.identity import IdentityMap
     from bundle_promotion.spec import GateEntry
@@ -123,10 +137,12 @@ def build_gates(
     # The approval gate's identities and expiry also rule the approvals that lift a freeze.
     overriders = functools.partial(
         freeze_overriders,
-        identities=identities_from_spec(approval_gates[0]) if approval_gates else IdentityMap(),
+        identities=identities_from_spec(approval_gates[0], identities) if approval_gates else IdentityMap(),
         expires_after=approval_gates[0].expires_after if approval_gates else None,
     )
-    return [_gate(entry, bundle_path, checkouts, approval_sources, overriders) for entry in parsed]
+    return [
+        _gate(entry, bundle_path, checkouts, approval_sources, overriders, identities) for entry in parsed
+    ]
 
 
 def _gate(
@@ -135,11 +151,13 @@ def _gate(
     checkouts: Path,
     approval_sources: Sequence[ApprovalSource],
     freeze_overrides: Callable[[GateContext, datetime], list[str]],
+    identities: ConnectionIdentitiesSpec | None,
 ) -> Gate:
     from bundle_promotion.gates import approvals
 
     if entry.approval is not None:
-        return approvals.ApprovalGate(approvals.policy_from_spec(entry.approval), tuple(approval_sources))
+        policy = approvals.policy_from_spec(entry.approval, identities)
+        return approvals.ApprovalGate(policy, tuple(approval_sources))
     if entry.window is not None:
         window = entry.window
         allow, deny = _window_rules(window.allow), _window_rules(window.deny)

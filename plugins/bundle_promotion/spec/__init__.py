@@ -8,7 +8,12 @@ the file, the line, the field and what is expected.
 
 from __future__ import annotations
 
-from bundle_promotion.spec.gate_entries import ApprovalGateSpec, GateEntry, WindowRuleSpec
+from bundle_promotion.spec.gate_entries import (
+    ApprovalGateSpec,
+    ConnectionIdentitiesSpec,
+    GateEntry,
+    WindowRuleSpec,
+)
 from bundle_promotion.spec.github import GitHub
 from bundle_promotion.spec.loading import load_spec, load_specs
 from bundle_promotion.spec.models import Environment, PromotionSpec, Source, TestSuite, spec_json_schema
@@ -16,6 +21,7 @@ from bundle_promotion.spec.rollback import ModelAlias, Rollback
 
 __all__ = [
     "ApprovalGateSpec",
+    "ConnectionIdentitiesSpec",
     "Environment",
     "GateEntry",
     "GitHub",

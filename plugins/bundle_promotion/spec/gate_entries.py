@@ -79,6 +79,31 @@ class OtherIdentitiesSpec(_Frozen):
         return tuple(_identity(name, at=(index,)) for index, name in enumerate(names))
 
 
+class ConnectionIdentitiesSpec(_Frozen):
+    """An identity map kept in an Airflow connection's extra, shared by every spec that names it."""
+
+    identities: dict[NonEmptyStr, OtherIdentitiesSpec] = Field(
+        description="Airflow user -> their GitHub logins and commit e-mail addresses, as in an approval gate."
+    )
+
+    @field_validator("identities")
+    @classmethod
+    def _one_owner_each(cls, identities: dict[str, OtherIdentitiesSpec]) -> dict[str, OtherIdentitiesSpec]:
+        return _one_owner_each(identities)
+
+
+def _one_owner_each(identities: dict[str, OtherIdentitiesSpec]) -> dict[str, OtherIdentitiesSpec]:
+    owners: dict[str, str] = {}
+    for user, other in identities.items():
+        _identity(user, at=(user,))
+        for name in (*other.github, *other.emails):
+            if owners.setdefault(name, user) != user:
+                raise _rule(
+                    f"'{name}' is given to both {owners[name]} and {user}; give it to one", at=(user,)
+                )
+    return identities
+
+
 class SignatureLockoutSpec(_Frozen):
     """21 CFR 11.300(d): repeated failed signatures lock the signer out until an administrator lifts it."""
 
@@ -109,18 +134,16 @@ class ApprovalGateSpec(_Frozen):
         description="Airflow user -> their GitHub logins and commit e-mail addresses; none is inferred.",
     )
 
+    identities_conn_id: NonEmptyStr | None = Field(
+        default=None,
+        description='An Airflow connection whose extra holds more of this map as {"identities": {...}}; '
+        "for a user both map, the spec's entry wins. By default [bundle_promotion] identities_conn_id.",
+    )
+
     @field_validator("identities")
     @classmethod
     def _one_owner_each(cls, identities: dict[str, OtherIdentitiesSpec]) -> dict[str, OtherIdentitiesSpec]:
-        owners: dict[str, str] = {}
-        for user, other in identities.items():
-            _identity(user, at=(user,))
-            for name in (*other.github, *other.emails):
-                if owners.setdefault(name, user) != user:
-                    raise _rule(
-                        f"'{name}' is given to both {owners[name]} and {user}; give it to one", at=(user,)
-                    )
-        return identities
+        return _one_owner_each(identities)
 
     @field_validator("groups")
     @classmethod

@@ -68,7 +68,11 @@ def evaluate_gates(
     """One recorded evaluation, with the ledger and checkouts the ``[bundle_promotion]`` settings name."""
     from bundle_promotion import settings
     from bundle_promotion.gates.check import GateCheck, run_gate_check
+    from bundle_promotion.spec import GateEntry
 
+    approval = next(
+        (gate.approval for gate in map(GateEntry.model_validate, check["gates"]) if gate.approval), None
+    )
     github = None
     if github_repo:
         from bundle_promotion.hooks.github import GitHubRepositoryHook
@@ -80,6 +84,7 @@ def evaluate_gates(
         github=github,
         checkouts=settings.checkouts(),
         now=datetime.now(UTC),
+        identities=settings.approval_identities(approval) if approval else None,
     )
 
 

@@ -232,7 +232,7 @@ def _policy(bundle: str, environment: str) -> ApprovalPolicy:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"{environment} of {bundle} has no approval gate; nothing to approve"
         )
-    return policy_from_spec(entries[0])
+    return policy_from_spec(entries[0], settings.approval_identities(entries[0]))
 
 
 def _hold_clearers(bundle: str, environment: str) -> ApprovalPolicy:
