@@ -757,18 +757,45 @@ def _add_signature(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     signature = commands.add_parser("signature", help="administer Part 11 signatures")
     actions = signature.add_subparsers(title="actions", required=True, metavar="ACTION")
     unlock = actions.add_parser(
-        "unlock", help="lift the lockout failed signature attempts put on a signer (an audited action)"
+        "unlock",
+        help="lift the lockout failed signature attempts put on a signer, through the API as your "
+        "Airflow user (an administrator; an audited action)",
     )
-    _ledger_option(unlock)
-    unlock.add_argument("signer", help="the locked-out user id")
-    unlock.add_argument(
-        "--reason", required=True, help="why the signer may sign again (kept in the audit trail)"
+    _api_options(unlock)
+    break_glass = actions.add_parser(
+        "break-glass",
+        help="administrators only: lift a lockout straight in the ledger, recorded as a break-glass action",
     )
-    unlock.add_argument("--actor", help="the administrator, for the audit trail (default: your login name)")
-    unlock.set_defaults(run=_unlock_signature)
+    _ledger_option(break_glass)
+    break_glass.add_argument(
+        "--actor", help="the administrator, for the audit trail (default: your login name)"
+    )
+    for action, run in ((unlock, _unlock_signature), (break_glass, _break_glass_signature)):
+        action.add_argument("signer", help="the locked-out user id")
+        action.add_argument(
+            "--reason", required=True, help="why the signer may sign again (kept in the audit trail)"
+        )
+        action.set_defaults(run=run)
 
 
 def _unlock_signature(arguments: argparse.Namespace) -> int:
+    from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
+    from bundle_promotion.web.client import ApprovalsClient
+
+    try:
+        client = ApprovalsClient(arguments.api_url, _api_token(arguments))
+        lifted = client.lift_signature_lockout(arguments.signer, arguments.reason)
+    except ApprovalRefused as refused:
+        print(f"refused: {refused}", file=sys.stderr)
+        return 1
+    except BundlePromotionError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{arguments.signer} may sign again" if lifted else f"{arguments.signer} is not locked out")
+    return 0
+
+
+def _break_glass_signature(arguments: argparse.Namespace) -> int:
     import getpass
 
     from bundle_promotion.errors import BundlePromotionError
@@ -777,11 +804,17 @@ def _unlock_signature(arguments: argparse.Namespace) -> int:
     try:
         signer = canonical_identity(arguments.signer)
         actor = canonical_identity(arguments.actor or getpass.getuser())
-        lifted = _ledger(arguments).lift_signature_lockout(signer, actor=actor, reason=arguments.reason)
+        lifted = _ledger(arguments).lift_signature_lockout(
+            signer, actor=actor, reason=arguments.reason, break_glass=True
+        )
     except BundlePromotionError as error:
         print(error, file=sys.stderr)
         return 2
-    print(f"{signer} may sign again; lifted by {actor}" if lifted else f"{signer} is not locked out")
+    print(
+        f"{signer} may sign again; lifted by {actor} (break-glass)"
+        if lifted
+        else f"{signer} is not locked out"
+    )
     return 0
 
 

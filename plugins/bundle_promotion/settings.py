@@ -28,6 +28,7 @@ SPECS_FOLDER_KEY = "specs_folder"
 DEFAULT_SPECS_FOLDER = Path("include", "promotions")
 DEFAULT_GATE_POLLING_PERIOD_SECONDS = 60.0
 DEFAULT_SIGNATURE_ATTEMPT_INTERVAL = 5.0
+DEFAULT_SIGNATURE_ADMIN_ROLE = "Admin"  # SimpleAuthManager's admin and FAB's Admin
 
 
 def ledger() -> Ledger:
@@ -62,6 +63,11 @@ def gate_polling_period_seconds() -> float:
 def signature_password_check() -> str | None:
     """The dotted path of a ``PasswordCheck`` for Part 11 signatures; None for the default."""
     return conf.get(SECTION, "signature_password_check", fallback=None)
+
+
+def signature_admin_role() -> str:
+    """The Airflow role whose members may lift a signer's lockout through the API."""
+    return conf.get(SECTION, "signature_admin_role", fallback=DEFAULT_SIGNATURE_ADMIN_ROLE)
 
 
 def signature_attempt_interval() -> float:

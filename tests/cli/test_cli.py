@@ -190,3 +190,33 @@ def test_hold_clear_goes_through_the_api_as_the_tokens_user(
         )
     ]
     assert "hold on sales/prod cleared (was: rolled back)" in capsys.readouterr().out
+
+
+def test_signature_unlock_goes_through_the_api_as_the_tokens_user(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bundle_promotion.web import client
+
+    sent: list[tuple[str, str, Any, Any]] = []
+
+    def answer(method: str, url: str, *, json: Any, headers: Any, timeout: float) -> Any:
+        sent.append((method, url, json, headers["Authorization"]))
+        return types.SimpleNamespace(status_code=200, json=lambda: {"signer": "alice", "lifted": True})
+
+    monkeypatch.setenv("BUNDLE_PROMOTION_TOKEN", "jwt-of-an-admin")
+    monkeypatch.setattr(client.requests, "request", answer)
+
+    code = main(
+        ["signature", "unlock", "alice", "--reason", "seen in person", "--api-url", "http://airflow:8080"]
+    )
+
+    assert code == 0
+    assert sent == [
+        (
+            "POST",
+            "http://airflow:8080/bundle-promotion/signers/alice/lockout/lift",
+            {"reason": "seen in person"},
+            "Bearer jwt-of-an-admin",
+        )
+    ]
+    assert "alice may sign again" in capsys.readouterr().out

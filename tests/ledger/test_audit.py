@@ -332,7 +332,7 @@ def test_hold_break_glass_on_the_command_line_records_who_why_and_that_it_was_br
     assert (last.action, last.actor, last.reason) == ("hold.broken_glass", "alice", "root cause fixed")
 
 
-def test_signature_unlock_on_the_command_line_lifts_a_lockout_as_an_audited_action(
+def test_signature_break_glass_lifts_a_lockout_in_the_ledger_recorded_as_break_glass(
     database: Path, ledger: Ledger
 ) -> None:
     ledger.record_event(actor="alice", action="signature.locked_out", subject="alice", reason="3 failures")
@@ -342,7 +342,7 @@ def test_signature_unlock_on_the_command_line_lifts_a_lockout_as_an_audited_acti
     code = main(
         [
             "signature",
-            "unlock",
+            "break-glass",
             "Alice",
             "--reason",
             "checked in person",
@@ -356,11 +356,12 @@ def test_signature_unlock_on_the_command_line_lifts_a_lockout_as_an_audited_acti
     assert code == 0
     assert not ledger.signature_locked_out("alice")
     last = ledger.audit_events()[-1]
-    assert (last.action, last.actor, last.subject, last.reason) == (
+    assert (last.action, last.actor, last.subject, last.reason, last.details) == (
         "signature.lockout_lifted",
         "admin",
         "alice",
         "checked in person",
+        {"break_glass": True},
     )
 
 

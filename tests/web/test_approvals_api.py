@@ -230,6 +230,79 @@ def test_three_wrong_passwords_lock_the_signer_out_of_the_api(
     assert ledger.signature_locked_out("alice")
 
 
+LIFT = "/bundle-promotion/signers/{}/lockout/lift"
+
+
+def lock_out(ledger: Ledger, signer: str) -> None:
+    ledger.record_event(actor=signer, action="signature.locked_out", subject=signer, reason="3 failures")
+
+
+def test_an_administrator_lifts_a_lockout_through_the_api_as_an_audited_action(
+    client: Any, ledger: Ledger, waiting_in_prod: str
+) -> None:
+    lock_out(ledger, "alice")
+
+    response = client.post(
+        LIFT.format("Alice"), json={"reason": "identity checked"}, headers=token("root", "admin")
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"signer": "alice", "lifted": True}
+    lifted = ledger.audit_events()[-1]
+    assert (lifted.action, lifted.actor, lifted.subject, lifted.reason) == (
+        "signature.lockout_lifted",
+        "root",
+        "alice",
+        "identity checked",
+    )
+    right = body(waiting_in_prod, meaning="approval", password="alice-pw")
+    assert client.post(APPROVALS.format("validation"), json=right, headers=token("alice")).status_code == 201
+
+
+@pytest.mark.parametrize("role", ["viewer", "user", "op"])
+def test_only_an_administrator_may_lift_a_lockout(client: Any, ledger: Ledger, role: str) -> None:
+    lock_out(ledger, "alice")
+
+    response = client.post(LIFT.format("alice"), json={"reason": "me again"}, headers=token("bob", role))
+
+    assert response.status_code == 403
+    assert "bob may not lift signature lockouts: only the Admin role may" in response.json()["detail"]
+    assert ledger.signature_locked_out("alice")
+
+
+def test_the_administrator_role_is_configurable(
+    client: Any, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock_out(ledger, "alice")
+    monkeypatch.setenv("AIRFLOW__BUNDLE_PROMOTION__SIGNATURE_ADMIN_ROLE", "op")
+
+    response = client.post(LIFT.format("alice"), json={"reason": "QA lead"}, headers=token("bob", "op"))
+
+    assert response.json() == {"signer": "alice", "lifted": True}
+
+
+def test_lifting_needs_a_token_and_a_reason(client: Any, ledger: Ledger) -> None:
+    lock_out(ledger, "alice")
+
+    assert client.post(LIFT.format("alice"), json={"reason": "x"}).status_code == 401
+    assert (
+        client.post(LIFT.format("alice"), json={"reason": ""}, headers=token("root", "admin")).status_code
+        == 422
+    )
+    assert ledger.signature_locked_out("alice")
+
+
+def test_lifting_a_signer_who_is_not_locked_out_changes_nothing(client: Any, ledger: Ledger) -> None:
+    before = len(ledger.audit_events())
+
+    response = client.post(
+        LIFT.format("carol"), json={"reason": "just in case"}, headers=token("root", "admin")
+    )
+
+    assert response.json() == {"signer": "carol", "lifted": False}
+    assert len(ledger.audit_events()) == before
+
+
 def test_approving_over_ones_own_standing_rejection_is_a_conflict(
     client: Any, ledger: Ledger, waiting_in_prod: str
 ) -> None:

@@ -106,14 +106,26 @@ class ApprovalsMixin(LedgerDatabase):
         with self._reads() as session:
             return _locked_out(session, signer)
 
-    def lift_signature_lockout(self, signer: str, *, actor: str, reason: str) -> bool:
-        """An administrator lets ``signer`` sign again, as an audited action; False if not locked out."""
+    def lift_signature_lockout(
+        self, signer: str, *, actor: str, reason: str, break_glass: bool = False
+    ) -> bool:
+        """An administrator lets ``signer`` sign again, as an audited action; False if not locked out.
+
+        ``break_glass``: written straight to the ledger, not through the API; the event says so.
+        """
         if not reason.strip():
             raise BundlePromotionError(f"lifting the signature lockout of {signer} needs a reason")
         with self._writes.begin() as session:
             if not _locked_out(session, signer):
                 return False
-            append_event(session, actor=actor, action=LOCKOUT_LIFTED, subject=signer, reason=reason)
+            append_event(
+                session,
+                actor=actor,
+                action=LOCKOUT_LIFTED,
+                subject=signer,
+                reason=reason,
+                details={"break_glass": True} if break_glass else None,
+            )
             return True
 
     def signature_attempts(self, bundle: str) -> list[SignatureAttempt]:

@@ -38,7 +38,7 @@ from bundle_promotion.gates.approvals import (
     policy_from_spec,
     submit_approval,
 )
-from bundle_promotion.identity import person_or_none
+from bundle_promotion.identity import canonical_identity, person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 from bundle_promotion.spec.dag_ids import PROMOTION_PATTERN, promoted_bundle
@@ -198,6 +198,39 @@ def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUser
     except IdentityRefused as refused:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     return HoldView.model_validate(cleared) if cleared is not None else None
+
+
+class LockoutLiftBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, description="Why the signer may sign again (kept in the audit trail).")
+
+
+class LockoutView(BaseModel):
+    signer: str
+    lifted: bool  # False when the signer was not locked out
+
+
+@app.post("/signers/{signer}/lockout/lift", response_model=LockoutView)
+def lift_signature_lockout(signer: str, body: LockoutLiftBody, user: GetUserDep) -> LockoutView:
+    """Let a locked-out signer sign again (21 CFR 11.300(d)), as the authenticated administrator.
+
+    Only members of ``[bundle_promotion] signature_admin_role`` (default Admin) may; the lift is
+    an audit event naming them and the reason."""
+    account = str(user.get_id())
+    admin_role = settings.signature_admin_role()
+    if admin_role.casefold() not in {role.casefold() for role in _roles(user)}:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{account} may not lift signature lockouts: only the {admin_role} role may "
+            "([bundle_promotion] signature_admin_role)",
+        )
+    try:
+        person, actor = canonical_identity(signer), canonical_identity(account)
+    except IdentityRefused as refused:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(refused)) from None
+    lifted = _ledger().lift_signature_lockout(person, actor=actor, reason=body.reason)
+    return LockoutView(signer=person, lifted=lifted)
 
 
 def _limit_signature_rate(ledger: Ledger, account: str) -> None:

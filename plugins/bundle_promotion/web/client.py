@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -64,6 +65,11 @@ class ApprovalsClient:
             {"reason": reason},
         )
         return dict(cleared) if cleared is not None else None
+
+    def lift_signature_lockout(self, signer: str, reason: str) -> bool:
+        """Let a locked-out signer sign again, as the token's user (an administrator); False if not locked."""
+        lifted = self._call("POST", f"signers/{quote(signer, safe='')}/lockout/lift", {"reason": reason})
+        return bool(lifted["lifted"])
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         response = requests.request(
