@@ -1,14 +1,19 @@
 """The Airflow plugin of bundle-promotion.
 
 Operator links need no registration on Airflow 3 (they travel as XCom). The plugin mounts
-the approvals API (``api.py``) in Airflow's API server, under Airflow's auth.
+the approvals API (``api.py``) in Airflow's API server, under Airflow's auth, and names the
+release on each promotion run as the run's note, so the runs list and the grid show it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from airflow.listeners import hookimpl
 from airflow.sdk.plugins_manager import AirflowPlugin
+
+from bundle_promotion.spec.dag_ids import promoted_bundle
 
 
 class _ApiApps:
@@ -25,6 +30,25 @@ class _ApiApps:
         return [{"app": api.app, "url_prefix": api.URL_PREFIX, "name": "bundle-promotion approvals"}]
 
 
+def release_note(dag_id: str, conf: Mapping[str, Any] | None) -> str | None:
+    """The note of a promotion run: the version it promotes; None for any other run."""
+    bundle = promoted_bundle(dag_id)
+    version = (conf or {}).get("version")
+    return f"Release {version} of {bundle}" if bundle and version else None
+
+
+class RunNotes:
+    """A listener, called by the scheduler as it starts a run (Airflow's own notes live in its
+    database; this is the one way to set one as the run starts). A note someone gave the run
+    when triggering it is kept."""
+
+    @hookimpl
+    def on_dag_run_running(self, dag_run: Any, msg: str) -> None:
+        if not dag_run.note and (note := release_note(dag_run.dag_id, dag_run.conf)):
+            dag_run.note = note
+
+
 class BundlePromotionPlugin(AirflowPlugin):
     name = "bundle_promotion"
     fastapi_apps = _ApiApps()
+    listeners = [RunNotes()]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from airflow.sdk import ObjectStoragePath, conf
 
@@ -29,6 +30,8 @@ DEFAULT_SPECS_FOLDER = Path("include", "promotions")
 DEFAULT_GATE_POLLING_PERIOD_SECONDS = 60.0
 DEFAULT_SIGNATURE_ATTEMPT_INTERVAL = 5.0
 DEFAULT_SIGNATURE_ADMIN_ROLE = "Admin"  # SimpleAuthManager's admin and FAB's Admin
+BOARD_PATH = "/bundle-promotion/board"  # the release board, served by the plugin in the API server
+DEFAULT_BASE_URL = "http://localhost:8080"  # the API server's default, when [api] base_url is unset
 
 
 def ledger() -> Ledger:
@@ -84,6 +87,12 @@ def approval_identities(gate: ApprovalGateSpec) -> ConnectionIdentitiesSpec | No
     from bundle_promotion.hooks.identities import connection_identities
 
     return connection_identities(conn_id)
+
+
+def board_url(bundle: str, environment: str) -> str:
+    """The release board at one bundle's environment, under Airflow's ``[api] base_url``."""
+    base = conf.get("api", "base_url", fallback=None) or DEFAULT_BASE_URL
+    return f"{base.rstrip('/')}{BOARD_PATH}?{urlencode({'bundle': bundle, 'env': environment})}"
 
 
 def default_deferrable() -> bool:

@@ -162,3 +162,18 @@ def test_every_wait_the_factory_renders_is_a_sensor_that_defers() -> None:
 
     assert {name.rsplit(".", 1)[-1] for name in sensors} >= {"gates", "quiet"}
     assert all(sensors.values()), sensors
+
+
+def test_a_gates_task_is_named_in_the_grid_after_what_it_waits_for(tmp_path: Path) -> None:
+    from bundle_promotion.dags.factory import promotion_dags
+
+    spec = spec_dict("example", tmp_path)
+    spec["environments"][2]["gates"] = [
+        "previous_environment",
+        {"approval": {"groups": [{"name": "QC", "users": ["alice"]}]}},
+    ]
+    (tmp_path / "example.yaml").write_text(yaml.safe_dump(spec))
+
+    dag = promotion_dags(tmp_path)["promote__example"]
+
+    assert dag.get_task("prod.gates").task_display_name == "gates: previous_environment, approval"

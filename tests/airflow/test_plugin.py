@@ -73,3 +73,38 @@ def test_the_package_is_ignored_by_the_plugins_folder_scan() -> None:
     ignored = (PROJECT / "plugins" / ".airflowignore").read_text().split()
 
     assert "bundle_promotion/" in ignored
+
+
+class DagRun:
+    def __init__(self, dag_id: str, conf: dict[str, str] | None, note: str | None = None) -> None:
+        self.dag_id, self.conf, self.note = dag_id, conf, note
+
+
+def test_a_promotion_run_gets_its_release_as_its_note_when_it_starts() -> None:
+    from bundle_promotion.plugin import BundlePromotionPlugin, RunNotes
+
+    run = DagRun("promote__sales", {"version": "v1.2.0"})
+
+    RunNotes().on_dag_run_running(run, msg="started")
+
+    assert run.note == "Release v1.2.0 of sales"
+    assert any(isinstance(listener, RunNotes) for listener in BundlePromotionPlugin.listeners)
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        DagRun("promote__sales", {"version": "v1.2.0"}, note="hotfix for INC-42"),
+        DagRun("rollback__sales", {"version": "v1.2.0"}),
+        DagRun("promote__sales", None),
+    ],
+    ids=["a note given at trigger stays", "not a promotion", "no version"],
+)
+def test_other_runs_keep_their_note(run: DagRun) -> None:
+    from bundle_promotion.plugin import RunNotes
+
+    before = run.note
+
+    RunNotes().on_dag_run_running(run, msg="started")
+
+    assert run.note == before

@@ -61,3 +61,13 @@ def test_the_gates_built_for_a_run_use_the_connections_map(tmp_path: Any) -> Non
 
     assert isinstance(gate, ApprovalGate)
     assert gate.policy.identities.github_user("carol-gh") == "carol"
+
+
+def test_who_may_approve_names_each_group_and_whom_segregation_of_duties_excludes() -> None:
+    from bundle_promotion.gates.approvals import who_may_approve
+
+    policy = policy_from_spec(gate_spec(), CORPORATE)
+
+    text = who_may_approve(policy, triggered_by="Bob", commit_authors=("carol@corp.example",))
+
+    assert text == "QC: 2 of alice; not bob (triggered this run), carol (authored a commit of this release)"

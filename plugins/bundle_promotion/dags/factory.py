@@ -181,6 +181,8 @@ def _gate_sensor(spec: PromotionSpec, environment: Environment) -> GateSensor | 
     github = spec.github
     return GateSensor(
         task_id="gates",
+        # The grid shows this name: a deferred "gates" task reads as what the release waits for.
+        task_display_name=f"gates: {', '.join(gate.kind for gate in environment.gates)}",
         bundle=spec.bundle,
         environment=environment.name,
         previous_environment=spec.environments[index - 1].name if index else None,

@@ -51,6 +51,7 @@ __all__ = [
     "freeze_overriders",
     "policy_from_spec",
     "submit_approval",
+    "who_may_approve",
 ]
 
 # 21 CFR 11.50(a)(3): the meaning of a signature.
@@ -361,6 +362,29 @@ def _why_not_counted(approval: Approval, policy: ApprovalPolicy, context: GateCo
     if not _groups_of(approval, policy):
         return "in no approval group"
     return None
+
+
+def who_may_approve(policy: ApprovalPolicy, triggered_by: str | None, commit_authors: Sequence[str]) -> str:
+    """In words, who may approve for each group, and which listed people segregation of duties excludes.
+
+    For example ``QC: 2 of alice, bob or role op; not dag_test (triggered this run)``.
+    """
+    groups, excluded = [], {}
+    for group in policy.groups:
+        eligible = []
+        for user in group.users:
+            if why := _excluded(user, triggered_by, commit_authors, policy.identities):
+                excluded[user] = why
+            else:
+                eligible.append(user)
+        who = " or ".join(filter(None, (", ".join(eligible), f"role {group.role}" if group.role else "")))
+        groups.append(f"{group.name}: {group.min} of {who or 'no one'}")
+    if triggered_by and (person := folded(triggered_by.strip())) not in excluded:
+        excluded[person] = "triggered this run"  # a role's members are not listed, but it holds for them too
+    text = "; ".join(groups)
+    if excluded:
+        text += "; not " + ", ".join(f"{user} ({why})" for user, why in excluded.items())
+    return text
 
 
 def _excluded(

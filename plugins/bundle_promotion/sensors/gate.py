@@ -70,6 +70,7 @@ class GateSensor(FromBundleSource, PromotionOperator, BaseSensorOperator):
         self.release_task_id = release_task_id
         self.polling_period_seconds = polling_period_seconds
         self.deferrable = settings.default_deferrable() if deferrable is None else deferrable
+        self._logged_summary: str | None = None  # what the log last said while waiting
 
     def execute(self, context: Context) -> dict[str, Any]:
         if not self.deferrable:
@@ -99,12 +100,16 @@ class GateSensor(FromBundleSource, PromotionOperator, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self.execute_complete(context, payload))
 
     def _evaluate(self, context: Context, check: GateCheck) -> dict[str, Any]:
-        """One evaluation of every gate, recorded in the ledger; what waits goes to the log and XCom."""
-        from bundle_promotion.triggers.gate import evaluate_gates, event_payload
+        """One evaluation of every gate, recorded in the ledger; what waits goes to XCom, and to the
+        log when it changed since the last poke."""
+        from bundle_promotion.triggers.gate import evaluate_gates, event_payload, waiting_message
 
-        payload = event_payload(evaluate_gates(check.to_json(), self.github_repo, self.github_conn_id))
+        evaluation = evaluate_gates(check.to_json(), self.github_repo, self.github_conn_id)
+        payload = event_payload(evaluation)
         if payload["status"] == "waiting":
-            self.log.info("Gates of %s: %s", self.environment, payload["summary"])
+            if payload["summary"] != self._logged_summary:
+                self.log.info("%s", waiting_message(evaluation, check.to_json()))
+                self._logged_summary = payload["summary"]
             context["ti"].xcom_push(key=GATES_XCOM_KEY, value=payload)
         return payload
 

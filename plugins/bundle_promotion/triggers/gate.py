@@ -48,13 +48,14 @@ class GateTrigger(PromotionTrigger):
         logged = None
         while True:
             evaluation = await asyncio.to_thread(self._evaluate)
-            reasons = summary(evaluation.results)
-            if reasons != logged:  # a gate may wait for days: log what changes, not every look
-                self.log.info("Gates of %s: %s", evaluation.environment, reasons)
-                logged = reasons
             if evaluation.status != "waiting":
+                self.log.info("Gates of %s: %s", evaluation.environment, summary(evaluation.results))
                 yield TriggerEvent(event_payload(evaluation))
                 return
+            reasons = summary(evaluation.results)
+            if reasons != logged:  # a gate may wait for days: log what changes, not every look
+                self.log.info("%s", await asyncio.to_thread(waiting_message, evaluation, self.check))
+                logged = reasons
             wait = recheck_after(evaluation.results, timedelta(seconds=self.polling_period_seconds))
             await asyncio.sleep(max(wait.total_seconds(), 1.0))
 
@@ -86,6 +87,30 @@ def evaluate_gates(
         now=datetime.now(UTC),
         identities=settings.approval_identities(approval) if approval else None,
     )
+
+
+def waiting_message(evaluation: GateEvaluation, check: Mapping[str, Any]) -> str:
+    """What a waiting environment's log says at each change: the release, each gate's need, who may
+    approve, and where to.
+
+    The digest is the one an approval must name (``bundle-promotion approve --digest``).
+    """
+    from bundle_promotion import settings
+    from bundle_promotion.gates.approvals import policy_from_spec, who_may_approve
+    from bundle_promotion.spec import GateEntry
+
+    lines = [
+        f"Gates of {evaluation.environment} hold {evaluation.version} of {evaluation.bundle} "
+        f"(release digest {evaluation.release_digest}):",
+        *(f"  {result.gate}: {result.status}: {result.reason}" for result in evaluation.results),
+    ]
+    for entry in map(GateEntry.model_validate, check["gates"]):
+        if entry.approval is not None:
+            policy = policy_from_spec(entry.approval, settings.approval_identities(entry.approval))
+            approvers = who_may_approve(policy, evaluation.triggered_by, evaluation.commit_authors)
+            lines.append(f"  who may approve: {approvers}")
+    lines.append(f"  release board: {settings.board_url(evaluation.bundle, evaluation.environment)}")
+    return "\n".join(lines)
 
 
 def event_payload(evaluation: GateEvaluation) -> dict[str, Any]:
