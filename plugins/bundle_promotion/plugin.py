@@ -51,4 +51,4 @@ class RunNotes:
 class BundlePromotionPlugin(AirflowPlugin):
     name = "bundle_promotion"
     fastapi_apps = _ApiApps()
-    listeners = [RunNotes()]
+    listeners = [RunNotes()]  # noqa: RUF012  # typed by AirflowPlugin as a plain list
