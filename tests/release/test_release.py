@@ -490,3 +490,14 @@ def test_fetch_from_a_store_without_the_release_says_what_is_missing(
         ReleaseError, match=r"the artifact store has no fake-1\.0-py3-none-any\.whl for release digest"
     ):
         ArtifactStore(tmp_path / "empty-store").fetch("digest", artifacts, tmp_path / "elsewhere")
+
+
+def test_a_local_repository_that_is_not_there_is_named_with_how_relative_paths_resolve(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "repos" / "sales"
+
+    with pytest.raises(
+        ReleaseError, match=r"no git repository at .*repos/sales: .* counts from the spec file's folder"
+    ):
+        resolve_version(str(missing), "v1.0.0")

@@ -139,6 +139,23 @@ def test_repo_location_resolves_a_relative_path_against_the_spec_folder(tmp_path
     assert spec.repo_location() == str(tmp_path.resolve() / "repos" / "sales")
 
 
+def test_repo_location_expands_variables_and_home_so_a_copied_spec_finds_the_repo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUNDLE_REPOS", str(tmp_path / "repos"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for folder in ("promotions", "copied/elsewhere"):
+        (tmp_path / folder).mkdir(parents=True)
+
+    for folder in ("promotions", "copied/elsewhere"):
+        spec = load_spec(
+            write_spec(tmp_path / folder, local_spec().replace("example_repo", "$BUNDLE_REPOS/sales"))
+        )
+        assert spec.repo_location() == str(tmp_path.resolve() / "repos" / "sales")
+    spec = load_spec(write_spec(tmp_path / "promotions", local_spec().replace("example_repo", "~/git/sales")))
+    assert spec.repo_location() == str(tmp_path.resolve() / "home" / "git" / "sales")
+
+
 def test_bundle_dir_is_none_for_a_remote_repo(tmp_path: Path) -> None:
     assert load_spec(write_spec(tmp_path, VALID)).bundle_dir() is None
 

@@ -27,6 +27,12 @@ _URL_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]+@")
 
 def resolve_version(repo: str, version: str) -> str:
     """The commit a version tag points to, read from the remote (annotated tags peeled)."""
+    if Path(repo).is_absolute() and not Path(repo).exists():  # a spec's local path, made absolute
+        raise ReleaseError(
+            f"no git repository at {repo}: the spec's source.repo names a local path that does not exist "
+            "here. A relative path counts from the spec file's folder, so a spec copied elsewhere needs "
+            "it changed; or write an absolute path, $VARIABLE/..., or a git URL"
+        )
     tags = _remote_tags(repo)
     if version in tags:
         return tags[version]

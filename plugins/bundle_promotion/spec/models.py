@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from pathlib import Path
@@ -66,7 +67,8 @@ class Source(_Frozen):
 
     repo: NonEmptyStr = Field(
         description="The git repository: an https://, http://, ssh://, git:// or file:// URL, "
-        "a user@host:org/repo.git address, or a local path relative to the spec file's folder."
+        "a user@host:org/repo.git address, or a local path: ~ and $VARIABLES are expanded, and a "
+        "relative path is relative to the spec file's folder."
     )
     path: str = Field(
         default=".",
@@ -294,12 +296,13 @@ class PromotionSpec(_Frozen):
         return promotion_dag_id(self.bundle)
 
     def repo_location(self) -> str:
-        """The repository as git understands it: URLs as written, local paths made absolute."""
+        """The repository as git understands it: URLs as written; a local path with ``~`` and
+        ``$VARIABLES`` expanded, made absolute against the spec file's folder, so it means the same
+        from any working directory (``$VARIABLES`` let one spec serve machines that keep it apart)."""
         if self._repo_location is None:
             repo = self.source.repo
-            self._repo_location = (
-                repo if _is_url(repo) else str((self.spec_file.parent / Path(repo).expanduser()).resolve())
-            )
+            local = Path(os.path.expandvars(repo)).expanduser()
+            self._repo_location = repo if _is_url(repo) else str((self.spec_file.parent / local).resolve())
         return self._repo_location
 
     def bundle_outline(self) -> BundleOutline | None:
