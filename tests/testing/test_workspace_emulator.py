@@ -506,3 +506,18 @@ def test_latency_delays_requests_without_serialising_them(
 
     assert statuses == [200] * 10
     assert 0.1 <= elapsed < 0.6
+
+
+def test_serving_prints_the_airflow_connection_of_each_workspace(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bundle_promotion.testing import workspace
+
+    monkeypatch.setattr(workspace.WorkspaceEmulator, "serve_forever", lambda self: None)
+
+    workspace.serve({"dev": 8001, "prod": 8002})
+
+    assert capsys.readouterr().out.splitlines() == [
+        "export AIRFLOW_CONN_DATABRICKS_DEV='databricks://:dapi-emulator-dev@127.0.0.1:8001/http'",
+        "export AIRFLOW_CONN_DATABRICKS_PROD='databricks://:dapi-emulator-prod@127.0.0.1:8002/http'",
+    ]

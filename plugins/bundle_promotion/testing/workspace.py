@@ -284,8 +284,16 @@ class WorkspaceEmulator:
 
 
 def serve(workspaces: dict[str, int], host: str = DEFAULT_HOST) -> None:
-    """Serve the named workspaces on the given ports until interrupted. Blocks."""
-    WorkspaceEmulator(workspaces, host, ports=workspaces).serve_forever()
+    """Serve the named workspaces on the given ports until interrupted. Blocks.
+
+    First prints, per workspace, the Airflow connection that reaches it (its URL and token), as
+    a line to paste into a shell: ``databricks_<name>`` is the connection id the example spec uses.
+    """
+    emulator = WorkspaceEmulator(workspaces, host, ports=workspaces)
+    for name in workspaces:
+        conn_id = f"databricks_{name}".upper()
+        print(f"export AIRFLOW_CONN_{conn_id}='{emulator.airflow_connection_uri(name)}'", flush=True)
+    emulator.serve_forever()
 
 
 def emulator_fixture(
