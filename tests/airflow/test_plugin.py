@@ -108,3 +108,38 @@ def test_other_runs_keep_their_note(run: DagRun) -> None:
     RunNotes().on_dag_run_running(run, msg="started")
 
     assert run.note == before
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_the_note_is_kept_in_airflows_database_when_the_scheduler_starts_the_run() -> None:
+    """The scheduler calls the plugin's listener inside its session; the note commits with it."""
+    from airflow import plugins_manager
+    from airflow._shared.timezones import timezone
+    from airflow.listeners.listener import get_listener_manager
+    from airflow.models import DagRun
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    plugins_manager.integrate_listener_plugins(get_listener_manager())
+    with create_session() as session:
+        session.merge(DagBundleModel(name="notes-bundle"))
+        session.flush()
+        session.merge(DagModel(dag_id="promote__notes", bundle_name="notes-bundle"))
+        run = DagRun(
+            dag_id="promote__notes",
+            run_id="manual__notes",
+            run_type=DagRunType.MANUAL,
+            conf={"version": "v1.2.0"},
+            state=DagRunState.RUNNING,
+            run_after=timezone.utcnow(),
+        )
+        session.add(run)
+        session.flush()
+        run.notify_dagrun_state_changed(msg="started")
+
+    with create_session() as session:
+        stored = session.query(DagRun).filter_by(dag_id="promote__notes", run_id="manual__notes").one()
+        assert stored.note == "Release v1.2.0 of notes"
