@@ -24,10 +24,11 @@ class GateSensor(FromBundleSource, PromotionOperator, BaseSensorOperator):
 
     Deferrable, while a gate waits the task defers to ``GateTrigger``, which re-evaluates in the
     triggerer every ``polling_period_seconds`` seconds (sooner when a gate asks, e.g. a window about
-    to open), so waiting holds no worker slot; otherwise it pokes, as any Airflow sensor. Every
-    evaluation goes to the ledger, where the approvals API reads what waits; the log gets the
-    reasons each time they change, and the ``gates`` XCom those at deferral and at the end,
-    e.g. "waiting: 1 of 2 QC approvals (have: alice)".
+    to open), so waiting holds no worker slot; otherwise it pokes, as any Airflow sensor. Each
+    evaluation that says something new goes to the ledger, where the approvals API reads what
+    waits; the log gets, each time the reasons change, the release digest, every gate's need, who
+    may approve and the board's URL (``triggers.gate.waiting_message``); the ``gates`` XCom gets
+    the reasons at deferral and at the end, e.g. "waiting: 1 of 2 QC approvals (have: alice)".
     ``polling_period_seconds`` defaults to ``[bundle_promotion] gate_polling_period_seconds`` (60 s).
 
     :param environment: the environment the gates guard

@@ -19,8 +19,9 @@ class GateTrigger(PromotionTrigger):
     """Fire ``{"status": "passed"|"failed", "summary", "results"}`` once no gate waits any more.
 
     Each evaluation reads the ledger, git and GitHub with blocking clients, so it runs in a
-    thread: the triggerer's event loop stays free for every other trigger. Every evaluation
-    is recorded in the ledger, which is how the approvals API shows what a gate waits for.
+    thread: the triggerer's event loop stays free for every other trigger. Each evaluation
+    that says something new is recorded in the ledger, which is how the approvals API shows
+    what a gate waits for; the log gets ``waiting_message`` at each change.
 
     :param check: the run's facts as ``GateCheck`` serializes them
     :param polling_period_seconds: seconds between evaluations, unless a gate asks sooner
