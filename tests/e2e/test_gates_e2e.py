@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 
 WAIT_FOR_GATE_SECONDS = 120
 SERVICES_READY_SECONDS = 240
-PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "dag_test": "dag-test-pw"}
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "dag_test": "dag-test-pw", "root": "root-pw"}
 AIRFLOW_CLI = str(Path(sys.executable).parent / "airflow")
 
 
@@ -104,7 +104,7 @@ def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi
     port = free_port()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:op,bob:op,dag_test:op",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:op,bob:op,dag_test:op,root:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__API_AUTH__JWT_SECRET": "gates-e2e-secret-" + "x" * 48,
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -357,6 +357,26 @@ def ti_states(dag_id: str) -> dict[str, str]:
             select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run.run_id)
         )
         return {ti.task_id: str(ti.state) for ti in tis}
+
+
+def test_an_administrator_lifts_a_signature_lockout_through_the_api_server(airflow_api: AirflowApi) -> None:
+    from bundle_promotion.hooks.ledger import LedgerHook
+
+    ledger = LedgerHook().get_conn()
+    ledger.record_event(actor="alice", action="signature.locked_out", subject="alice", reason="3 failures")
+
+    with pytest.raises(ApprovalRefused, match="bob may not lift signature lockouts: only the Admin role may"):
+        airflow_api.client("bob").lift_signature_lockout("alice", "I vouch for her")
+    assert ledger.signature_locked_out("alice")
+
+    assert airflow_api.client("root").lift_signature_lockout("alice", "identity checked in person")
+    assert not ledger.signature_locked_out("alice")
+    lifted = ledger.audit_events()[-1]
+    assert (lifted.action, lifted.actor, lifted.reason) == (
+        "signature.lockout_lifted",
+        "root",
+        "identity checked in person",
+    )
 
 
 def test_a_waiting_gate_holds_no_worker_slot(scheduler_and_triggerer: Callable[..., str]) -> None:
