@@ -65,14 +65,40 @@ from bundle_promotion.bundle.deploy.state import (
     resource_id,
     resource_settings,
 )
+from bundle_promotion.bundle.resources import grants as grants_resource
 from bundle_promotion.bundle.resources import jobs as job_resource
 from bundle_promotion.bundle.resources import permissions as permissions_resource
 from bundle_promotion.bundle.resources import pipelines as pipeline_resource
+from bundle_promotion.bundle.resources import secret_acls as secret_acls_resource
+from bundle_promotion.bundle.resources.kinds import REST_KINDS
+from bundle_promotion.bundle.resources.rest import RestKind
 from bundle_promotion.errors import DeployError, WorkspaceApiError
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
 
 T = TypeVar("T")
+_ALREADY_EXISTS = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+
+
+def _rest_kind(kind: RestKind) -> ResourceKind:
+    return ResourceKind(
+        kind.name,
+        kind.read_one,
+        kind.create_one,
+        kind.update_one,
+        kind.delete_one,
+        recreate_on=kind.recreate_on,
+        url=kind.page if kind.url else None,
+        find_created=kind.find_created if kind.findable else None,
+        ignore_remote=(*kind.not_sent, *kind.ignore_remote),
+        updatable=kind.update is not None,
+    )
+
+
+def _inner_kind(module: Any) -> ResourceKind:
+    """Permissions, grants and ACLs: resources inside another, applied once it exists."""
+    return ResourceKind(module.KIND, module.read, module.create, module.update, module.delete)
+
 
 KINDS: dict[str, ResourceKind] = {
     job_resource.KIND: ResourceKind(
@@ -94,16 +120,14 @@ KINDS: dict[str, ResourceKind] = {
         url=pipeline_resource.url,
         find=pipeline_resource.find,
     ),
-    permissions_resource.KIND: ResourceKind(
-        permissions_resource.KIND,
-        permissions_resource.read,
-        permissions_resource.create,
-        permissions_resource.update,
-        permissions_resource.delete,
-    ),
+    **{kind.name: _rest_kind(kind) for kind in REST_KINDS},
+    **{
+        module.KIND: _inner_kind(module)
+        for module in (permissions_resource, grants_resource, secret_acls_resource)
+    },
 }
-# Kinds of the config's `resources`; permissions come from inside them.
-_TOP_LEVEL_KINDS = (job_resource.KIND, pipeline_resource.KIND)
+# Kinds of the config's `resources`; permissions, grants and ACLs come from inside them.
+_TOP_LEVEL_KINDS = (job_resource.KIND, pipeline_resource.KIND, *(kind.name for kind in REST_KINDS))
 
 
 @dataclass(frozen=True)
@@ -369,11 +393,13 @@ class _Run:
             kind.delete(self._api, str(change.id))
         if change.action in ("create", "recreate"):
             return self._create(change.key, kind, settings), settings
-        kind.update(self._api, str(change.id), settings)
-        return str(change.id), settings
+        renamed = kind.update(self._api, str(change.id), settings)
+        return str(renamed or change.id), settings
 
     def _create(self, key: str, kind: ResourceKind, settings: dict[str, Any]) -> str:
         """Create the resource, or adopt the one an interrupted deploy made; never make two."""
+        if kind.find_created is not None:
+            return self._create_named(key, kind, settings)
         marker, name = deployment_marker(settings), str(settings.get("name", ""))
         if kind.find is None or marker is None or not name:
             return self._claim(kind.create(self._api, settings))
@@ -386,25 +412,46 @@ class _Run:
         except WorkspaceApiError as error:
             if not error.outcome_unknown:
                 raise
-            return self._await_created(key, kind, name, marker, error)
+            what = f"no {kind.name} named {name!r} of this deployment"
+            return self._await_created(key, lambda: self._adopt(kind, name, marker), what, error)
+
+    def _create_named(self, key: str, kind: ResourceKind, settings: dict[str, Any]) -> str:
+        """Create a resource whose id follows from its settings (a unique name): a lost answer is
+        found out by reading that id; one already there that no state records is not taken over."""
+        assert kind.find_created is not None
+        find_created = kind.find_created
+        try:
+            return self._claim(kind.create(self._api, settings))
+        except WorkspaceApiError as error:
+            if error.error_code in _ALREADY_EXISTS:
+                raise DeployError(
+                    f"{key}: {error}. This deployment's state does not record it: if an interrupted "
+                    "deploy of this bundle made it, bind it (`databricks bundle deployment bind`), "
+                    "else rename the resource in the bundle"
+                ) from None
+            if not error.outcome_unknown:
+                raise
+            return self._await_created(
+                key, lambda: find_created(self._api, settings), f"no such {kind.name}", error
+            )
 
     def _await_created(
-        self, key: str, kind: ResourceKind, name: str, marker: str, error: WorkspaceApiError
+        self, key: str, find: Callable[[], str | None], what: str, error: WorkspaceApiError
     ) -> str:
         """Look for the resource a create with a lost answer may have made, until the grace runs out."""
         deadline = time.monotonic() + self._grace
         pause = 0.1
         while True:
             try:
-                adopted = self._adopt(kind, name, marker)
+                adopted = find()
             except WorkspaceApiError:
                 adopted = None  # the workspace may still be struggling; look again
             if adopted is not None:
-                return adopted
+                return self._claim(adopted)
             if time.monotonic() >= deadline:
                 raise DeployError(
-                    f"{key}: the create's outcome is unknown ({error}) and no {kind.name} named {name!r} "
-                    f"of this deployment appeared within {self._grace:g} s. Deploy again: if the workspace "
+                    f"{key}: the create's outcome is unknown ({error}) and {what} "
+                    f"appeared within {self._grace:g} s. Deploy again: if the workspace "
                     "did create it, the next deploy adopts it instead of creating another."
                 ) from None
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
@@ -483,16 +530,32 @@ def _local_changes(bundle: ResolvedBundle) -> tuple[list[Upload], dict[str, dict
             state_key = f"resources.{kind}.{key}"
             settings = copy.deepcopy(config)
             permissions = settings.pop("permissions", None)
+            grants = settings.pop("grants", None)
             for slot in library_slots(settings) if kind == job_resource.KIND else ():
                 if isinstance(slot.value, str) and slot.value.startswith(LOCAL_LIBRARY_PREFIX):
                     built = _built_files(bundle.bundle_dir, slot.value, f"{state_key}.{slot.where}")
                     slot.replace([_library_upload(path, library_folder, libraries).remote for path in built])
             desired[state_key] = settings
-            if permissions:
-                desired[f"{state_key}.permissions"] = permissions_resource.settings_for(
-                    state_key, permissions
-                )
+            desired.update(_inner_resources(bundle, state_key, permissions, grants))
     return [*uploads, *libraries.values()], desired
+
+
+def _inner_resources(
+    bundle: ResolvedBundle, state_key: str, permissions: list[Any] | None, grants: list[Any] | None
+) -> dict[str, dict[str, Any]]:
+    """A resource's permissions (or a secret scope's ACLs) and grants, each a resource of its own."""
+    kind = state_key.split(".")[1]
+    inner: dict[str, dict[str, Any]] = {}
+    if kind == "secret_scopes":
+        deployer = str((bundle.config["workspace"].get("current_user") or {}).get("userName", ""))
+        acls = secret_acls_resource.settings_for(state_key, permissions or [], deployer)
+        if acls["acls"]:
+            inner[f"{state_key}.permissions"] = acls
+    elif permissions and kind in permissions_resource.OBJECT_TYPES:
+        inner[f"{state_key}.permissions"] = permissions_resource.settings_for(state_key, permissions)
+    if grants and kind in grants_resource.SECURABLE_TYPES:
+        inner[f"{state_key}.grants"] = grants_resource.settings_for(state_key, grants)
+    return inner
 
 
 def _built_files(bundle_dir: Path, reference: str, where: str) -> list[Path]:

@@ -1,21 +1,150 @@
-"""Resource kinds: the native engine deploys jobs and pipelines; any other kind fails validation."""
+"""Resource kinds: every kind the CLI knows is accepted and given the CLI's defaults; the native
+engine refuses, at validate time, the kinds it does not deploy."""
 
 from __future__ import annotations
 
-from bundle_promotion.bundle.config.steps.loading import Loading
+import os
+import posixpath
+from pathlib import Path
+from typing import Any
 
-# Resource kinds the native engine deploys; any other kind fails validation.
-SUPPORTED_KINDS = ("jobs", "pipelines")
+from bundle_promotion.bundle.config.interpolation import REFERENCE
+from bundle_promotion.bundle.config.located_yaml import source_of
+from bundle_promotion.bundle.config.resource_kinds import (
+    DEFAULTS,
+    KNOWN_KINDS,
+    NATIVE_KINDS,
+    WORKSPACE_PREFIXED,
+)
+from bundle_promotion.bundle.config.steps.loading import Loading, resources_of
+from bundle_promotion.errors import InvalidBundle
+
+_WORKSPACE = "/Workspace"
 
 
-def reject_unsupported(loading: Loading) -> None:
-    """A resource kind the native engine does not deploy fails validation, naming kind and key."""
-    for kind, resources in (loading.tree.get("resources") or {}).items():
-        if kind in SUPPORTED_KINDS:
-            continue
-        key = next(iter(resources or {}), "")
-        raise loading.error(
-            f"resources.{kind}.{key}".rstrip("."),
-            f"resource kind {kind} ({key}) is not supported by the native engine, which deploys "
-            f"{' and '.join(SUPPORTED_KINDS)}; deploy this bundle with `engine: cli`",
+def check_kinds(loading: Loading) -> None:
+    """A kind the CLI's schema does not know (a typo, say) is an error naming it."""
+    for kind in loading.tree.get("resources") or {}:
+        if kind not in KNOWN_KINDS:
+            raise loading.error(
+                f"resources.{kind}",
+                f"unknown resource kind {kind}; the Databricks CLI knows {', '.join(sorted(KNOWN_KINDS))}",
+            )
+
+
+def apply_kind_defaults(loading: Loading) -> None:
+    """The CLI's defaults and fix-ups of the kinds beside jobs and pipelines, where the config is silent."""
+    for kind, dotted, value in DEFAULTS:
+        if isinstance(value, str) and value.startswith("workspace."):
+            value = loading.tree["workspace"][value.removeprefix("workspace.")]
+        for resource in resources_of(loading.tree, kind).values():
+            _set_default(resource, dotted.split("."), value)
+    for kind in WORKSPACE_PREFIXED:
+        for resource in resources_of(loading.tree, kind).values():
+            resource["parent_path"] = _with_workspace_prefix(str(resource["parent_path"]))
+    for key, dashboard in resources_of(loading.tree, "dashboards").items():
+        _read_serialized_dashboard(loading, key, dashboard)
+    for volume in resources_of(loading.tree, "volumes").values():
+        _set_volume_path(volume)
+    for key, endpoint in resources_of(loading.tree, "model_serving_endpoints").items():
+        _served_models_as_entities(loading, key, endpoint)
+    for key, app in resources_of(loading.tree, "apps").items():
+        _translate_app_source(loading, key, app)
+
+
+def reject_undeployable(loading: Loading) -> None:
+    """With the native engine, a kind it does not deploy fails validation, one error per resource.
+
+    The same bundle with `engine: cli` validates: the Databricks CLI deploys every kind.
+    """
+    if loading.engine != "native":
+        return
+    errors = [
+        loading.error(
+            f"resources.{kind}.{key}",
+            f"resource kind {kind} ({key}) is not deployed by the native engine, which deploys "
+            f"{', '.join(NATIVE_KINDS)}; deploy this bundle with `engine: cli`, or remove the resource",
         )
+        for kind in loading.tree.get("resources") or {}
+        if kind not in NATIVE_KINDS
+        for key in resources_of(loading.tree, kind)
+    ]
+    if errors:
+        raise errors[0] if len(errors) == 1 else InvalidBundle(errors)
+
+
+def _set_default(resource: dict[str, Any], path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        inner = resource.setdefault(part, {})
+        if not isinstance(inner, dict):
+            return  # a value of another kind is the workspace's to judge
+        resource = inner
+    resource.setdefault(path[-1], value)
+
+
+def _with_workspace_prefix(path: str) -> str:
+    if path == _WORKSPACE or path.startswith(f"{_WORKSPACE}/"):
+        return path
+    return posixpath.join(_WORKSPACE, path.lstrip("/"))
+
+
+def _read_serialized_dashboard(loading: Loading, key: str, dashboard: dict[str, Any]) -> None:
+    """A dashboard's `file_path` (a `.lvdash.json` of the bundle) becomes its `serialized_dashboard`."""
+    local = dashboard.pop("file_path", None)
+    if local is None or "serialized_dashboard" in dashboard:
+        return
+    declared_in = source_of(local, loading.root_file)
+    path = Path(declared_in.parent / str(local))
+    if not path.is_file():
+        raise loading.error(
+            f"resources.dashboards.{key}.file_path", f"dashboard file {local} not found", declared_in
+        )
+    dashboard["serialized_dashboard"] = path.read_text(encoding="utf-8")
+
+
+def _translate_app_source(loading: Loading, key: str, app: dict[str, Any]) -> None:
+    """An app's local `source_code_path` becomes its uploaded copy under `workspace.file_path`."""
+    local = app.get("source_code_path")
+    if not isinstance(local, str) or not local or local.startswith("/"):
+        return
+    declared_in = source_of(local, loading.root_file)
+    folder = Path(os.path.normpath(declared_in.parent / local))
+    if not folder.is_relative_to(loading.bundle_dir) or not folder.is_dir():
+        raise loading.error(
+            f"resources.apps.{key}.source_code_path",
+            f"{local} is not a folder of the bundle {loading.bundle_dir}",
+            declared_in,
+        )
+    relative = folder.relative_to(loading.bundle_dir).as_posix()
+    app["source_code_path"] = loading.tree["workspace"]["file_path"] + (
+        "" if relative == "." else f"/{relative}"
+    )
+
+
+def _set_volume_path(volume: dict[str, Any]) -> None:
+    """`/Volumes/<catalog>/<schema>/<name>`, read-only, as the CLI computes it; references stay in."""
+    parts = [volume.get(field) for field in ("catalog_name", "schema_name", "name")]
+    if all(isinstance(part, str) and part and _whole_or_no_reference(part) for part in parts):
+        volume["volume_path"] = "/Volumes/" + "/".join(str(part) for part in parts)
+
+
+def _whole_or_no_reference(text: str) -> bool:
+    return "${" not in text or REFERENCE.fullmatch(text) is not None
+
+
+def _served_models_as_entities(loading: Loading, key: str, endpoint: dict[str, Any]) -> None:
+    """The deprecated `served_models` become `served_entities`, as the CLI converts them."""
+    config = endpoint.get("config")
+    if not isinstance(config, dict) or not config.get("served_models"):
+        return
+    if config.get("served_entities"):
+        raise loading.error(
+            f"resources.model_serving_endpoints.{key}.config",
+            "cannot use both served_models and served_entities; keep served_entities",
+        )
+    config["served_entities"] = [_served_entity(model) for model in config.pop("served_models")]
+
+
+def _served_entity(model: dict[str, Any]) -> dict[str, Any]:
+    renamed = {"model_name": "entity_name", "model_version": "entity_version"}
+    return {renamed.get(field, field): value for field, value in model.items()}
