@@ -335,3 +335,26 @@ def test_a_kind_the_native_engine_does_not_deploy_fails_validation_but_not_for_t
         cli.document["resources"]["alerts"]["late"]["parent_path"]
         == cli.document["workspace"]["resource_path"]
     )
+
+
+def test_a_bundle_resolved_for_the_cli_is_refused_by_the_native_engine_before_any_write(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+) -> None:
+    folder = write_bundle(tmp_path, "  alerts:\n    late: {display_name: late orders}\n")
+    bundle = load_bundle(folder, "", current_user=_me(hook), engine="cli")
+
+    with pytest.raises(DeployError, match="does not deploy alerts; deploy this bundle with `engine: cli`"):
+        NativeEngine(hook).deploy(bundle)
+
+    assert writes(workspaces) == []
+
+
+def test_deployed_lists_the_jobs_and_pipelines_schedules_act_on(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+) -> None:
+    folder = write_bundle(tmp_path, "  jobs:\n    etl: {name: etl}\n" + EVERY_KIND)
+    deploy(hook, folder)
+
+    deployed = NativeEngine(hook).deployed(load_bundle(folder, "", current_user=_me(hook)))
+
+    assert sorted(deployed) == ["resources.jobs.etl"]

@@ -20,6 +20,28 @@ objects_api = APIRouter()
 _UC = "/2.1/unity-catalog"
 
 
+def _item_routes(path: str, kind: str, *, update: str | None = None, delete: bool = True) -> None:
+    """`GET` of one object of `kind` at `<path>/{id}`; with them, its update (`update` is the
+    method) and its `DELETE`."""
+    item = path + "/{object_id}"
+
+    async def get_one(workspace: Workspace, object_id: str) -> dict[str, Any]:
+        return workspace.objects[kind].get(object_id)
+
+    async def update_one(workspace: Workspace, object_id: str, body: Body) -> dict[str, Any]:
+        return workspace.objects[kind].update(object_id, body)
+
+    async def delete_one(workspace: Workspace, object_id: str) -> dict[str, Any]:
+        workspace.objects[kind].delete(object_id)
+        return {}
+
+    objects_api.add_api_route(item, get_one, methods=["GET"])
+    if update:
+        objects_api.add_api_route(item, update_one, methods=[update])
+    if delete:
+        objects_api.add_api_route(item, delete_one, methods=["DELETE"])
+
+
 def _required(body: dict[str, Any], *names: str) -> list[str]:
     values = [body.get(name) for name in names]
     if not all(isinstance(value, str) and value for value in values):
@@ -270,20 +292,12 @@ async def create_warehouse(workspace: Workspace, body: Body) -> dict[str, Any]:
     return {"id": warehouse_id}
 
 
-@objects_api.get("/2.0/sql/warehouses/{warehouse_id}")
-async def get_warehouse(workspace: Workspace, warehouse_id: str) -> dict[str, Any]:
-    return workspace.objects["sql_warehouses"].get(warehouse_id)
+_item_routes("/2.0/sql/warehouses", "sql_warehouses")
 
 
 @objects_api.post("/2.0/sql/warehouses/{warehouse_id}/edit")
 async def edit_warehouse(workspace: Workspace, warehouse_id: str, body: Body) -> dict[str, Any]:
     workspace.objects["sql_warehouses"].update(warehouse_id, body)
-    return {}
-
-
-@objects_api.delete("/2.0/sql/warehouses/{warehouse_id}")
-async def delete_warehouse(workspace: Workspace, warehouse_id: str) -> dict[str, Any]:
-    workspace.objects["sql_warehouses"].delete(warehouse_id)
     return {}
 
 
@@ -303,14 +317,7 @@ async def create_dashboard(workspace: Workspace, body: Body) -> dict[str, Any]:
     return workspace.objects["dashboards"].create(dashboard_id, fields)
 
 
-@objects_api.get("/2.0/lakeview/dashboards/{dashboard_id}")
-async def get_dashboard(workspace: Workspace, dashboard_id: str) -> dict[str, Any]:
-    return workspace.objects["dashboards"].get(dashboard_id)
-
-
-@objects_api.patch("/2.0/lakeview/dashboards/{dashboard_id}")
-async def update_dashboard(workspace: Workspace, dashboard_id: str, body: Body) -> dict[str, Any]:
-    return workspace.objects["dashboards"].update(dashboard_id, body)
+_item_routes("/2.0/lakeview/dashboards", "dashboards", update="PATCH", delete=False)
 
 
 @objects_api.delete("/2.0/lakeview/dashboards/{dashboard_id}")
@@ -345,20 +352,12 @@ async def create_endpoint(workspace: Workspace, body: Body) -> dict[str, Any]:
     return workspace.objects["model_serving_endpoints"].create(name, fields)
 
 
-@objects_api.get("/2.0/serving-endpoints/{name}")
-async def get_endpoint(workspace: Workspace, name: str) -> dict[str, Any]:
-    return workspace.objects["model_serving_endpoints"].get(name)
+_item_routes("/2.0/serving-endpoints", "model_serving_endpoints")
 
 
 @objects_api.put("/2.0/serving-endpoints/{name}/config")
 async def update_endpoint_config(workspace: Workspace, name: str, body: Body) -> dict[str, Any]:
     return workspace.objects["model_serving_endpoints"].update(name, {"config": body})
-
-
-@objects_api.delete("/2.0/serving-endpoints/{name}")
-async def delete_endpoint(workspace: Workspace, name: str) -> dict[str, Any]:
-    workspace.objects["model_serving_endpoints"].delete(name)
-    return {}
 
 
 @objects_api.post("/2.0/apps")
@@ -368,20 +367,7 @@ async def create_app(workspace: Workspace, body: Body) -> dict[str, Any]:
     return workspace.objects["apps"].create(name, fields)
 
 
-@objects_api.get("/2.0/apps/{name}")
-async def get_app(workspace: Workspace, name: str) -> dict[str, Any]:
-    return workspace.objects["apps"].get(name)
-
-
-@objects_api.patch("/2.0/apps/{name}")
-async def update_app(workspace: Workspace, name: str, body: Body) -> dict[str, Any]:
-    return workspace.objects["apps"].update(name, body)
-
-
-@objects_api.delete("/2.0/apps/{name}")
-async def delete_app(workspace: Workspace, name: str) -> dict[str, Any]:
-    workspace.objects["apps"].delete(name)
-    return {}
+_item_routes("/2.0/apps", "apps", update="PATCH")
 
 
 @objects_api.post("/2.0/apps/{name}/deployments")

@@ -273,7 +273,7 @@ class NativeEngine:
                 key, resource_settings(state.entries[key]), resource_id(state.entries[key]), "skip"
             )
             for key in managed_keys(state, KINDS)
-            if kind_of(key) in _TOP_LEVEL_KINDS
+            if kind_of(key) in (job_resource.KIND, pipeline_resource.KIND)
         }
 
     def _local_folder(self, bundle: ResolvedBundle) -> Path:
@@ -588,6 +588,14 @@ def _leaf_folders(paths: Iterable[str]) -> list[str]:
 
 def _check_supported(bundle: ResolvedBundle) -> None:
     """Refuse what the native engine does not deploy yet, rather than deploy part of a bundle."""
+    undeployable = sorted(
+        kind for kind, found in bundle.resources.items() if found and kind not in _TOP_LEVEL_KINDS
+    )
+    if undeployable:
+        raise DeployError(
+            f"{bundle.name}: the native engine does not deploy {', '.join(undeployable)}; "
+            "deploy this bundle with `engine: cli`"
+        )
     sync = bundle.config.get("sync", {})
     if sync.get("include") or sync.get("paths", ["."]) != ["."]:
         raise DeployError(
