@@ -289,25 +289,35 @@ def test_permissions_acls_and_publishing_reach_their_apis(
     assert hook.call("GET", "2.0/apps/kinds-board")["active_deployment"]["source_code_path"].endswith("/app")
 
 
-def test_a_lost_create_answer_is_found_by_name_and_never_sent_twice(
-    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+@pytest.mark.parametrize(
+    ("resources", "create"),
+    [
+        ("  schemas:\n    it: {catalog_name: main, name: sales}\n", "/api/2.1/unity-catalog/schemas"),
+        ("  experiments:\n    it: {name: /Shared/kinds/churn}\n", "/api/2.0/mlflow/experiments/create"),
+        (
+            "  clusters:\n    it: {cluster_name: shared, spark_version: 15.4.x-scala2.12}\n",
+            "/api/2.1/clusters/create",
+        ),
+        (
+            "  dashboards:\n    it: {display_name: overview, file_path: ./overview.lvdash.json}\n",
+            "/api/2.0/lakeview/dashboards",
+        ),
+    ],
+    ids=["by-full-name", "by-unique-name", "by-name-among-unclaimed", "by-workspace-path"],
+)
+def test_a_lost_create_answer_is_found_and_never_sent_twice(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path, resources: str, create: str
 ) -> None:
-    folder = write_bundle(tmp_path, "  schemas:\n    sales: {catalog_name: main, name: sales}\n")
-    workspaces.lose_answers("staging", "drop", paths=("/api/2.1/unity-catalog/schemas",), count=1)
+    folder = write_bundle(tmp_path, resources)
+    workspaces.lose_answers("staging", "drop", paths=(create,), count=1)
 
     result = deploy(hook, folder, unknown_outcome_grace=5)
 
-    assert (
-        result.resources["resources.schemas.sales"].action,
-        result.resources["resources.schemas.sales"].id,
-    ) == (
-        "create",
-        "main.sales",
-    )
-    sent = [path for method, path in writes(workspaces) if path == "/api/2.1/unity-catalog/schemas"]
-    assert len(sent) == 1
-    assert state_entries(hook)["resources.schemas.sales"]["__id__"] == "main.sales"
-    assert deploy(hook, folder).resources["resources.schemas.sales"].action == "skip"
+    created = result.resources[f"resources.{resources.split(':')[0].strip()}.it"]
+    assert created.action == "create"
+    assert [path for _, path in writes(workspaces)].count(create) == 1
+    assert state_entries(hook)[created.key]["__id__"] == created.id
+    assert deploy(hook, folder).resources[created.key].action == "skip"
 
 
 def test_a_name_taken_outside_the_bundle_is_not_taken_over(

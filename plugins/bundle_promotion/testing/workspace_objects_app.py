@@ -42,6 +42,11 @@ def _item_routes(path: str, kind: str, *, update: str | None = None, delete: boo
         objects_api.add_api_route(item, delete_one, methods=["DELETE"])
 
 
+def _listed(field: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list answer: the items under `field`, left out when there are none, as the services answer."""
+    return {field: items} if items else {}
+
+
 def _required(body: dict[str, Any], *names: str) -> list[str]:
     values = [body.get(name) for name in names]
     if not all(isinstance(value, str) and value for value in values):
@@ -267,6 +272,11 @@ async def create_cluster(workspace: Workspace, body: Body) -> dict[str, Any]:
     return {"cluster_id": cluster_id}
 
 
+@objects_api.get("/2.1/clusters/list")
+async def list_clusters(workspace: Workspace) -> dict[str, Any]:
+    return _listed("clusters", workspace.objects["clusters"].all())
+
+
 @objects_api.get("/2.1/clusters/get")
 async def get_cluster(workspace: Workspace, params: RequestParams) -> dict[str, Any]:
     return workspace.objects["clusters"].get(params.text("cluster_id") or "")
@@ -292,6 +302,11 @@ async def create_warehouse(workspace: Workspace, body: Body) -> dict[str, Any]:
     return {"id": warehouse_id}
 
 
+@objects_api.get("/2.0/sql/warehouses")
+async def list_warehouses(workspace: Workspace) -> dict[str, Any]:
+    return _listed("warehouses", workspace.objects["sql_warehouses"].all())
+
+
 _item_routes("/2.0/sql/warehouses", "sql_warehouses")
 
 
@@ -315,6 +330,11 @@ async def create_dashboard(workspace: Workspace, body: Body) -> dict[str, Any]:
         "lifecycle_state": "ACTIVE",
     }
     return workspace.objects["dashboards"].create(dashboard_id, fields)
+
+
+@objects_api.get("/2.0/lakeview/dashboards")
+async def list_dashboards(workspace: Workspace) -> dict[str, Any]:
+    return _listed("dashboards", workspace.objects["dashboards"].all())
 
 
 _item_routes("/2.0/lakeview/dashboards", "dashboards", update="PATCH", delete=False)

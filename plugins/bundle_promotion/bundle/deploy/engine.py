@@ -432,7 +432,10 @@ class _Run:
             if not error.outcome_unknown:
                 raise
             return self._await_created(
-                key, lambda: find_created(self._api, settings), f"no such {kind.name}", error
+                key,
+                lambda: self._first_unclaimed(find_created(self._api, settings)),
+                f"no such {kind.name}",
+                error,
             )
 
     def _await_created(
@@ -471,6 +474,14 @@ class _Run:
         for duplicate in duplicates:
             kind.delete(self._api, duplicate)
         return unclaimed[0]
+
+    def _first_unclaimed(self, candidates: list[str]) -> str | None:
+        """Claim the first candidate no state records and this deploy has not taken."""
+        with self._claims:
+            found = next((each for each in candidates if each not in self._claimed), None)
+            if found is not None:
+                self._claimed.add(found)
+        return found
 
     def _claim(self, resource: str) -> str:
         with self._claims:

@@ -45,9 +45,9 @@ class ResourceKind:
     url: Callable[[str, str], str] | None = None  # (host, id) -> the resource's page
     # (name, deployment marker) -> ids of the resources carrying both; None: creates cannot be found
     find: Callable[[WorkspaceApi, str, str], list[str]] | None = None
-    # settings -> the id of what they created, for kinds whose ids follow from their settings
-    # (unique names): a create whose answer was lost is found by it, never sent again
-    find_created: Callable[[WorkspaceApi, dict[str, Any]], str | None] | None = None
+    # settings -> the ids of what they may have created (a unique name's, else those of that name):
+    # a create whose answer was lost is found among them, never sent again
+    find_created: Callable[[WorkspaceApi, dict[str, Any]], list[str]] | None = None
     ignore_remote: tuple[str, ...] = ()  # fields the server never answers as sent: no drift
     updatable: bool = True  # False: the service changes nothing in place; any change recreates
 

@@ -8,6 +8,7 @@ In the order the engine takes them when no reference orders them.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bundle_promotion.bundle.resources.rest import (
@@ -16,6 +17,7 @@ from bundle_promotion.bundle.resources.rest import (
     Settings,
     full_name,
     is_missing,
+    listed,
     sent_as,
 )
 from bundle_promotion.errors import WorkspaceApiError
@@ -52,17 +54,30 @@ def _read_scope(api: WorkspaceApi, name: str) -> dict[str, Any] | None:
     return next((dict(scope) for scope in scopes if scope.get("name") == name), None)
 
 
-def _experiment_named(api: WorkspaceApi, settings: Settings) -> str | None:
+def _experiment_named(api: WorkspaceApi, settings: Settings) -> list[str]:
     """Experiment names are unique in a workspace: the one of this name, unless deleted."""
     query = {"experiment_name": str(settings.get("name", ""))}
     try:
         answer = api.call("GET", "2.0/mlflow/experiments/get-by-name", query=query)
     except WorkspaceApiError as error:
         if is_missing(error):
-            return None
+            return []
         raise
     experiment = answer.get("experiment") or {}
-    return None if experiment.get("lifecycle_stage") == "deleted" else experiment.get("experiment_id")
+    return [] if experiment.get("lifecycle_stage") == "deleted" else [str(experiment["experiment_id"])]
+
+
+def _same_name(field: str) -> Callable[[Settings, Mapping[str, Any]], bool]:
+    def matches(settings: Settings, item: Mapping[str, Any]) -> bool:
+        return bool(item.get(field) == settings.get(field))
+
+    return matches
+
+
+def _dashboard_at_its_path(settings: Settings, item: Mapping[str, Any]) -> bool:
+    """A dashboard's path is unique: `<parent_path>/<display_name>.lvdash.json`."""
+    path = f"{settings.get('parent_path')}/{settings.get('display_name')}.lvdash.json"
+    return item.get("path") == path and item.get("lifecycle_state") != "TRASHED"
 
 
 def _publish_dashboard(api: WorkspaceApi, dashboard_id: str, settings: Settings) -> None:
@@ -148,6 +163,7 @@ CLUSTERS = RestKind(
     delete=Endpoint("POST", "2.1/clusters/permanent-delete", id_param="cluster_id"),
     id_field="cluster_id",
     not_sent=(*_OWN_RESOURCES, "lifecycle"),
+    lookup=listed("2.1/clusters/list", "clusters", "cluster_id", _same_name("cluster_name")),
     url=lambda cluster_id: f"compute/clusters/{cluster_id}",
 )
 SQL_WAREHOUSES = RestKind(
@@ -159,6 +175,7 @@ SQL_WAREHOUSES = RestKind(
     id_field="id",
     not_sent=(*_OWN_RESOURCES, "lifecycle"),
     ignore_remote=("channel", "tags", "warehouse_type", "min_num_clusters"),
+    lookup=listed("2.0/sql/warehouses", "warehouses", "id", _same_name("name")),
     url=lambda warehouse_id: f"sql/warehouses/{warehouse_id}",
 )
 DASHBOARDS = RestKind(
@@ -172,6 +189,7 @@ DASHBOARDS = RestKind(
     # The service re-serializes the dashboard it stores; the CLI compares its etag instead.
     ignore_remote=("serialized_dashboard",),
     gone_when={"lifecycle_state": "TRASHED"},
+    lookup=listed("2.0/lakeview/dashboards", "dashboards", "dashboard_id", _dashboard_at_its_path),
     url=lambda dashboard_id: f"dashboardsv3/{dashboard_id}/published",
     after_write=_publish_dashboard,
 )

@@ -78,8 +78,9 @@ class RestKind:
     # The id a create gives, known from the settings alone (a Unity Catalog full name, a name
     # unique in the workspace): a create whose answer was lost is found by reading it.
     natural_id: Callable[[Settings], str] | None = None
-    # How to find what these settings created when its id does not follow from them (by name, say).
-    lookup: Callable[[WorkspaceApi, Settings], str | None] | None = None
+    # How to find what these settings created when its id does not follow from them: the ids of
+    # the resources of that name, oldest first (the engine takes the first no state records).
+    lookup: Callable[[WorkspaceApi, Settings], list[str]] | None = None
     url: Callable[[str], str] | None = None  # the resource's page under the host, from its id
     after_write: Callable[[WorkspaceApi, str, Settings], None] | None = None  # e.g. publish
 
@@ -126,13 +127,13 @@ class RestKind:
             if not is_missing(error):
                 raise
 
-    def find_created(self, api: WorkspaceApi, settings: Settings) -> str | None:
-        """The resource these settings create, once it exists, by its natural id or lookup."""
+    def find_created(self, api: WorkspaceApi, settings: Settings) -> list[str]:
+        """What these settings may have created: by natural id, else the lookup's candidates."""
         if self.lookup is not None:
             return self.lookup(api, settings)
         assert self.natural_id is not None
         wanted = self.natural_id(settings)
-        return wanted if self.read_one(api, wanted) is not None else None
+        return [wanted] if self.read_one(api, wanted) is not None else []
 
     @property
     def findable(self) -> bool:
@@ -151,6 +152,24 @@ def is_missing(error: WorkspaceApiError) -> bool:
     """404s, and the 400 `... does not exist` some older APIs (clusters, jobs) answer instead."""
     unknown_id = error.error_code == "INVALID_PARAMETER_VALUE" and "does not exist" in str(error)
     return unknown_id or workspace_files.is_missing(error)
+
+
+def listed(
+    path: str, items: str, id_field: str, matches: Callable[[Settings, Mapping[str, Any]], bool]
+) -> Callable[[WorkspaceApi, Settings], list[str]]:
+    """A lookup through a list endpoint (paged by `page_token`): the ids of the items that match."""
+
+    def lookup(api: WorkspaceApi, settings: Settings) -> list[str]:
+        found: list[str] = []
+        query: dict[str, Any] = {}
+        while True:
+            answer = api.call("GET", path, query=query or None)
+            found += [str(item[id_field]) for item in answer.get(items) or [] if matches(settings, item)]
+            if not answer.get("next_page_token"):
+                return found
+            query = {"page_token": answer["next_page_token"]}
+
+    return lookup
 
 
 def full_name(*fields: str) -> Callable[[Settings], str]:
