@@ -32,6 +32,7 @@ STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.interpolate,
     target_mode.apply_target_mode,
     target_mode.apply_presets,
+    steps.apply_kind_presets,
     steps.translate_paths,
     steps.apply_kind_defaults,
     steps.apply_run_as,

@@ -15,7 +15,12 @@ from bundle_promotion.bundle.config.steps.access import (
     apply_run_as,
 )
 from bundle_promotion.bundle.config.steps.files import load_files
-from bundle_promotion.bundle.config.steps.kinds import apply_kind_defaults, check_kinds, reject_undeployable
+from bundle_promotion.bundle.config.steps.kinds import (
+    apply_kind_defaults,
+    apply_kind_presets,
+    check_kinds,
+    reject_undeployable,
+)
 from bundle_promotion.bundle.config.steps.loading import WORKSPACE_SUBPATHS, Loading, Lookup, resources_of
 from bundle_promotion.bundle.config.steps.paths import translate_paths
 from bundle_promotion.bundle.config.steps.target import merge_keyed_lists, select_target
@@ -33,6 +38,7 @@ __all__ = [
     "Lookup",
     "annotate_resources",
     "apply_kind_defaults",
+    "apply_kind_presets",
     "apply_permissions",
     "apply_run_as",
     "check_kinds",

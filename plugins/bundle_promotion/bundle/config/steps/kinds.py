@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,17 @@ from bundle_promotion.bundle.config.steps.loading import Loading, resources_of
 from bundle_promotion.errors import InvalidBundle
 
 _WORKSPACE = "/Workspace"
+# Kinds whose name field takes the preset prefix as written.
+_PREFIXED = (
+    ("models", "name"),
+    ("clusters", "cluster_name"),
+    ("dashboards", "display_name"),
+    ("genie_spaces", "title"),
+    ("alerts", "display_name"),
+    ("sql_warehouses", "name"),
+)
+# Kinds whose names must be identifiers: the prefix is normalized (`dev_jane_doe_`).
+_NORMALIZED_PREFIX = ("model_serving_endpoints", "registered_models", "schemas")
 
 
 def check_kinds(loading: Loading) -> None:
@@ -50,6 +62,64 @@ def apply_kind_defaults(loading: Loading) -> None:
         _served_models_as_entities(loading, key, endpoint)
     for key, app in resources_of(loading.tree, "apps").items():
         _translate_app_source(loading, key, app)
+
+
+def apply_kind_presets(loading: Loading) -> None:
+    """The presets on the kinds beside jobs and pipelines, as the CLI's `ApplyPresets`: the name
+    prefix (normalized where names must be identifiers), the tags where a kind has them, and
+    no quality monitor schedule while triggers are paused."""
+    presets = loading.tree.get("presets") or {}
+    prefix = str(presets.get("name_prefix") or "")
+    tags = sorted((presets.get("tags") or {}).items())
+    for kind, field in _PREFIXED:
+        for resource in resources_of(loading.tree, kind).values():
+            if field in resource:
+                resource[field] = prefix + str(resource[field])
+    skip_schemas = (loading.tree.get("experimental") or {}).get("skip_name_prefix_for_schema") is True
+    for kind in _NORMALIZED_PREFIX:
+        if kind == "schemas" and skip_schemas:
+            continue
+        for resource in resources_of(loading.tree, kind).values():
+            if "name" in resource:
+                resource["name"] = identifier_prefix(prefix) + str(resource["name"])
+    for experiment in resources_of(loading.tree, "experiments").values():
+        if "name" in experiment:
+            folder, base = posixpath.split(str(experiment["name"]))
+            experiment["name"] = posixpath.join(folder, prefix + base)
+    for kind in ("models", "experiments"):
+        for resource in resources_of(loading.tree, kind).values():
+            _add_tags(resource, tags, "tags", as_pairs=True)
+    for cluster in resources_of(loading.tree, "clusters").values():
+        _add_tags(cluster, tags, "custom_tags", as_pairs=False)
+    for warehouse in resources_of(loading.tree, "sql_warehouses").values():
+        if tags:
+            _add_tags(warehouse.setdefault("tags", {}), tags, "custom_tags", as_pairs=True)
+    if presets.get("trigger_pause_status") == "PAUSED":
+        for monitor in resources_of(loading.tree, "quality_monitors").values():
+            schedule = monitor.get("schedule")
+            if isinstance(schedule, dict) and schedule.get("pause_status") != "UNPAUSED":
+                del monitor["schedule"]
+
+
+def identifier_prefix(prefix: str) -> str:
+    """`[dev jane_doe] ` as `dev_jane_doe_`: the prefix of names that must be identifiers."""
+    trimmed = prefix.replace("[", "").strip()
+    normalized = re.sub(r"\W", "_", trimmed.removesuffix("]").lower())
+    return normalized + ("_" if trimmed.endswith("]") else "")
+
+
+def _add_tags(resource: dict[str, Any], tags: list[tuple[str, str]], field: str, *, as_pairs: bool) -> None:
+    """Each preset tag the resource does not set itself; a list of `{key, value}` or a map."""
+    if not tags or not isinstance(resource, dict):
+        return
+    if as_pairs:
+        pairs = resource.setdefault(field, [])
+        known = {pair.get("key") for pair in pairs if isinstance(pair, dict)}
+        pairs += [{"key": key, "value": value} for key, value in tags if key not in known]
+    else:
+        mapping = resource.setdefault(field, {})
+        for key, value in tags:
+            mapping.setdefault(key, value)
 
 
 def reject_undeployable(loading: Loading) -> None:
