@@ -368,3 +368,23 @@ def test_deployed_lists_the_jobs_and_pipelines_schedules_act_on(
     deployed = NativeEngine(hook).deployed(load_bundle(folder, "", current_user=_me(hook)))
 
     assert sorted(deployed) == ["resources.jobs.etl"]
+
+
+def test_destroy_deletes_a_volume_before_its_schema_and_summary_links_each_kind(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+) -> None:
+    folder = write_bundle(tmp_path, EVERY_KIND)
+    deploy(hook, folder)
+    bundle = load_bundle(folder, "", current_user=_me(hook))
+    summary = NativeEngine(hook).summary(bundle, "https://host")
+    before = len(workspaces.requests("staging"))
+
+    NativeEngine(hook).destroy(bundle)
+
+    assert summary["resources"]["schemas"]["sales"]["url"] == "https://host/explore/data/main/sales"
+    assert summary["resources"]["clusters"]["shared"]["url"].startswith("https://host/compute/clusters/")
+    deletes = [path for method, path in resource_writes(workspaces, before) if method == "DELETE"]
+    assert deletes.index("/api/2.1/unity-catalog/volumes/main.sales.landing") < deletes.index(
+        "/api/2.1/unity-catalog/schemas/main.sales"
+    )
+    assert hook.call("GET", "2.0/secrets/scopes/list") == {}

@@ -96,8 +96,18 @@ async def update_securable(
 
 @objects_api.delete(_UC + "/{collection}/{full_name}")
 async def delete_securable(workspace: Workspace, collection: str, full_name: str) -> dict[str, Any]:
-    _securables(workspace.objects, collection).delete(full_name)
+    store = _securables(workspace.objects, collection)
+    if collection == "schemas" and _holds_volumes(workspace.objects, full_name):
+        raise ApiError(400, "SCHEMA_NOT_EMPTY", f"Schema '{full_name}' is not empty.")
+    store.delete(full_name)
     return {}
+
+
+def _holds_volumes(objects: WorkspaceObjects, schema: str) -> bool:
+    return any(
+        f"{volume['catalog_name']}.{volume['schema_name']}".lower() == schema.lower()
+        for volume in objects["volumes"].all()
+    )
 
 
 def _securables(objects: WorkspaceObjects, collection: str) -> Any:

@@ -381,13 +381,13 @@ class _Run:
 
     def _apply_one(self, change: Change, ids: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         """Apply one change; return the resource's id and the settings sent."""
-        missing = [dependency for dependency in change.depends_on if dependency not in ids]
-        if missing:
-            raise DeployError(f"not deployed because {', '.join(missing)} failed")
         kind = KINDS[change.kind]
         if change.action == "delete":
             kind.delete(self._api, str(change.id))
             return str(change.id), change.settings
+        missing = [dependency for dependency in change.depends_on if dependency not in ids]
+        if missing:
+            raise DeployError(f"not deployed because {', '.join(missing)} failed")
         settings = with_ids(change.settings, ids)
         if change.action == "recreate":
             kind.delete(self._api, str(change.id))

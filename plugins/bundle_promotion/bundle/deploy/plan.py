@@ -57,7 +57,7 @@ class Change:
     key: str  # "resources.jobs.etl", "resources.jobs.etl.permissions"
     action: Action
     settings: dict[str, Any]  # to send, `${resources.*.id}` still in; for delete, as last sent
-    depends_on: tuple[str, ...]
+    depends_on: tuple[str, ...]  # applied after these; for a delete, the deletions of what uses it
     id: str | None  # the resource's id before this deploy; None for one to create
     changed_fields: tuple[str, ...] = field(default=())  # top-level fields that differ
 
@@ -178,11 +178,17 @@ def plan_resources(
         changes[key] = _change(
             key, settings, depends_on[key], state, remote.get(key), changes, kinds[kind_of(key)]
         )
-    for key in managed_keys(state, kinds):
-        if key not in desired:
-            entry = state.entries[key]
-            changes[key] = Change(key, "delete", resource_settings(entry), (), resource_id(entry))
+    gone = [key for key in managed_keys(state, kinds) if key not in desired]
+    for key in gone:
+        entry = state.entries[key]
+        # A resource goes after those that use it: a volume before its schema, as the CLI deletes.
+        users = tuple(other for other in gone if key in _state_depends_on(state.entries[other]))
+        changes[key] = Change(key, "delete", resource_settings(entry), users, resource_id(entry))
     return list(changes.values())
+
+
+def _state_depends_on(entry: Mapping[str, Any]) -> list[str]:
+    return [str(dependency.get("node")) for dependency in entry.get("depends_on") or []]
 
 
 def _change(
