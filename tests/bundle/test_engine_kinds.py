@@ -12,6 +12,7 @@ from tenacity import stop_after_attempt, wait_none
 
 from bundle_promotion.bundle.config.load import load_bundle, validate
 from bundle_promotion.bundle.config.resource_kinds import NATIVE_KINDS
+from bundle_promotion.bundle.config.steps.kinds import identifier_prefix
 from bundle_promotion.bundle.deploy.engine import _TOP_LEVEL_KINDS as DEPLOYED_KINDS
 from bundle_promotion.bundle.deploy.engine import KINDS, NativeEngine
 from bundle_promotion.errors import DeployError
@@ -388,3 +389,20 @@ def test_destroy_deletes_a_volume_before_its_schema_and_summary_links_each_kind(
         "/api/2.1/unity-catalog/schemas/main.sales"
     )
     assert hook.call("GET", "2.0/secrets/scopes/list") == {}
+
+
+def test_a_volume_in_a_schema_of_the_bundle_follows_its_prefixed_name_in_development(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+) -> None:
+    resources = (
+        "  schemas: {raw: {catalog_name: main, name: raw}}\n"
+        "  volumes: {landing: {catalog_name: main, schema_name: raw, name: landing}}\n"
+        "targets:\n  dev: {mode: development}\n"
+    )
+    folder = write_bundle(tmp_path, resources)
+
+    NativeEngine(hook).deploy(load_bundle(folder, "dev", current_user=_me(hook)))
+
+    prefix = identifier_prefix(f"[dev {_me(hook)['userName'].split('@')[0]}] ")
+    volume = hook.call("GET", f"2.1/unity-catalog/volumes/main.{prefix}raw.landing")
+    assert volume["schema_name"] == f"{prefix}raw"

@@ -30,6 +30,7 @@ STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.default_workspace_paths,
     steps.default_sync_paths,
     steps.interpolate,
+    steps.capture_uc_dependencies,
     target_mode.apply_target_mode,
     target_mode.apply_presets,
     steps.apply_kind_presets,

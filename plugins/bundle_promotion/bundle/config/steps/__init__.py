@@ -18,6 +18,7 @@ from bundle_promotion.bundle.config.steps.files import load_files
 from bundle_promotion.bundle.config.steps.kinds import (
     apply_kind_defaults,
     apply_kind_presets,
+    capture_uc_dependencies,
     check_kinds,
     reject_undeployable,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "apply_kind_presets",
     "apply_permissions",
     "apply_run_as",
+    "capture_uc_dependencies",
     "check_kinds",
     "default_sync_paths",
     "default_workspace_paths",

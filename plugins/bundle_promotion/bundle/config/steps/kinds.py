@@ -64,6 +64,56 @@ def apply_kind_defaults(loading: Loading) -> None:
         _translate_app_source(loading, key, app)
 
 
+def capture_uc_dependencies(loading: Loading) -> None:
+    """A catalog or schema the bundle defines, named literally by another resource, becomes a
+    `${resources.catalogs|schemas.<key>.name}` reference, as the CLI's `CaptureUCDependencies`
+    writes it: the deploy then orders the two, and the schema's preset prefix reaches its users."""
+    tree = loading.tree
+    schemas = {
+        (str(schema.get("catalog_name")), str(schema.get("name"))): key
+        for key, schema in resources_of(tree, "schemas").items()
+    }
+    catalogs = {str(catalog.get("name")): key for key, catalog in resources_of(tree, "catalogs").items()}
+
+    def capture(resource: Any, catalog_field: str, *schema_fields: str) -> None:
+        if not isinstance(resource, dict):
+            return
+        catalog = str(resource.get(catalog_field))
+        if catalog_field not in resource:
+            return
+        for field in schema_fields:
+            if field in resource and (catalog, str(resource[field])) in schemas:
+                resource[field] = f"${{resources.schemas.{schemas[catalog, str(resource[field])]}.name}}"
+        if catalog in catalogs:
+            resource[catalog_field] = f"${{resources.catalogs.{catalogs[catalog]}.name}}"
+
+    def capture_dotted(resource: dict[str, Any], field: str, parts: int) -> None:
+        """A `catalog.schema[.name]` field, left alone when it already holds a reference."""
+        names = str(resource.get(field, "")).split(".")
+        if field not in resource or "${" in str(resource[field]) or len(names) != parts:
+            return
+        split = {"catalog_name": names[0], "schema_name": names[1]}
+        capture(split, "catalog_name", "schema_name")
+        resource[field] = ".".join([split["catalog_name"], split["schema_name"], *names[2:]])
+
+    for kind in ("volumes", "registered_models", "secrets"):
+        for resource in resources_of(tree, kind).values():
+            capture(resource, "catalog_name", "schema_name")
+    for pipeline in resources_of(tree, "pipelines").values():
+        capture(pipeline, "catalog", "schema", "target")
+    for monitor in resources_of(tree, "quality_monitors").values():
+        capture_dotted(monitor, "output_schema_name", 2)
+    for index in resources_of(tree, "vector_search_indexes").values():
+        capture_dotted(index, "name", 3)
+    for endpoint in resources_of(tree, "model_serving_endpoints").values():
+        capture(
+            (endpoint.get("ai_gateway") or {}).get("inference_table_config"), "catalog_name", "schema_name"
+        )
+        capture((endpoint.get("config") or {}).get("auto_capture_config"), "catalog_name", "schema_name")
+    for schema in resources_of(tree, "schemas").values():  # last: the lookups above match their catalogs
+        capture(schema, "catalog_name")
+
+
 def apply_kind_presets(loading: Loading) -> None:
     """The presets on the kinds beside jobs and pipelines, as the CLI's `ApplyPresets`: the name
     prefix (normalized where names must be identifiers), the tags where a kind has them, and
