@@ -406,3 +406,42 @@ def test_a_volume_in_a_schema_of_the_bundle_follows_its_prefixed_name_in_develop
     prefix = identifier_prefix(f"[dev {_me(hook)['userName'].split('@')[0]}] ")
     volume = hook.call("GET", f"2.1/unity-catalog/volumes/main.{prefix}raw.landing")
     assert volume["schema_name"] == f"{prefix}raw"
+
+
+class _KilledAfter:
+    """A workspace client whose worker dies right after the workspace answered one call."""
+
+    def __init__(self, api: WorkspaceHook, path: str) -> None:
+        self._api, self._path = api, path
+
+    def call(self, method: str, path: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = self._api.call(method, path, *args, **kwargs)
+        if method == "POST" and f"/api/{path}" == self._path:
+            raise SystemExit("worker killed")
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("resources", "create"),
+    [
+        ("  schemas:\n    it: {catalog_name: main, name: sales}\n", "/api/2.1/unity-catalog/schemas"),
+        (
+            "  clusters:\n    it: {cluster_name: shared, spark_version: 15.4.x-scala2.12}\n",
+            "/api/2.1/clusters/create",
+        ),
+    ],
+    ids=["unique-name", "name-shared-by-many"],
+)
+def test_a_deploy_killed_after_a_create_is_resumed_by_adopting_what_it_made(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path, resources: str, create: str
+) -> None:
+    bundle = load_bundle(write_bundle(tmp_path, resources), "", current_user=_me(hook))
+    with pytest.raises(SystemExit):
+        NativeEngine(_KilledAfter(hook, create)).deploy(bundle)  # type: ignore[arg-type]
+
+    result = NativeEngine(hook).deploy(bundle)
+
+    created = result.resources[f"resources.{resources.split(':')[0].strip()}.it"]
+    assert [path for _, path in writes(workspaces)].count(create) == 1
+    assert state_entries(hook)[created.key]["__id__"] == created.id
+    assert workspace_files.read_json(hook, f"{ROOT}/state/pending-creates.json") is None

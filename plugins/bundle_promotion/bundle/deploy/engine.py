@@ -78,6 +78,8 @@ from bundle_promotion.workspace.api import WorkspaceApi
 
 T = TypeVar("T")
 _ALREADY_EXISTS = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+# Beside the state: the keys a deploy is creating whose kinds carry no deployment marker.
+PENDING_CREATES_FILE = "pending-creates.json"
 
 
 def _rest_kind(kind: RestKind) -> ResourceKind:
@@ -315,6 +317,7 @@ class _Run:
         self._grace = unknown_outcome_grace
         self._claims = threading.Lock()
         self._claimed: set[str] = set()  # ids the state records or this deploy made or adopted
+        self._earlier_creates: set[str] = set()  # keys an earlier deploy noted it was creating
         self._wanted: Counter[tuple[str, str]] = Counter()  # (kind, name) of every resource wanted
 
     def plan(
@@ -348,13 +351,40 @@ class _Run:
             if change.action != "delete"
         )
         outcome = _Outcome(state)
+        creating = self._note_creates(state, changes)
         self._apply_in_waves(changes, outcome)
         written = push_state(self._api, self._state_path, outcome.state(), self._local_folder)
         if files is not None:
             bundle_files.write_manifest(self._api, self._state_path, written, files)
         if outcome.failures:
             raise DeployError("; ".join(outcome.failures))
+        if creating:
+            workspace_files.delete(self._api, self._pending_path)
         return outcome.resources
+
+    @property
+    def _pending_path(self) -> str:
+        return f"{self._state_path}/{PENDING_CREATES_FILE}"
+
+    def _note_creates(self, state: DeploymentState, changes: list[Change]) -> bool:
+        """Before creating what has no marker of its own, note it beside the state: a later deploy of
+        this target that finds the note adopts what the create made instead of making another.
+
+        Returns whether a note exists now. Notes left by an earlier deploy count only for the same
+        lineage, or while the target's state was never pushed (a first deploy that was killed).
+        """
+        found = workspace_files.read_json(self._api, self._pending_path)
+        trusted = isinstance(found, dict) and (not state.serial or found.get("lineage") == state.lineage)
+        self._earlier_creates = set(found.get("keys") or []) if trusted and isinstance(found, dict) else set()
+        keys = self._earlier_creates | {
+            change.key
+            for change in changes
+            if change.action in ("create", "recreate") and KINDS[change.kind].find_created is not None
+        }
+        if keys != self._earlier_creates:
+            document = {"lineage": state.lineage, "keys": sorted(keys)}
+            workspace_files.write_json(self._api, self._pending_path, document)
+        return bool(keys)
 
     def _read(self, state: DeploymentState, key: str) -> dict[str, Any] | None:
         return KINDS[kind_of(key)].read(self._api, resource_id(state.entries[key]))
@@ -420,6 +450,12 @@ class _Run:
         found out by reading that id; one already there that no state records is not taken over."""
         assert kind.find_created is not None
         find_created = kind.find_created
+        if key in self._earlier_creates:  # an earlier deploy sent this create; its outcome went unrecorded
+            adopted = self._first_unclaimed(find_created(self._api, settings))
+            if adopted is not None:
+                if kind.updatable:  # made from the settings of that deploy, maybe older ones
+                    adopted = kind.update(self._api, adopted, settings) or adopted
+                return adopted
         try:
             return self._claim(kind.create(self._api, settings))
         except WorkspaceApiError as error:
