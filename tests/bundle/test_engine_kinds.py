@@ -13,8 +13,7 @@ from tenacity import stop_after_attempt, wait_none
 from bundle_promotion.bundle.config.load import load_bundle, validate
 from bundle_promotion.bundle.config.resource_kinds import NATIVE_KINDS
 from bundle_promotion.bundle.config.steps.kinds import identifier_prefix
-from bundle_promotion.bundle.deploy.engine import _TOP_LEVEL_KINDS as DEPLOYED_KINDS
-from bundle_promotion.bundle.deploy.engine import KINDS, NativeEngine
+from bundle_promotion.bundle.deploy.engine import DEPLOYED_KINDS, KINDS, NativeEngine
 from bundle_promotion.errors import DeployError
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.testing.workspace import WorkspaceEmulator

@@ -18,7 +18,9 @@ under the state path). Before a create, the engine looks for a resource of that 
 and marker that the state does not record, one an interrupted deploy created, and
 adopts it. A create whose answer is lost (a timeout, a dropped connection, a 5xx) is
 looked up the same way until `unknown_outcome_grace` runs out, and then fails that
-resource only: the next deploy adopts it if the workspace did create it.
+resource only: the next deploy adopts it if the workspace did create it. The other kinds
+(schemas, clusters, ...) carry no marker: their creates are noted beside the state first
+(`pending-creates.json`), and a lost answer is found by name, so the same holds for them.
 
 State and lock are the CLI's own (`state.py`, `lock.py`), so the CLI and this
 engine can take turns on one target.
@@ -129,7 +131,7 @@ KINDS: dict[str, ResourceKind] = {
     },
 }
 # Kinds of the config's `resources`; permissions, grants and ACLs come from inside them.
-_TOP_LEVEL_KINDS = (job_resource.KIND, pipeline_resource.KIND, *(kind.name for kind in REST_KINDS))
+DEPLOYED_KINDS = (job_resource.KIND, pipeline_resource.KIND, *(kind.name for kind in REST_KINDS))
 
 
 @dataclass(frozen=True)
@@ -374,8 +376,10 @@ class _Run:
         lineage, or while the target's state was never pushed (a first deploy that was killed).
         """
         found = workspace_files.read_json(self._api, self._pending_path)
-        trusted = isinstance(found, dict) and (not state.serial or found.get("lineage") == state.lineage)
-        self._earlier_creates = set(found.get("keys") or []) if trusted and isinstance(found, dict) else set()
+        notes: dict[str, Any] = found if isinstance(found, dict) else {}
+        if state.serial and notes.get("lineage") != state.lineage:
+            notes = {}  # another deployment's: never adopt what it made
+        self._earlier_creates = set(notes.get("keys") or [])
         keys = self._earlier_creates | {
             change.key
             for change in changes
@@ -446,8 +450,10 @@ class _Run:
             return self._await_created(key, lambda: self._adopt(kind, name, marker), what, error)
 
     def _create_named(self, key: str, kind: ResourceKind, settings: dict[str, Any]) -> str:
-        """Create a resource whose id follows from its settings (a unique name): a lost answer is
-        found out by reading that id; one already there that no state records is not taken over."""
+        """Create a resource of a kind without a deployment marker. What an earlier deploy noted it
+        was creating is adopted; a lost answer is found by the id the settings give (a unique name)
+        or among the kind's resources of that name; a unique name taken outside the bundle is not
+        taken over."""
         assert kind.find_created is not None
         find_created = kind.find_created
         if key in self._earlier_creates:  # an earlier deploy sent this create; its outcome went unrecorded
@@ -572,7 +578,7 @@ def _local_changes(bundle: ResolvedBundle) -> tuple[list[Upload], dict[str, dict
     library_folder = f"{bundle.workspace.artifact_path}/.internal"
     libraries: dict[str, Upload] = {}
     desired: dict[str, dict[str, Any]] = {}
-    for kind in _TOP_LEVEL_KINDS:
+    for kind in DEPLOYED_KINDS:
         for key, config in bundle.resources.get(kind, {}).items():
             state_key = f"resources.{kind}.{key}"
             settings = copy.deepcopy(config)
@@ -636,7 +642,7 @@ def _leaf_folders(paths: Iterable[str]) -> list[str]:
 def _check_supported(bundle: ResolvedBundle) -> None:
     """Refuse what the native engine does not deploy yet, rather than deploy part of a bundle."""
     undeployable = sorted(
-        kind for kind, found in bundle.resources.items() if found and kind not in _TOP_LEVEL_KINDS
+        kind for kind, found in bundle.resources.items() if found and kind not in DEPLOYED_KINDS
     )
     if undeployable:
         raise DeployError(
