@@ -444,3 +444,23 @@ def test_a_deploy_killed_after_a_create_is_resumed_by_adopting_what_it_made(
     assert [path for _, path in writes(workspaces)].count(create) == 1
     assert state_entries(hook)[created.key]["__id__"] == created.id
     assert workspace_files.read_json(hook, f"{ROOT}/state/pending-creates.json") is None
+
+
+def test_an_endpoints_config_and_tags_are_updated_in_place(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+) -> None:
+    endpoint = (
+        "  model_serving_endpoints:\n    scorer:\n      name: scorer\n      tags: [{tags}]\n"
+        "      config: {{served_entities: [{{entity_name: main.ml.churn, entity_version: '{version}'}}]}}\n"
+    )
+    deploy(hook, write_bundle(tmp_path, endpoint.format(tags="{key: team, value: ml}", version="1")))
+
+    result = deploy(
+        hook, write_bundle(tmp_path, endpoint.format(tags="{key: tier, value: gold}", version="2"))
+    )
+
+    assert result.resources["resources.model_serving_endpoints.scorer"].action == "update"
+    served = hook.call("GET", "2.0/serving-endpoints/scorer")
+    assert served["config"]["served_entities"][0]["entity_version"] == "2"
+    assert served["tags"] == [{"key": "tier", "value": "gold"}]
+    assert deploy(hook, tmp_path).resources["resources.model_serving_endpoints.scorer"].action == "skip"

@@ -385,6 +385,16 @@ async def create_endpoint(workspace: Workspace, body: Body) -> dict[str, Any]:
 _item_routes("/2.0/serving-endpoints", "model_serving_endpoints")
 
 
+@objects_api.patch("/2.0/serving-endpoints/{name}/tags")
+async def update_endpoint_tags(workspace: Workspace, name: str, body: Body) -> list[dict[str, Any]]:
+    endpoint = workspace.objects["model_serving_endpoints"].get(name)
+    gone = set(body.get("delete_keys") or [])
+    tags = {tag["key"]: tag for tag in endpoint.get("tags") or [] if tag["key"] not in gone}
+    tags.update({tag["key"]: tag for tag in body.get("add_tags") or []})
+    endpoint["tags"] = sorted(tags.values(), key=lambda tag: tag["key"])
+    return list(endpoint["tags"])
+
+
 @objects_api.put("/2.0/serving-endpoints/{name}/config")
 async def update_endpoint_config(workspace: Workspace, name: str, body: Body) -> dict[str, Any]:
     return workspace.objects["model_serving_endpoints"].update(name, {"config": body})

@@ -95,9 +95,17 @@ def _deploy_app_source(api: WorkspaceApi, name: str, settings: Settings) -> None
         api.call("POST", f"2.0/apps/{name}/deployments", body=body, idempotent=False)
 
 
-def _serving_config(settings: Settings) -> dict[str, Any]:
-    """An endpoint's update sends its served entities and traffic as the body of `/config`."""
-    return dict(settings.get("config") or {})
+def _update_endpoint(api: WorkspaceApi, name: str, settings: dict[str, Any]) -> None:
+    """An endpoint's served entities and traffic go to `/config`; its tags, added and removed, to `/tags`."""
+    api.call("PUT", f"2.0/serving-endpoints/{name}/config", body=dict(settings.get("config") or {}))
+    wanted = {tag["key"]: tag.get("value") for tag in settings.get("tags") or []}
+    held = {tag["key"] for tag in api.call("GET", f"2.0/serving-endpoints/{name}").get("tags") or []}
+    if wanted or held - wanted.keys():
+        body = {
+            "add_tags": [{"key": key, "value": value} for key, value in sorted(wanted.items())],
+            "delete_keys": sorted(held - wanted.keys()),
+        }
+        api.call("PATCH", f"2.0/serving-endpoints/{name}/tags", body=body)
 
 
 SCHEMAS = _uc_kind(
@@ -197,7 +205,7 @@ MODEL_SERVING_ENDPOINTS = RestKind(
     name="model_serving_endpoints",
     create=Endpoint("POST", "2.0/serving-endpoints"),
     read=Endpoint("GET", "2.0/serving-endpoints/{id}"),
-    update=Endpoint("PUT", "2.0/serving-endpoints/{id}/config"),
+    update=_update_endpoint,
     delete=Endpoint("DELETE", "2.0/serving-endpoints/{id}"),
     id_field="name",
     recreate_on=(
@@ -210,7 +218,6 @@ MODEL_SERVING_ENDPOINTS = RestKind(
     ),
     not_sent=_OWN_RESOURCES,
     ignore_remote=("rate_limits", "budget_policy_id"),
-    update_body=_serving_config,
     natural_id=lambda settings: str(settings.get("name", "")),
     url=lambda name: f"ml/endpoints/{name}",
 )
@@ -236,6 +243,7 @@ QUALITY_MONITORS = RestKind(
     id_field="table_name",
     recreate_on=("table_name", "assets_dir"),
     not_sent=(*_OWN_RESOURCES, "table_name"),
+    update_body=sent_as({}, without=("assets_dir",)),
     natural_id=lambda settings: str(settings.get("table_name", "")),
     url=_explore,
 )

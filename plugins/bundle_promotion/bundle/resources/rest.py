@@ -43,12 +43,17 @@ class Endpoint:
         return api.call(self.method, path, body={**carried, **(body or {})}, idempotent=idempotent)
 
 
-def sent_as(renames: Mapping[str, str], *, only: tuple[str, ...] | None = None) -> Body:
-    """A request body from the settings: the fields in `only` (default all), some under another name."""
+def sent_as(
+    renames: Mapping[str, str], *, only: tuple[str, ...] | None = None, without: tuple[str, ...] = ()
+) -> Body:
+    """A request body from the settings: the fields in `only` (default all) but those `without`,
+    some under another name."""
 
     def body(settings: Settings) -> dict[str, Any]:
         return {
-            renames.get(name, name): value for name, value in settings.items() if only is None or name in only
+            renames.get(name, name): value
+            for name, value in settings.items()
+            if (only is None or name in only) and name not in without
         }
 
     return body
@@ -64,7 +69,8 @@ class RestKind:
     name: str  # the config's kind, e.g. "schemas"
     create: Endpoint
     read: Endpoint | Callable[[WorkspaceApi, str], dict[str, Any] | None]
-    update: Endpoint | None  # None: the service changes nothing in place; any change recreates
+    # None: the service changes nothing in place, any change recreates; a function: several calls
+    update: Endpoint | Callable[[WorkspaceApi, str, dict[str, Any]], None] | None
     delete: Endpoint
     id_field: str  # where a create's answer (or, when absent there, the settings) holds the new id
     recreate_on: tuple[str, ...] = ()  # dotted fields whose change needs a new resource
@@ -113,7 +119,11 @@ class RestKind:
         """Update in place; return the id the resource has afterwards (a renamed volume's changes)."""
         if self.update is None:
             raise DeployError(f"a {self.name} cannot be updated in place; it is recreated")
-        self.update.call(api, resource_id, self.update_body(self._sent(settings)), settings)
+        body = self.update_body(self._sent(settings))
+        if isinstance(self.update, Endpoint):
+            self.update.call(api, resource_id, body, settings)
+        else:
+            self.update(api, resource_id, body)
         after = self.natural_id(settings) if self.natural_id else resource_id
         if self.after_write:
             self.after_write(api, after, settings)
