@@ -142,8 +142,8 @@ def apply_kind_presets(loading: Loading) -> None:
     for cluster in resources_of(loading.tree, "clusters").values():
         _add_tags(cluster, tags, "custom_tags", as_pairs=False)
     for warehouse in resources_of(loading.tree, "sql_warehouses").values():
-        if tags:
-            _add_tags(warehouse.setdefault("tags", {}), tags, "custom_tags", as_pairs=True)
+        if tags and isinstance(warehouse.setdefault("tags", {}), dict):
+            _add_tags(warehouse["tags"], tags, "custom_tags", as_pairs=True)
     if presets.get("trigger_pause_status") == "PAUSED":
         for monitor in resources_of(loading.tree, "quality_monitors").values():
             schedule = monitor.get("schedule")
@@ -162,14 +162,13 @@ def _add_tags(resource: dict[str, Any], tags: list[tuple[str, str]], field: str,
     """Each preset tag the resource does not set itself; a list of `{key, value}` or a map."""
     if not tags or not isinstance(resource, dict):
         return
-    if as_pairs:
-        pairs = resource.setdefault(field, [])
-        known = {pair.get("key") for pair in pairs if isinstance(pair, dict)}
-        pairs += [{"key": key, "value": value} for key, value in tags if key not in known]
-    else:
-        mapping = resource.setdefault(field, {})
+    existing = resource.setdefault(field, [] if as_pairs else {})
+    if as_pairs and isinstance(existing, list):
+        known = {pair.get("key") for pair in existing if isinstance(pair, dict)}
+        existing += [{"key": key, "value": value} for key, value in tags if key not in known]
+    elif not as_pairs and isinstance(existing, dict):
         for key, value in tags:
-            mapping.setdefault(key, value)
+            existing.setdefault(key, value)
 
 
 def reject_undeployable(loading: Loading) -> None:
@@ -199,7 +198,8 @@ def _set_default(resource: dict[str, Any], path: list[str], value: Any) -> None:
         if not isinstance(inner, dict):
             return  # a value of another kind is the workspace's to judge
         resource = inner
-    resource.setdefault(path[-1], value)
+    if resource.get(path[-1]) is None:  # left out, or left empty
+        resource[path[-1]] = value
 
 
 def _with_workspace_prefix(path: str) -> str:
@@ -257,6 +257,8 @@ def _served_models_as_entities(loading: Loading, key: str, endpoint: dict[str, A
     config = endpoint.get("config")
     if not isinstance(config, dict) or not config.get("served_models"):
         return
+    if not all(isinstance(model, dict) for model in config["served_models"]):
+        return  # not a list of models: the workspace's to judge
     if config.get("served_entities"):
         raise loading.error(
             f"resources.model_serving_endpoints.{key}.config",
