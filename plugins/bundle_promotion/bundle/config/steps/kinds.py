@@ -76,11 +76,9 @@ def capture_uc_dependencies(loading: Loading) -> None:
     catalogs = {str(catalog.get("name")): key for key, catalog in resources_of(tree, "catalogs").items()}
 
     def capture(resource: Any, catalog_field: str, *schema_fields: str) -> None:
-        if not isinstance(resource, dict):
+        if not isinstance(resource, dict) or catalog_field not in resource:
             return
-        catalog = str(resource.get(catalog_field))
-        if catalog_field not in resource:
-            return
+        catalog = str(resource[catalog_field])
         for field in schema_fields:
             if field in resource and (catalog, str(resource[field])) in schemas:
                 resource[field] = f"${{resources.schemas.{schemas[catalog, str(resource[field])]}.name}}"
@@ -106,10 +104,9 @@ def capture_uc_dependencies(loading: Loading) -> None:
     for index in resources_of(tree, "vector_search_indexes").values():
         capture_dotted(index, "name", 3)
     for endpoint in resources_of(tree, "model_serving_endpoints").values():
-        capture(
-            (endpoint.get("ai_gateway") or {}).get("inference_table_config"), "catalog_name", "schema_name"
-        )
-        capture((endpoint.get("config") or {}).get("auto_capture_config"), "catalog_name", "schema_name")
+        gateway, config = _mapping(endpoint.get("ai_gateway")), _mapping(endpoint.get("config"))
+        capture(gateway.get("inference_table_config"), "catalog_name", "schema_name")
+        capture(config.get("auto_capture_config"), "catalog_name", "schema_name")
     for schema in resources_of(tree, "schemas").values():  # last: the lookups above match their catalogs
         capture(schema, "catalog_name")
 
@@ -190,6 +187,10 @@ def reject_undeployable(loading: Loading) -> None:
     ]
     if errors:
         raise errors[0] if len(errors) == 1 else InvalidBundle(errors)
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _set_default(resource: dict[str, Any], path: list[str], value: Any) -> None:
