@@ -13,7 +13,7 @@ from tenacity import stop_after_attempt, wait_none
 from bundle_promotion.bundle.config.load import load_bundle, validate
 from bundle_promotion.bundle.config.resource_kinds import NATIVE_KINDS
 from bundle_promotion.bundle.config.steps.kinds import identifier_prefix
-from bundle_promotion.bundle.deploy.engine import DEPLOYED_KINDS, KINDS, NativeEngine
+from bundle_promotion.bundle.deploy.engine import DEPLOYED_KINDS, KINDS, DeployResult, NativeEngine
 from bundle_promotion.errors import DeployError
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.testing.workspace import WorkspaceEmulator
@@ -80,11 +80,11 @@ def write_bundle(folder: Path, resources: str) -> Path:
     return folder
 
 
-def deploy(hook: WorkspaceHook, folder: Path, **engine: Any) -> Any:
-    return NativeEngine(hook, **engine).deploy(load_bundle(folder, "", current_user=_me(hook)))
+def deploy(hook: WorkspaceHook, folder: Path, **engine: Any) -> DeployResult:
+    return NativeEngine(hook, **engine).deploy(load_bundle(folder, "", current_user=current_user(hook)))
 
 
-def _me(hook: WorkspaceHook) -> dict[str, Any]:
+def current_user(hook: WorkspaceHook) -> dict[str, Any]:
     return hook.call("GET", "2.0/preview/scim/v2/Me")
 
 
@@ -351,7 +351,7 @@ def test_a_bundle_resolved_for_the_cli_is_refused_by_the_native_engine_before_an
     workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
 ) -> None:
     folder = write_bundle(tmp_path, "  alerts:\n    late: {display_name: late orders}\n")
-    bundle = load_bundle(folder, "", current_user=_me(hook), engine="cli")
+    bundle = load_bundle(folder, "", current_user=current_user(hook), engine="cli")
 
     with pytest.raises(DeployError, match="does not deploy alerts; deploy this bundle with `engine: cli`"):
         NativeEngine(hook).deploy(bundle)
@@ -365,7 +365,7 @@ def test_deployed_lists_the_jobs_and_pipelines_schedules_act_on(
     folder = write_bundle(tmp_path, "  jobs:\n    etl: {name: etl}\n" + EVERY_KIND)
     deploy(hook, folder)
 
-    deployed = NativeEngine(hook).deployed(load_bundle(folder, "", current_user=_me(hook)))
+    deployed = NativeEngine(hook).deployed(load_bundle(folder, "", current_user=current_user(hook)))
 
     assert sorted(deployed) == ["resources.jobs.etl"]
 
@@ -375,7 +375,7 @@ def test_destroy_deletes_a_volume_before_its_schema_and_summary_links_each_kind(
 ) -> None:
     folder = write_bundle(tmp_path, EVERY_KIND)
     deploy(hook, folder)
-    bundle = load_bundle(folder, "", current_user=_me(hook))
+    bundle = load_bundle(folder, "", current_user=current_user(hook))
     summary = NativeEngine(hook).summary(bundle, "https://host")
     before = len(workspaces.requests("staging"))
 
@@ -400,9 +400,9 @@ def test_a_volume_in_a_schema_of_the_bundle_follows_its_prefixed_name_in_develop
     )
     folder = write_bundle(tmp_path, resources)
 
-    NativeEngine(hook).deploy(load_bundle(folder, "dev", current_user=_me(hook)))
+    NativeEngine(hook).deploy(load_bundle(folder, "dev", current_user=current_user(hook)))
 
-    prefix = identifier_prefix(f"[dev {_me(hook)['userName'].split('@')[0]}] ")
+    prefix = identifier_prefix(f"[dev {current_user(hook)['userName'].split('@')[0]}] ")
     volume = hook.call("GET", f"2.1/unity-catalog/volumes/main.{prefix}raw.landing")
     assert volume["schema_name"] == f"{prefix}raw"
 
@@ -434,7 +434,7 @@ class _KilledAfter:
 def test_a_deploy_killed_after_a_create_is_resumed_by_adopting_what_it_made(
     workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path, resources: str, create: str
 ) -> None:
-    bundle = load_bundle(write_bundle(tmp_path, resources), "", current_user=_me(hook))
+    bundle = load_bundle(write_bundle(tmp_path, resources), "", current_user=current_user(hook))
     with pytest.raises(SystemExit):
         NativeEngine(_KilledAfter(hook, create)).deploy(bundle)  # type: ignore[arg-type]
 
