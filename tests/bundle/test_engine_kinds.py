@@ -464,3 +464,16 @@ def test_an_endpoints_config_and_tags_are_updated_in_place(
     assert served["config"]["served_entities"][0]["entity_version"] == "2"
     assert served["tags"] == [{"key": "tier", "value": "gold"}]
     assert deploy(hook, tmp_path).resources["resources.model_serving_endpoints.scorer"].action == "skip"
+
+
+def test_a_unity_catalog_name_stored_in_lower_case_is_not_a_change(
+    workspaces: WorkspaceEmulator, hook: WorkspaceHook, tmp_path: Path
+) -> None:
+    folder = write_bundle(tmp_path, "  schemas:\n    sales: {catalog_name: Main, name: Sales}\n")
+    first = deploy(hook, folder)
+
+    again = deploy(hook, folder)
+
+    assert hook.call("GET", "2.1/unity-catalog/schemas/main.sales")["name"] == "sales"
+    assert first.resources["resources.schemas.sales"].id == "main.sales"
+    assert again.resources["resources.schemas.sales"].action == "skip"

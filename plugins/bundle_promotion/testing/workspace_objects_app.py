@@ -59,11 +59,9 @@ def _required(body: dict[str, Any], *names: str) -> list[str]:
 
 @objects_api.post(f"{_UC}/schemas")
 async def create_schema(workspace: Workspace, body: Body) -> dict[str, Any]:
-    catalog, name = _required(body, "catalog_name", "name")
-    full = f"{catalog}.{name}"
-    return workspace.objects["schemas"].create(
-        full, {**body, "full_name": full, **workspace.objects.created()}
-    )
+    catalog, name = (part.lower() for part in _required(body, "catalog_name", "name"))
+    fields = {**body, "catalog_name": catalog, "name": name, "full_name": f"{catalog}.{name}"}
+    return workspace.objects["schemas"].create(fields["full_name"], {**fields, **workspace.objects.created()})
 
 
 @objects_api.post(f"{_UC}/volumes")

@@ -96,6 +96,7 @@ def _rest_kind(kind: RestKind) -> ResourceKind:
         find_created=kind.find_created if kind.findable else None,
         ignore_remote=(*kind.not_sent, *kind.ignore_remote),
         updatable=kind.update is not None,
+        caseless=kind.caseless,
     )
 
 

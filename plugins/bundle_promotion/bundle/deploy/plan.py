@@ -50,6 +50,7 @@ class ResourceKind:
     find_created: Callable[[WorkspaceApi, dict[str, Any]], list[str]] | None = None
     ignore_remote: tuple[str, ...] = ()  # fields the server never answers as sent: no drift
     updatable: bool = True  # False: the service changes nothing in place; any change recreates
+    caseless: tuple[str, ...] = ()  # names the service stores in lower case (Unity Catalog's)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,9 @@ def _change(
             key, "update", settings, depends_on, resource_id(entry), _references_to_new_ids(settings)
         )
     ids = {dependency: resource_id(state.entries[dependency]) for dependency in depends_on}
-    new = with_ids(settings, ids)
+    new, last_sent, remote = (
+        _caseless(each, kind.caseless) for each in (with_ids(settings, ids), last_sent, remote)
+    )
     fields = sorted(
         {name for name in {*new, *last_sent} if new.get(name) != last_sent.get(name)}
         | {
@@ -226,6 +229,14 @@ def _change(
     return Change(
         key, "recreate" if needs_new else "update", settings, depends_on, resource_id(entry), tuple(fields)
     )
+
+
+def _caseless(settings: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """`settings` with the names the service compares without case (Unity Catalog's) in lower case."""
+    return {
+        name: value.lower() if name in fields and isinstance(value, str) else value
+        for name, value in settings.items()
+    }
 
 
 def _recreates(

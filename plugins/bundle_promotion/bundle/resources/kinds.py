@@ -43,6 +43,7 @@ def _uc_kind(name: str, collection: str, natural_id: tuple[str, ...], **spec: An
         delete=Endpoint("DELETE", item),
         id_field="full_name",
         natural_id=full_name(*natural_id),
+        caseless=natural_id,
         url=_explore,
         **spec,
     )

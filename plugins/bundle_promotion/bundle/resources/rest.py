@@ -87,6 +87,7 @@ class RestKind:
     # How to find what these settings created when its id does not follow from them: the ids of
     # the resources of that name, oldest first (the engine takes the first no state records).
     lookup: Callable[[WorkspaceApi, Settings], list[str]] | None = None
+    caseless: tuple[str, ...] = ()  # names the service stores in lower case (Unity Catalog's)
     url: Callable[[str], str] | None = None  # the resource's page under the host, from its id
     after_write: Callable[[WorkspaceApi, str, Settings], None] | None = None  # e.g. publish
 
@@ -183,9 +184,10 @@ def listed(
 
 
 def full_name(*fields: str) -> Callable[[Settings], str]:
-    """A Unity Catalog object's full name from its settings, e.g. `catalog.schema.name`."""
+    """A Unity Catalog object's full name from its settings, e.g. `catalog.schema.name`, in lower
+    case as Unity Catalog stores and answers it."""
 
     def name(settings: Settings) -> str:
-        return ".".join(str(settings.get(part, "")) for part in fields)
+        return ".".join(str(settings.get(part, "")) for part in fields).lower()
 
     return name
