@@ -377,10 +377,7 @@ def test_a_state_written_by_the_cli_is_continued(hook: WorkspaceHook, bundle_dir
         "serial": 7,
         "state": {
             "resources.jobs.etl": {"__id__": str(etl_id), "state": settings},
-            "resources.schemas.sales": {
-                "__id__": "main.sales",
-                "state": {"catalog_name": "main", "name": "sales"},
-            },
+            "resources.alerts.late": {"__id__": "a1", "state": {"display_name": "late orders"}},
         },
     }
     workspace_files.make_dirs(hook, f"{STAGING_ROOT}/state")
@@ -392,7 +389,7 @@ def test_a_state_written_by_the_cli_is_continued(hook: WorkspaceHook, bundle_dir
     assert result.resources["resources.jobs.etl"].id == str(etl_id)
     state = remote_state(hook)
     assert (state["lineage"], state["serial"]) == (cli_state["lineage"], 8)
-    assert state["state"]["resources.schemas.sales"] == cli_state["state"]["resources.schemas.sales"]
+    assert state["state"]["resources.alerts.late"] == cli_state["state"]["resources.alerts.late"]
 
 
 def test_terraform_state_is_refused(hook: WorkspaceHook, bundle_dir: Path) -> None:

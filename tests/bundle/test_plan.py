@@ -84,7 +84,7 @@ def test_resources_gone_from_the_config_are_deleted_and_unknown_kinds_kept() -> 
     state = deployed(
         resources__jobs__old=("1", {"name": "old"}),
         resources__jobs__old__permissions=("/jobs/1", {"object_id": "/jobs/1", "permissions": []}),
-        resources__schemas__s=("main.s", {"name": "s"}),
+        resources__alerts__late=("a1", {"display_name": "late"}),
     )
 
     changes = plan_resources({}, state, {}, KINDS)

@@ -3,7 +3,8 @@
 A case is a folder under `cases/` with the bundle's files and `expected.json`:
 
 - `args`: `target`, `vars` (`--var`), `env` (`BUNDLE_VAR_*`), `user` (the deploying user's
-  name; a UUID is a service principal), `lookups` (`"kind/name": id`), `overrides_file`;
+  name; a UUID is a service principal), `lookups` (`"kind/name": id`), `overrides_file`,
+  `engine` (`native`, the default, or `cli`: who deploys);
 - `json`: what the output must hold: maps key by key, lists element by element (same length),
   scalars whole;
 - `absent`: dotted paths the output must not have;
@@ -45,7 +46,8 @@ def test_validate_matches_the_cli(name: str, tmp_path: Path, monkeypatch: pytest
     for name_, value in args.get("env", {}).items():
         monkeypatch.setenv(name_, value)
 
-    validation = validate(bundle_dir, target, args.get("vars"), _user(args.get("user")), _lookup(args))
+    user, engine = _user(args.get("user")), args.get("engine", "native")
+    validation = validate(bundle_dir, target, args.get("vars"), user, _lookup(args), engine)
     CASES_RUN.append(name)
 
     if "error" in expected or "errors" in expected:

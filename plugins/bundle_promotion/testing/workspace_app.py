@@ -25,6 +25,7 @@ from bundle_promotion.testing.workspace_files import (
     decode_content,
     imported_object,
 )
+from bundle_promotion.testing.workspace_objects_app import objects_api
 from bundle_promotion.testing.workspace_permissions import permissions_api
 from bundle_promotion.testing.workspace_protocol import (
     ApiError,
@@ -65,6 +66,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app.include_router(workspace_data_app.catalog_api, prefix="/api")
     app.include_router(workspace_data_app.sql_api, prefix="/api/2.0/sql")
     app.include_router(permissions_api, prefix="/api/2.0/permissions")
+    app.include_router(objects_api, prefix="/api")
     return app
 
 

@@ -1,4 +1,5 @@
-"""The emulator's Permissions API for jobs and pipelines: `/api/2.0/permissions/{jobs|pipelines}/{id}`.
+"""The emulator's Permissions API: `/api/2.0/permissions/{object type}/{id}` for jobs, pipelines,
+experiments, clusters, SQL warehouses, dashboards, apps and serving endpoints (by endpoint id).
 
 Grants live beside the store of the objects they grant on, so they vanish with it when
 the workspace is reset. `PUT` replaces an object's direct grants, `PATCH` adds to them,
@@ -20,8 +21,23 @@ PRINCIPALS = ("user_name", "group_name", "service_principal_name")
 LEVELS = {
     "jobs": ("CAN_VIEW", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER"),
     "pipelines": ("CAN_VIEW", "CAN_RUN", "CAN_MANAGE", "IS_OWNER"),
+    "experiments": ("CAN_READ", "CAN_EDIT", "CAN_MANAGE"),
+    "clusters": ("CAN_ATTACH_TO", "CAN_RESTART", "CAN_MANAGE"),
+    "warehouses": ("CAN_VIEW", "CAN_MONITOR", "CAN_USE", "CAN_MANAGE", "IS_OWNER"),
+    "dashboards": ("CAN_READ", "CAN_RUN", "CAN_EDIT", "CAN_MANAGE"),
+    "apps": ("CAN_USE", "CAN_MANAGE"),
+    "serving-endpoints": ("CAN_VIEW", "CAN_QUERY", "CAN_MANAGE"),
 }
-_OBJECT_TYPES = {"jobs": "job", "pipelines": "pipelines"}
+_OBJECT_TYPES = {"jobs": "job", "pipelines": "pipelines", "serving-endpoints": "serving-endpoint"}
+# The emulator's store of each object type beyond jobs and pipelines, and the field its id is in.
+_STORES = {
+    "experiments": ("experiments", "experiment_id"),
+    "clusters": ("clusters", "cluster_id"),
+    "warehouses": ("sql_warehouses", "id"),
+    "dashboards": ("dashboards", "dashboard_id"),
+    "apps": ("apps", "name"),
+    "serving-endpoints": ("model_serving_endpoints", "id"),
+}
 _grants: weakref.WeakKeyDictionary[object, dict[str, list[dict[str, str]]]] = weakref.WeakKeyDictionary()
 
 permissions_api = APIRouter()
@@ -57,11 +73,18 @@ def _grants_of(
         raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No permissions API for object type {object_type}")
     if object_type == "jobs" and not object_id.isdigit():
         raise invalid_parameter(f"Invalid job id {object_id}")
+    missing = ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"{object_type} {object_id} does not exist.")
+    if object_type in _STORES:
+        kind, id_field = _STORES[object_type]
+        objects = workspace.objects[kind]
+        if objects.find(id_field, object_id) is None:
+            raise missing
+        return _grants.setdefault(objects, {})
     store: Any = workspace.jobs if object_type == "jobs" else workspace.pipelines
     try:
         store.get(int(object_id) if object_type == "jobs" else object_id)
     except ApiError:
-        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"{object_type} {object_id} does not exist.") from None
+        raise missing from None
     return _grants.setdefault(store, {})
 
 
@@ -105,6 +128,6 @@ def _answer(workspace: WorkspaceState, object_type: str, object_id: str) -> dict
     }
     return {
         "object_id": f"/{object_type}/{object_id}",
-        "object_type": _OBJECT_TYPES[object_type],
+        "object_type": _OBJECT_TYPES.get(object_type, object_type.rstrip("s")),
         "access_control_list": [owner, *direct, admins],
     }

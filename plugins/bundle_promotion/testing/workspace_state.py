@@ -11,6 +11,7 @@ from typing import Any, Literal
 from bundle_promotion.testing.workspace_catalog import ModelRegistry
 from bundle_promotion.testing.workspace_files import FileTree
 from bundle_promotion.testing.workspace_jobs import JobStore
+from bundle_promotion.testing.workspace_objects import WorkspaceObjects
 from bundle_promotion.testing.workspace_pipelines import PipelineStore
 from bundle_promotion.testing.workspace_protocol import ApiError, IdSequence
 from bundle_promotion.testing.workspace_runs import RunStore
@@ -106,13 +107,14 @@ class WorkspaceState:
         self.reset()
 
     def reset(self) -> None:
-        """Forget every job, run, file, pipeline, model, table, pending fault and recorded request."""
+        """Forget every job, run, file, pipeline, model, table, other resource, pending fault and request."""
         ids = IdSequence(self._first_id)
         self.jobs = JobStore(ids, self.user_name)
         self.runs = RunStore(ids, f"{self.base_url}/?o={self.workspace_id}")
         self.files = FileTree(ids, self.user_name)
         self.pipelines = PipelineStore(ids, self.user_name)
         self.models = ModelRegistry(self.user_name)
+        self.objects = WorkspaceObjects(ids, self.user_name)
         self.sql = SqlWarehouse(ids, self.user_name)
         self.log: list[RecordedRequest] = []
         self.faults: deque[Fault] = deque()

@@ -18,24 +18,29 @@ from bundle_promotion.bundle.config.located_yaml import plain
 from bundle_promotion.bundle.config.outline import find_root_file, read_outline
 from bundle_promotion.errors import BundleConfigError, InvalidBundle
 
-# Config resolution, in order: load → merge target → resolve variables → default workspace
-# paths → interpolate → mode and presets → translate paths → run_as, permissions → annotate → validate.
+# Config resolution, in order: load → merge target → check kinds → resolve variables → default
+# workspace paths → interpolate → mode and presets → translate paths → kinds' defaults → run_as,
+# permissions → annotate → validate (mode, kinds the engine deploys).
 STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.load_files,
     steps.select_target,
     steps.merge_keyed_lists,
-    steps.reject_unsupported,
+    steps.check_kinds,
     steps.set_variable_values,
     steps.default_workspace_paths,
     steps.default_sync_paths,
     steps.interpolate,
+    steps.capture_uc_dependencies,
     target_mode.apply_target_mode,
     target_mode.apply_presets,
+    steps.apply_kind_presets,
     steps.translate_paths,
+    steps.apply_kind_defaults,
     steps.apply_run_as,
     steps.apply_permissions,
     steps.annotate_resources,
     target_mode.validate_target_mode,
+    steps.reject_undeployable,
 )
 
 # Top-level keys of `databricks bundle validate -o json`, in its order.
@@ -108,15 +113,17 @@ def load_bundle(
     variables: Mapping[str, str] | None = None,
     current_user: Mapping[str, Any] | None = None,
     lookup: steps.Lookup | None = None,
+    engine: str = "native",
 ) -> ResolvedBundle:
     """Resolve `target` of the bundle in `bundle_dir` (an empty `target` picks the default one).
 
     `variables` act like `--var name=value`. `current_user` is the answer of the
     workspace's `/api/2.0/preview/scim/v2/Me`; it is needed only where the config
     uses the user (the default root path, `${workspace.current_user.*}`, development mode).
-    `lookup` resolves variables' `lookup`s (see `lookup.api_lookup`).
+    `lookup` resolves variables' `lookup`s (see `lookup.api_lookup`). `engine` is who deploys:
+    `native` refuses the resource kinds the native engine does not deploy; `cli` accepts them all.
     """
-    loading = _loading(bundle_dir, target, variables, current_user, lookup)
+    loading = _loading(bundle_dir, target, variables, current_user, lookup, engine)
     for step in STEPS:
         step(loading)
     return _resolved(loading, plain(loading.tree))
@@ -128,6 +135,7 @@ def _loading(
     variables: Mapping[str, str] | None,
     current_user: Mapping[str, Any] | None,
     lookup: steps.Lookup | None,
+    engine: str,
 ) -> steps.Loading:
     bundle_dir = bundle_dir.resolve()
     return steps.Loading(
@@ -137,6 +145,7 @@ def _loading(
         variable_overrides=dict(variables or {}),
         current_user=current_user,
         lookup=lookup,
+        engine=engine,
     )
 
 
@@ -162,10 +171,11 @@ def validate(
     variables: Mapping[str, str] | None = None,
     current_user: Mapping[str, Any] | None = None,
     lookup: steps.Lookup | None = None,
+    engine: str = "native",
 ) -> Validation:
     """Resolve like `load_bundle`; on failure keep the config resolved so far, as the CLI prints it."""
     try:
-        loading = _loading(bundle_dir, target, variables, current_user, lookup)
+        loading = _loading(bundle_dir, target, variables, current_user, lookup, engine)
     except BundleConfigError as error:
         return Validation({}, [error])
     try:

@@ -18,7 +18,9 @@ under the state path). Before a create, the engine looks for a resource of that 
 and marker that the state does not record, one an interrupted deploy created, and
 adopts it. A create whose answer is lost (a timeout, a dropped connection, a 5xx) is
 looked up the same way until `unknown_outcome_grace` runs out, and then fails that
-resource only: the next deploy adopts it if the workspace did create it.
+resource only: the next deploy adopts it if the workspace did create it. The other kinds
+(schemas, clusters, ...) carry no marker: their creates are noted beside the state first
+(`pending-creates.json`), and a lost answer is found by name, so the same holds for them.
 
 State and lock are the CLI's own (`state.py`, `lock.py`), so the CLI and this
 engine can take turns on one target.
@@ -65,14 +67,43 @@ from bundle_promotion.bundle.deploy.state import (
     resource_id,
     resource_settings,
 )
+from bundle_promotion.bundle.resources import grants as grants_resource
 from bundle_promotion.bundle.resources import jobs as job_resource
 from bundle_promotion.bundle.resources import permissions as permissions_resource
 from bundle_promotion.bundle.resources import pipelines as pipeline_resource
+from bundle_promotion.bundle.resources import secret_acls as secret_acls_resource
+from bundle_promotion.bundle.resources.kinds import REST_KINDS
+from bundle_promotion.bundle.resources.rest import RestKind
 from bundle_promotion.errors import DeployError, WorkspaceApiError
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
 
 T = TypeVar("T")
+_ALREADY_EXISTS = ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS")
+# Beside the state: the keys a deploy is creating whose kinds carry no deployment marker.
+PENDING_CREATES_FILE = "pending-creates.json"
+
+
+def _rest_kind(kind: RestKind) -> ResourceKind:
+    return ResourceKind(
+        kind.name,
+        kind.read_one,
+        kind.create_one,
+        kind.update_one,
+        kind.delete_one,
+        recreate_on=kind.recreate_on,
+        url=kind.page if kind.url else None,
+        find_created=kind.find_created if kind.findable else None,
+        ignore_remote=(*kind.not_sent, *kind.ignore_remote),
+        updatable=kind.update is not None,
+        caseless=kind.caseless,
+    )
+
+
+def _inner_kind(module: Any) -> ResourceKind:
+    """Permissions, grants and ACLs: resources inside another, applied once it exists."""
+    return ResourceKind(module.KIND, module.read, module.create, module.update, module.delete)
+
 
 KINDS: dict[str, ResourceKind] = {
     job_resource.KIND: ResourceKind(
@@ -94,16 +125,14 @@ KINDS: dict[str, ResourceKind] = {
         url=pipeline_resource.url,
         find=pipeline_resource.find,
     ),
-    permissions_resource.KIND: ResourceKind(
-        permissions_resource.KIND,
-        permissions_resource.read,
-        permissions_resource.create,
-        permissions_resource.update,
-        permissions_resource.delete,
-    ),
+    **{kind.name: _rest_kind(kind) for kind in REST_KINDS},
+    **{
+        module.KIND: _inner_kind(module)
+        for module in (permissions_resource, grants_resource, secret_acls_resource)
+    },
 }
-# Kinds of the config's `resources`; permissions come from inside them.
-_TOP_LEVEL_KINDS = (job_resource.KIND, pipeline_resource.KIND)
+# Kinds of the config's `resources`; permissions, grants and ACLs come from inside them.
+DEPLOYED_KINDS = (job_resource.KIND, pipeline_resource.KIND, *(kind.name for kind in REST_KINDS))
 
 
 @dataclass(frozen=True)
@@ -249,7 +278,7 @@ class NativeEngine:
                 key, resource_settings(state.entries[key]), resource_id(state.entries[key]), "skip"
             )
             for key in managed_keys(state, KINDS)
-            if kind_of(key) in _TOP_LEVEL_KINDS
+            if kind_of(key) in (job_resource.KIND, pipeline_resource.KIND)
         }
 
     def _local_folder(self, bundle: ResolvedBundle) -> Path:
@@ -291,6 +320,7 @@ class _Run:
         self._grace = unknown_outcome_grace
         self._claims = threading.Lock()
         self._claimed: set[str] = set()  # ids the state records or this deploy made or adopted
+        self._earlier_creates: set[str] = set()  # keys an earlier deploy noted it was creating
         self._wanted: Counter[tuple[str, str]] = Counter()  # (kind, name) of every resource wanted
 
     def plan(
@@ -324,13 +354,42 @@ class _Run:
             if change.action != "delete"
         )
         outcome = _Outcome(state)
+        creating = self._note_creates(state, changes)
         self._apply_in_waves(changes, outcome)
         written = push_state(self._api, self._state_path, outcome.state(), self._local_folder)
         if files is not None:
             bundle_files.write_manifest(self._api, self._state_path, written, files)
         if outcome.failures:
             raise DeployError("; ".join(outcome.failures))
+        if creating:
+            workspace_files.delete(self._api, self._pending_path)
         return outcome.resources
+
+    @property
+    def _pending_path(self) -> str:
+        return f"{self._state_path}/{PENDING_CREATES_FILE}"
+
+    def _note_creates(self, state: DeploymentState, changes: list[Change]) -> bool:
+        """Before creating what has no marker of its own, note it beside the state: a later deploy of
+        this target that finds the note adopts what the create made instead of making another.
+
+        Returns whether a note exists now. Notes left by an earlier deploy count only for the same
+        lineage, or while the target's state was never pushed (a first deploy that was killed).
+        """
+        found = workspace_files.read_json(self._api, self._pending_path)
+        notes: dict[str, Any] = found if isinstance(found, dict) else {}
+        if state.serial and notes.get("lineage") != state.lineage:
+            notes = {}  # another deployment's: never adopt what it made
+        self._earlier_creates = set(notes.get("keys") or [])
+        keys = self._earlier_creates | {
+            change.key
+            for change in changes
+            if change.action in ("create", "recreate") and KINDS[change.kind].find_created is not None
+        }
+        if keys != self._earlier_creates:
+            document = {"lineage": state.lineage, "keys": sorted(keys)}
+            workspace_files.write_json(self._api, self._pending_path, document)
+        return bool(keys)
 
     def _read(self, state: DeploymentState, key: str) -> dict[str, Any] | None:
         return KINDS[kind_of(key)].read(self._api, resource_id(state.entries[key]))
@@ -357,23 +416,25 @@ class _Run:
 
     def _apply_one(self, change: Change, ids: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
         """Apply one change; return the resource's id and the settings sent."""
-        missing = [dependency for dependency in change.depends_on if dependency not in ids]
-        if missing:
-            raise DeployError(f"not deployed because {', '.join(missing)} failed")
         kind = KINDS[change.kind]
         if change.action == "delete":
             kind.delete(self._api, str(change.id))
             return str(change.id), change.settings
+        missing = [dependency for dependency in change.depends_on if dependency not in ids]
+        if missing:
+            raise DeployError(f"not deployed because {', '.join(missing)} failed")
         settings = with_ids(change.settings, ids)
         if change.action == "recreate":
             kind.delete(self._api, str(change.id))
         if change.action in ("create", "recreate"):
             return self._create(change.key, kind, settings), settings
-        kind.update(self._api, str(change.id), settings)
-        return str(change.id), settings
+        renamed = kind.update(self._api, str(change.id), settings)
+        return str(renamed or change.id), settings
 
     def _create(self, key: str, kind: ResourceKind, settings: dict[str, Any]) -> str:
         """Create the resource, or adopt the one an interrupted deploy made; never make two."""
+        if kind.find_created is not None:
+            return self._create_named(key, kind, settings)
         marker, name = deployment_marker(settings), str(settings.get("name", ""))
         if kind.find is None or marker is None or not name:
             return self._claim(kind.create(self._api, settings))
@@ -386,25 +447,57 @@ class _Run:
         except WorkspaceApiError as error:
             if not error.outcome_unknown:
                 raise
-            return self._await_created(key, kind, name, marker, error)
+            what = f"no {kind.name} named {name!r} of this deployment"
+            return self._await_created(key, lambda: self._adopt(kind, name, marker), what, error)
+
+    def _create_named(self, key: str, kind: ResourceKind, settings: dict[str, Any]) -> str:
+        """Create a resource of a kind without a deployment marker. What an earlier deploy noted it
+        was creating is adopted; a lost answer is found by the id the settings give (a unique name)
+        or among the kind's resources of that name; a unique name taken outside the bundle is not
+        taken over."""
+        assert kind.find_created is not None
+        find_created = kind.find_created
+        if key in self._earlier_creates:  # an earlier deploy sent this create; its outcome went unrecorded
+            adopted = self._first_unclaimed(find_created(self._api, settings))
+            if adopted is not None:
+                if kind.updatable:  # made from the settings of that deploy, maybe older ones
+                    adopted = kind.update(self._api, adopted, settings) or adopted
+                return adopted
+        try:
+            return self._claim(kind.create(self._api, settings))
+        except WorkspaceApiError as error:
+            if error.error_code in _ALREADY_EXISTS:
+                raise DeployError(
+                    f"{key}: {error}. This deployment's state does not record it: if an interrupted "
+                    "deploy of this bundle made it, bind it (`databricks bundle deployment bind`), "
+                    "else rename the resource in the bundle"
+                ) from None
+            if not error.outcome_unknown:
+                raise
+            return self._await_created(
+                key,
+                lambda: self._first_unclaimed(find_created(self._api, settings)),
+                f"no such {kind.name}",
+                error,
+            )
 
     def _await_created(
-        self, key: str, kind: ResourceKind, name: str, marker: str, error: WorkspaceApiError
+        self, key: str, find: Callable[[], str | None], what: str, error: WorkspaceApiError
     ) -> str:
         """Look for the resource a create with a lost answer may have made, until the grace runs out."""
         deadline = time.monotonic() + self._grace
         pause = 0.1
         while True:
             try:
-                adopted = self._adopt(kind, name, marker)
+                adopted = find()
             except WorkspaceApiError:
                 adopted = None  # the workspace may still be struggling; look again
             if adopted is not None:
-                return adopted
+                return self._claim(adopted)
             if time.monotonic() >= deadline:
                 raise DeployError(
-                    f"{key}: the create's outcome is unknown ({error}) and no {kind.name} named {name!r} "
-                    f"of this deployment appeared within {self._grace:g} s. Deploy again: if the workspace "
+                    f"{key}: the create's outcome is unknown ({error}) and {what} "
+                    f"appeared within {self._grace:g} s. Deploy again: if the workspace "
                     "did create it, the next deploy adopts it instead of creating another."
                 ) from None
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
@@ -424,6 +517,14 @@ class _Run:
         for duplicate in duplicates:
             kind.delete(self._api, duplicate)
         return unclaimed[0]
+
+    def _first_unclaimed(self, candidates: list[str]) -> str | None:
+        """Claim the first candidate no state records and this deploy has not taken."""
+        with self._claims:
+            found = next((each for each in candidates if each not in self._claimed), None)
+            if found is not None:
+                self._claimed.add(found)
+        return found
 
     def _claim(self, resource: str) -> str:
         with self._claims:
@@ -478,21 +579,37 @@ def _local_changes(bundle: ResolvedBundle) -> tuple[list[Upload], dict[str, dict
     library_folder = f"{bundle.workspace.artifact_path}/.internal"
     libraries: dict[str, Upload] = {}
     desired: dict[str, dict[str, Any]] = {}
-    for kind in _TOP_LEVEL_KINDS:
+    for kind in DEPLOYED_KINDS:
         for key, config in bundle.resources.get(kind, {}).items():
             state_key = f"resources.{kind}.{key}"
             settings = copy.deepcopy(config)
             permissions = settings.pop("permissions", None)
+            grants = settings.pop("grants", None)
             for slot in library_slots(settings) if kind == job_resource.KIND else ():
                 if isinstance(slot.value, str) and slot.value.startswith(LOCAL_LIBRARY_PREFIX):
                     built = _built_files(bundle.bundle_dir, slot.value, f"{state_key}.{slot.where}")
                     slot.replace([_library_upload(path, library_folder, libraries).remote for path in built])
             desired[state_key] = settings
-            if permissions:
-                desired[f"{state_key}.permissions"] = permissions_resource.settings_for(
-                    state_key, permissions
-                )
+            desired.update(_inner_resources(bundle, state_key, permissions, grants))
     return [*uploads, *libraries.values()], desired
+
+
+def _inner_resources(
+    bundle: ResolvedBundle, state_key: str, permissions: list[Any] | None, grants: list[Any] | None
+) -> dict[str, dict[str, Any]]:
+    """A resource's permissions (or a secret scope's ACLs) and grants, each a resource of its own."""
+    kind = state_key.split(".")[1]
+    inner: dict[str, dict[str, Any]] = {}
+    if kind == "secret_scopes":
+        deployer = str((bundle.config["workspace"].get("current_user") or {}).get("userName", ""))
+        acls = secret_acls_resource.settings_for(state_key, permissions or [], deployer)
+        if acls["acls"]:
+            inner[f"{state_key}.permissions"] = acls
+    elif permissions and kind in permissions_resource.OBJECT_TYPES:
+        inner[f"{state_key}.permissions"] = permissions_resource.settings_for(state_key, permissions)
+    if grants and kind in grants_resource.SECURABLE_TYPES:
+        inner[f"{state_key}.grants"] = grants_resource.settings_for(state_key, grants)
+    return inner
 
 
 def _built_files(bundle_dir: Path, reference: str, where: str) -> list[Path]:
@@ -525,6 +642,14 @@ def _leaf_folders(paths: Iterable[str]) -> list[str]:
 
 def _check_supported(bundle: ResolvedBundle) -> None:
     """Refuse what the native engine does not deploy yet, rather than deploy part of a bundle."""
+    undeployable = sorted(
+        kind for kind, found in bundle.resources.items() if found and kind not in DEPLOYED_KINDS
+    )
+    if undeployable:
+        raise DeployError(
+            f"{bundle.name}: the native engine does not deploy {', '.join(undeployable)}; "
+            "deploy this bundle with `engine: cli`"
+        )
     sync = bundle.config.get("sync", {})
     if sync.get("include") or sync.get("paths", ["."]) != ["."]:
         raise DeployError(

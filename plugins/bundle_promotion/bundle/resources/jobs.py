@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from bundle_promotion.bundle.config.job_settings import KEYED_LISTS, deployment_marker
+from bundle_promotion.bundle.resources.rest import is_missing  # Jobs answers 400 "Job 1 does not exist."
 from bundle_promotion.errors import WorkspaceApiError
-from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
 
 KIND = "jobs"
@@ -21,7 +21,7 @@ def read(api: WorkspaceApi, job_id: str) -> dict[str, Any] | None:
     try:
         answer = api.call("GET", "2.2/jobs/get", query=query)
     except WorkspaceApiError as error:
-        if _is_missing(error):
+        if is_missing(error):
             return None
         raise
     settings = dict(answer.get("settings") or {})
@@ -67,14 +67,8 @@ def delete(api: WorkspaceApi, job_id: str) -> None:
     try:
         api.call("POST", "2.2/jobs/delete", body={"job_id": int(job_id)})
     except WorkspaceApiError as error:
-        if not _is_missing(error):
+        if not is_missing(error):
             raise
-
-
-def _is_missing(error: WorkspaceApiError) -> bool:
-    """Jobs answers 400 INVALID_PARAMETER_VALUE "Job 1 does not exist." for an unknown id."""
-    unknown_id = error.error_code == "INVALID_PARAMETER_VALUE" and "does not exist" in str(error)
-    return unknown_id or workspace_files.is_missing(error)
 
 
 def url(host: str, job_id: str) -> str:

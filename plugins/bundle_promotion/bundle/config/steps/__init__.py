@@ -15,7 +15,13 @@ from bundle_promotion.bundle.config.steps.access import (
     apply_run_as,
 )
 from bundle_promotion.bundle.config.steps.files import load_files
-from bundle_promotion.bundle.config.steps.kinds import reject_unsupported
+from bundle_promotion.bundle.config.steps.kinds import (
+    apply_kind_defaults,
+    apply_kind_presets,
+    capture_uc_dependencies,
+    check_kinds,
+    reject_undeployable,
+)
 from bundle_promotion.bundle.config.steps.loading import WORKSPACE_SUBPATHS, Loading, Lookup, resources_of
 from bundle_promotion.bundle.config.steps.paths import translate_paths
 from bundle_promotion.bundle.config.steps.target import merge_keyed_lists, select_target
@@ -32,15 +38,19 @@ __all__ = [
     "Loading",
     "Lookup",
     "annotate_resources",
+    "apply_kind_defaults",
+    "apply_kind_presets",
     "apply_permissions",
     "apply_run_as",
+    "capture_uc_dependencies",
+    "check_kinds",
     "default_sync_paths",
     "default_workspace_paths",
     "interpolate",
     "is_service_principal",
     "load_files",
     "merge_keyed_lists",
-    "reject_unsupported",
+    "reject_undeployable",
     "resources_of",
     "select_target",
     "set_variable_values",

@@ -6,13 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from bundle_promotion.bundle.config.job_settings import bundle_annotations
+from bundle_promotion.bundle.config.resource_kinds import PERMISSION_LEVELS
 from bundle_promotion.bundle.config.steps.loading import Loading, jobs_of, resources_of
 
-# Bundle-level permission levels and what each means for a job and a pipeline (`bundle/permissions`).
-PERMISSION_LEVELS = {
-    "jobs": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_MANAGE_RUN"},
-    "pipelines": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_RUN"},
-}
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
 
 
@@ -25,7 +21,8 @@ def apply_run_as(loading: Loading) -> None:
 
 
 def apply_permissions(loading: Loading) -> None:
-    """The bundle's `permissions` join each job's and pipeline's, at the level each kind knows.
+    """The bundle's `permissions` join each resource's, at the level its kind knows; a kind without
+    that level (an experiment has no CAN_RUN) does not get that grant.
 
     The deploying user is left out: they own what they deploy (the CLI's `FilterCurrentUser`).
     """
@@ -38,7 +35,11 @@ def apply_permissions(loading: Loading) -> None:
             own = resource.get("permissions") or []
             for index, permission in enumerate(own):
                 _check_permission(loading, f"resources.{kind}.{key}.permissions[{index}]", permission, None)
-            inherited = [{**permission, "level": levels[permission["level"]]} for permission in top]
+            inherited = [
+                {**permission, "level": levels[permission["level"]]}
+                for permission in top
+                if permission["level"] in levels
+            ]
             merged = [p for p in [*own, *inherited] if not me or me not in _principals(p)]
             if merged or "permissions" in resource:
                 resource["permissions"] = _unique(merged)

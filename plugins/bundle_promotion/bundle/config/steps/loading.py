@@ -30,6 +30,7 @@ class Loading:
     variable_overrides: Mapping[str, str]
     current_user: Mapping[str, Any] | None
     lookup: Lookup | None = None
+    engine: str = "native"  # who deploys: "native" refuses the kinds it cannot deploy, "cli" deploys all
     tree: dict[str, Any] = field(default_factory=dict)
     target_tree: dict[str, Any] = field(default_factory=dict)
 
