@@ -20,6 +20,7 @@ from bundle_promotion.ledger.models import (
     DeploymentRow,
     EnvironmentHoldRow,
     GateEvaluationRow,
+    NotificationDeliveryRow,
     ReleaseRow,
     ScheduleHoldRow,
     ScheduleSnapshotRow,
@@ -101,6 +102,10 @@ def _add_audit_event_mac(connection: Connection) -> None:
             )
 
 
+def _create_notification_deliveries(connection: Connection) -> None:
+    _create_tables(connection, NotificationDeliveryRow)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -109,6 +114,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_rollback_tables,
     _add_deployment_outcome_columns,
     _add_audit_event_mac,
+    _create_notification_deliveries,
 )
 
 
