@@ -35,9 +35,10 @@ _HEADLINES = {
 class Notification:
     """One event of one environment, as every receiver gets it.
 
-    ``key`` is the event's idempotency key: the same occurrence told again (a retried task, a
-    cleared one) has the same key and reaches no receiver twice; build it from what identifies
-    the occurrence, such as the run id, never from a clock. ``recipients`` are the people the
+    ``key`` names the occurrence among the environment's events of its kind: the same occurrence
+    told again (a retried task, a cleared one) has the same key and reaches no receiver twice.
+    Build it from what identifies the occurrence, such as the run id, never from a clock.
+    ``recipients`` are the people the
     event is for (the approvers of a waiting gate), as Airflow user ids and roles.
     """
 
@@ -51,6 +52,11 @@ class Notification:
     recipients: tuple[str, ...] = ()
     recipient_roles: tuple[str, ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def event_key(self) -> str:
+        """The idempotency key of the event, unique across bundles, environments and events."""
+        return f"{self.event.value}:{self.bundle}/{self.environment}:{self.key}"
 
     def text(self, board_url: str) -> str:
         """The message in one line and a link, for chat receivers."""
@@ -77,7 +83,7 @@ class Notification:
             "why": self.why,
             "board_url": board_url,
             "recipients": {"users": list(self.recipients), "roles": list(self.recipient_roles)},
-            "key": self.key,
+            "key": self.event_key,
             "details": dict(self.details),
         }
 

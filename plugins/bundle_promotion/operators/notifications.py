@@ -57,29 +57,29 @@ class SpecNotifier:
             for receiver in receivers:
                 self._send_once(notification, receiver, payload)
         except Exception:
-            log.exception("Could not notify of %s; the promotion goes on", notification.key)
+            log.exception("Could not notify of %s; the promotion goes on", notification.event_key)
 
     def _send_once(
         self, notification: Notification, receiver: NotifierEntry, payload: dict[str, Any]
     ) -> None:
         ledger = settings.ledger()
-        claim = {"event_key": notification.key, "receiver": receiver.identity()}
+        claim = {"event_key": notification.event_key, "receiver": receiver.identity()}
         if not ledger.claim_notification(
             **claim,
             event=notification.event.value,
             bundle=notification.bundle,
             environment=notification.environment,
         ):
-            log.info("%s already heard of %s; not sent again", claim["receiver"], notification.key)
+            log.info("%s already heard of %s; not sent again", claim["receiver"], notification.event_key)
             return
         try:
             _deliver(receiver, payload, self.context)
         except Exception as error:
             detail = _failure_detail(error)
-            log.warning("Notifying %s of %s failed: %s", claim["receiver"], notification.key, detail)
+            log.warning("Notifying %s of %s failed: %s", claim["receiver"], notification.event_key, detail)
             ledger.record_notification_outcome(**claim, delivered=False, detail=detail)
         else:
-            log.info("Notified %s of %s", claim["receiver"], notification.key)
+            log.info("Notified %s of %s", claim["receiver"], notification.event_key)
             ledger.record_notification_outcome(**claim, delivered=True)
 
 
@@ -116,8 +116,8 @@ def _failure_detail(error: Exception) -> str:
 class PromotionEventNotifier(BaseNotifier):
     """A task callback that tells the spec's receivers one event of an environment of this run.
 
-    The event's key is the run and the environment (and the task, for a failed step), so a
-    retried or cleared task never tells it twice.
+    The event's key is the run (and the task, for a failed step), so a retried or cleared task
+    never tells it twice.
 
     :param event: what happened
     :param bundle: the bundle's name
@@ -150,8 +150,9 @@ class PromotionEventNotifier(BaseNotifier):
         """What the message says happened; None: nothing to tell."""
         raise NotImplementedError
 
-    def key(self, context: Context, event: Event) -> str:
-        return f"{event.value}:{self.bundle}/{self.environment}:{context['run_id']}"
+    def key(self, context: Context) -> str:
+        """The occurrence: once per run."""
+        return str(context["run_id"])
 
     def announce(self, context: Context, why: str, *, event: Event | None = None, **extra: Any) -> None:
         """Send ``event`` (by default this notifier's) with the run's release; ``extra`` goes to
@@ -165,7 +166,7 @@ class PromotionEventNotifier(BaseNotifier):
             version=version,
             digest=digest,
             why=why,
-            key=self.key(context, event),
+            key=self.key(context),
             details={"run_id": context["run_id"]},
             **extra,
         )
@@ -210,8 +211,9 @@ class StepFailedNotifier(PromotionEventNotifier):
             return None
         return f"{context['task'].task_id} failed: {context.get('exception')}"
 
-    def key(self, context: Context, event: Event) -> str:
-        return f"{super().key(context, event)}:{context['task'].task_id}"
+    def key(self, context: Context) -> str:
+        """Once per run and step."""
+        return f"{super().key(context)}:{context['task'].task_id}"
 
 
 class RollbackNotifier(PromotionEventNotifier):

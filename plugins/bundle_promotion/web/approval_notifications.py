@@ -32,8 +32,7 @@ def announce_decision(spec: PromotionSpec, approval: Approval, version: str | No
             version=version,
             digest=approval.release_digest,
             why=f"{approval.approver} ({groups}): {approval.reason}",
-            key=f"{event.value}:{approval.bundle}/{approval.environment}:{approval.release_digest}:"
-            f"{approval.approver}:{approval.given_at.isoformat()}",
+            key=f"{approval.release_digest}:{approval.approver}:{approval.given_at.isoformat()}",
             details={"approver": approval.approver, "groups": list(approval.groups)},
         )
     )
@@ -56,7 +55,7 @@ def announce_lockout(
             digest=request.release_digest,
             why=f"{signer} is locked out of signing after repeated failed signatures (21 CFR 11.300(d)); "
             f"an administrator lifts it with `bundle-promotion signature unlock {signer} --reason ...`",
-            key=f"{Event.SIGNATURE_LOCKOUT.value}:{signer}:{lockout}",
+            key=f"{signer}:{lockout}",
             details={"signer": signer},
         )
     )
