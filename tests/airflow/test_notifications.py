@@ -256,3 +256,17 @@ def test_a_completed_production_promotion_is_told_once(sink: WebhookSink) -> Non
         "prod",
         "v1.2.0",
     )
+
+
+def test_a_ledger_out_of_reach_never_fails_the_waiting_gate(
+    sink: WebhookSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable() -> Any:
+        raise ConnectionError("the ledger database does not answer")
+
+    context = run_context("notify_no_ledger")
+    monkeypatch.setattr(settings, "ledger", unreachable)
+
+    GateWaitingNotifier(**about("notify_no_ledger")).waiting(context, "waiting: 0 of 1 QC approvals")
+
+    assert sink.payloads() == []

@@ -158,7 +158,11 @@ class PromotionEventNotifier(BaseNotifier):
         """Send ``event`` (by default this notifier's) with the run's release; ``extra`` goes to
         ``Notification``, for example its recipients."""
         event = event or self.event
-        version, digest = self._release(context)
+        try:
+            version, digest = self._release(context)
+        except Exception:  # the ledger out of reach: the news matters less than the task
+            log.exception("Could not read the release to notify %s of %s", self.environment, event.value)
+            return
         notification = Notification(
             event=event,
             bundle=self.bundle,
