@@ -270,3 +270,23 @@ def test_a_ledger_out_of_reach_never_fails_the_waiting_gate(
     GateWaitingNotifier(**about("notify_no_ledger")).waiting(context, "waiting: 0 of 1 QC approvals")
 
     assert sink.payloads() == []
+
+
+def test_the_factory_wires_each_event_to_the_task_that_tells_it() -> None:
+    from bundle_promotion.dags.factory import promotion_dags
+    from tests.conftest import PROJECT
+
+    dag = promotion_dags(PROJECT / "include" / "promotions")["promote__example"]
+
+    def callbacks(task_id: str, kind: str) -> list[Any]:
+        found = getattr(dag.task_dict[task_id], f"on_{kind}_callback") or []
+        return [(type(each).__name__, getattr(each, "event", None)) for each in found]
+
+    waiting = dag.task_dict["prod.gates"].on_waiting
+    assert (waiting.environment, waiting.recipients, waiting.recipient_roles) == ("prod", (), ("op",))
+    assert ("StepFailedNotifier", Event.DEPLOY_FAILED) in callbacks("dev.deploy", "failure")
+    assert ("StepFailedNotifier", Event.VERIFY_FAILED) in callbacks("dev.verify", "failure")
+    assert ("StepFailedNotifier", Event.TEST_FAILED) in callbacks("dev.test_integration_tests", "failure")
+    assert callbacks("dev_rollback.hold", "success") == [("RollbackNotifier", Event.ROLLED_BACK)]
+    assert callbacks("prod.record", "success") == [("PromotedNotifier", Event.PROMOTED_TO_PRODUCTION)]
+    assert callbacks("staging.record", "success") == []
