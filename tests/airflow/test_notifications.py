@@ -219,9 +219,9 @@ def test_the_gates_waiting_tell_who_may_approve_once_per_run(
         sensor._evaluate(context, check)  # type: ignore[arg-type]
 
     [body] = sink.payloads()
-    assert (body["event"], body["why"]) == ("gate_waiting", "waiting: 0 of 1 QC approvals")
+    assert (body["event"], body["why"]) == ("gate_waiting", "0 of 1 QC approvals")
     assert body["recipients"] == {"users": ["alice"], "roles": ["op"]}
-    assert "To: alice, op." in body["text"]
+    assert "waits for approval: 0 of 1 QC approvals. To: alice, role op." in body["text"]
 
 
 def test_the_automatic_rollback_tells_what_it_restored_and_the_hold_once(sink: WebhookSink) -> None:

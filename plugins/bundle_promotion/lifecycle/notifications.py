@@ -61,11 +61,8 @@ class Notification:
     def text(self, board_url: str) -> str:
         """The message in one line and a link, for chat receivers."""
         release = f"{self.version} ({self.digest[:12]})" if self.version and self.digest else self.version
-        to = (
-            f" To: {', '.join((*self.recipients, *self.recipient_roles))}."
-            if self.recipients or self.recipient_roles
-            else ""
-        )
+        people = [*self.recipients, *(f"role {role}" for role in self.recipient_roles)]
+        to = f" To: {', '.join(people)}." if people else ""
         return (
             f"[{self.bundle}/{self.environment}] {release or 'no release'} {_HEADLINES[self.event]}: "
             f"{self.why}.{to}\n{board_url}"

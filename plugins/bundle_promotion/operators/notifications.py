@@ -199,7 +199,8 @@ class GateWaitingNotifier(PromotionEventNotifier):
         self.recipient_roles = recipient_roles
 
     def waiting(self, context: Context, summary: str) -> None:
-        self.announce(context, summary, recipients=self.recipients, recipient_roles=self.recipient_roles)
+        why = summary.removeprefix("waiting: ")  # the headline already says it waits
+        self.announce(context, why, recipients=self.recipients, recipient_roles=self.recipient_roles)
 
 
 class StepFailedNotifier(PromotionEventNotifier):
