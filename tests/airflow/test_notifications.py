@@ -290,3 +290,13 @@ def test_the_factory_wires_each_event_to_the_task_that_tells_it() -> None:
     assert callbacks("dev_rollback.hold", "success") == [("RollbackNotifier", Event.ROLLED_BACK)]
     assert callbacks("prod.record", "success") == [("PromotedNotifier", Event.PROMOTED_TO_PRODUCTION)]
     assert callbacks("staging.record", "success") == []
+
+
+def test_a_webhook_without_its_connection_is_recorded_naming_the_connection(sink: WebhookSink) -> None:
+    undefined = Notifications.model_validate({"all": [{"webhook": "no_such_webhook"}]})
+
+    SpecNotifier(undefined).send(drift_found("notify_no_connection"))
+
+    [delivery] = settings.ledger().notification_deliveries("notify_no_connection")
+    assert delivery.state == "failed"
+    assert "no_such_webhook" in str(delivery.detail)

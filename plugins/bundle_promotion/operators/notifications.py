@@ -110,6 +110,10 @@ def _failure_detail(error: Exception) -> str:
         return f"the receiver answered HTTP {status}"
     if isinstance(error, ImportError):
         return f"cannot import the notifier: {error}"
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    if isinstance(error, AirflowNotFoundException):  # names the missing connection, nothing secret
+        return str(error)
     return f"{type(error).__name__} (its message is not kept: it may quote the receiver's URL or token)"
 
 
