@@ -7,6 +7,9 @@ loopback, and the bundle's repository is a local git repository made from
 Prod waits at its approval gate. ``airflow api-server`` (with the approvals API) runs on
 loopback; the run's own user (``dag_test``) tries to approve and is refused, then alice
 and bob log in and approve through the API, each with their own token.
+
+The example spec sends every notification to the ``demo_webhook`` connection: a webhook
+sink on loopback, whose messages the demo prints at the end.
 """
 
 from __future__ import annotations
@@ -59,7 +62,11 @@ def run_demo(project: Path, version: str = "v1.0.0") -> int:
     _forget_earlier_runs(demo_home / "airflow")
     passwords = _demo_passwords(demo_home / "airflow")
     finished = threading.Event()
-    with WorkspaceEmulator(list(ENVIRONMENTS)) as emulator, _api_server(demo_home / "airflow") as api_url:
+    with (
+        _notification_sink() as sink,  # first: the API server sends the approvals' notifications
+        WorkspaceEmulator(list(ENVIRONMENTS)) as emulator,
+        _api_server(demo_home / "airflow") as api_url,
+    ):
         for name in ENVIRONMENTS:
             os.environ[f"AIRFLOW_CONN_DATABRICKS_{name.upper()}"] = emulator.airflow_connection_uri(name)
         dag = _load_dag(project)
@@ -72,8 +79,19 @@ def run_demo(project: Path, version: str = "v1.0.0") -> int:
         finished.set()
         approvers.join(timeout=10)
         print(render_table(_environment_rows(emulator)))
+        print(render_notifications(sink.payloads()))
     print(f"\n{dag.dag_id} {version}: {dag_run.state}")
     return 0 if dag_run.state == "success" else 1
+
+
+@contextmanager
+def _notification_sink() -> Iterator[Any]:
+    """The webhook behind the example spec's ``demo_webhook`` connection, here and in child processes."""
+    from bundle_promotion.testing.webhook_sink import WebhookSink
+
+    with WebhookSink() as sink:
+        os.environ["AIRFLOW_CONN_DEMO_WEBHOOK"] = sink.airflow_connection_json()
+        yield sink
 
 
 def _forget_earlier_runs(airflow_home: Path) -> None:
@@ -289,6 +307,12 @@ def _test_results(emulator: Any, environment: str, jobs: list[dict[str, Any]]) -
                 f"{job['settings']['name']}: {state.get('result_state', state['life_cycle_state'])}"
             )
     return results
+
+
+def render_notifications(payloads: list[dict[str, Any]]) -> str:
+    """What the demo's webhook received, one line each, without the board links."""
+    lines = [f"  - {payload['text'].splitlines()[0]}" for payload in payloads]
+    return "\nNotifications sent (to the demo_webhook connection):\n" + ("\n".join(lines) or "  none")
 
 
 def render_table(rows: list[dict[str, str]]) -> str:

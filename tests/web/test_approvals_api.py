@@ -55,12 +55,20 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ledger:
 
 
 @pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger: Ledger) -> Iterator[Any]:
+def spec() -> dict[str, Any]:
+    """The promotion spec the API serves; a module may override it."""
+    return SPEC
+
+
+@pytest.fixture
+def client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ledger: Ledger, spec: dict[str, Any]
+) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
     specs = tmp_path / "promotions"
     specs.mkdir()
-    (specs / "sales.yaml").write_text(yaml.safe_dump(SPEC))
+    (specs / "sales.yaml").write_text(yaml.safe_dump(spec))
     passwords = tmp_path / "passwords.json"
     passwords.write_text(json.dumps(PASSWORDS))
     monkeypatch.setenv("AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER", str(specs))

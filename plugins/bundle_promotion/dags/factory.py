@@ -23,6 +23,7 @@ from bundle_promotion.operators import (
     RunBundleJobOperator,
 )
 from bundle_promotion.operators.base import RETRIES
+from bundle_promotion.operators.notifications import GateWaitingNotifier, PromotedNotifier, StepFailedNotifier
 from bundle_promotion.operators.record import mark_deployment_failed
 from bundle_promotion.operators.schedules import (
     MaintenanceWindowOperator,
@@ -36,6 +37,7 @@ from bundle_promotion.sensors.gate import GateSensor
 from bundle_promotion.sensors.quiet import WaitForQuietSensor
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 from bundle_promotion.spec.dag_ids import schedules_dag_id
+from bundle_promotion.spec.notifications import Event
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$"
 
@@ -109,6 +111,11 @@ def _environment_group(
     with TaskGroup(group_id=environment.name, tooltip=f"target {environment.target}") as group:
         deploy_task_id = f"{environment.name}.deploy"
         gates = _gate_sensor(spec, environment)
+        about: dict[str, Any] = {
+            "bundle": spec.bundle,
+            "environment": environment.name,
+            "notifications": spec.notifications,
+        }
         deploy = BundleDeployOperator(
             task_id="deploy",
             bundle=spec.bundle,
@@ -119,6 +126,7 @@ def _environment_group(
             databricks_conn_id=environment.databricks_conn_id,
             engine=spec.engine,
             resources=_bundle_resources(spec),
+            on_failure_callback=StepFailedNotifier(event=Event.DEPLOY_FAILED, **about),
             **_github_deployments(spec),
         )
         # Until verify and the tests pass, the deploy step keeps every trigger paused; a failure
@@ -132,7 +140,10 @@ def _environment_group(
             target=environment.target,
             databricks_conn_id=environment.databricks_conn_id,
             deploy_task_id=deploy_task_id,
-            on_failure_callback=after_deploy_failure,
+            on_failure_callback=[
+                *after_deploy_failure,
+                StepFailedNotifier(event=Event.VERIFY_FAILED, **about),
+            ],
         )
         tests = [
             RunBundleJobOperator(
@@ -143,7 +154,10 @@ def _environment_group(
                 job_parameters=dict(suite.params),
                 run_timeout=timedelta(seconds=suite.timeout),
                 polling_period_seconds=polling_period_seconds,
-                on_failure_callback=after_deploy_failure,
+                on_failure_callback=[
+                    *after_deploy_failure,
+                    StepFailedNotifier(event=Event.TEST_FAILED, **about),
+                ],
             )
             for suite in environment.tests
         ]
@@ -157,7 +171,12 @@ def _environment_group(
             on_failure_callback=after_deploy_failure,
         )
         record = RecordDeploymentOperator(
-            task_id="record", deploy_task_id=deploy_task_id, on_failure_callback=mark_deployment_failed
+            task_id="record",
+            deploy_task_id=deploy_task_id,
+            on_failure_callback=mark_deployment_failed,
+            on_success_callback=PromotedNotifier(**about)
+            if environment in spec.production_environments()
+            else None,
         )
         deploy >> verify
         if tests:
@@ -193,6 +212,19 @@ def _gate_sensor(spec: PromotionSpec, environment: Environment) -> GateSensor | 
         github_repo=github.repo if github else None,
         github_conn_id=github.github_conn_id if github else None,
         deferrable=True,  # a gate may wait for days: never in a worker slot
+        on_waiting=_approvers_notifier(spec, environment),
+    )
+
+
+def _approvers_notifier(spec: PromotionSpec, environment: Environment) -> GateWaitingNotifier:
+    """Tells the people of the environment's approval groups that its gates wait."""
+    groups = [group for gate in environment.gates if gate.approval for group in gate.approval.groups]
+    return GateWaitingNotifier(
+        bundle=spec.bundle,
+        environment=environment.name,
+        notifications=spec.notifications,
+        recipients=tuple(dict.fromkeys(user for group in groups for user in group.users)),
+        recipient_roles=tuple(dict.fromkeys(group.role for group in groups if group.role)),
     )
 
 

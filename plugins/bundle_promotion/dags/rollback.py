@@ -12,6 +12,7 @@ from typing import Any
 from airflow.sdk import DAG, BaseOperator, Param, TaskGroup, TriggerRule
 
 from bundle_promotion.operators.base import RETRIES
+from bundle_promotion.operators.notifications import RollbackNotifier
 from bundle_promotion.operators.rollback import (
     HoldEnvironmentOperator,
     PipelineResetOperator,
@@ -60,7 +61,10 @@ def automatic_rollback(
     if not environment.rollback.automatic:
         return None
     with TaskGroup(group_id=f"{environment.name}_rollback", tooltip="undo a failed deploy") as group:
-        first, _ = _rollback_steps(spec, environment, after_own_deploy=True)
+        notify = RollbackNotifier(
+            bundle=spec.bundle, environment=environment.name, notifications=spec.notifications
+        )
+        first, _ = _rollback_steps(spec, environment, after_own_deploy=True, on_held=notify)
         first.trigger_rule = TriggerRule.ONE_FAILED
         watched >> first
     return group
@@ -119,8 +123,9 @@ def _rollback_steps(
     after_own_deploy: bool = False,
     target_version: str | None = None,
     chosen: bool = False,
+    on_held: RollbackNotifier | None = None,
 ) -> tuple[BaseOperator, BaseOperator]:
-    """The steps in order; returns the first and the last (the hold)."""
+    """The steps in order; returns the first and the last (the hold), which calls ``on_held`` once done."""
     policy = environment.rollback
     common: dict[str, Any] = {**_in(spec, environment), "after_own_deploy": after_own_deploy}
     code: dict[str, Any] = {
@@ -171,6 +176,7 @@ def _rollback_steps(
         task_id="hold",
         target_version=target_version,
         trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS if chosen else TriggerRule.NONE_SKIPPED,
+        on_success_callback=on_held,
         **common,
     )
     redeploy >> schedules >> (data or hold)

@@ -22,6 +22,7 @@ from bundle_promotion.ledger.deployments import (
 from bundle_promotion.ledger.environment_holds import EnvironmentHold, EnvironmentHoldsMixin
 from bundle_promotion.ledger.gates import GateEvaluationsMixin
 from bundle_promotion.ledger.migrations import MIGRATIONS, MigrationsMixin
+from bundle_promotion.ledger.notifications import NotificationDeliveriesMixin, NotificationDelivery
 from bundle_promotion.ledger.releases import ReleasesMixin
 from bundle_promotion.ledger.schedules import ScheduleHold, SchedulesMixin
 
@@ -36,6 +37,7 @@ __all__ = [
     "EnvironmentHold",
     "FinishedState",
     "Ledger",
+    "NotificationDelivery",
     "ScheduleHold",
     "audit_hash",
 ]
@@ -50,6 +52,7 @@ class Ledger(
     GateEvaluationsMixin,
     DataSnapshotsMixin,
     EnvironmentHoldsMixin,
+    NotificationDeliveriesMixin,
     AuditTrailMixin,
 ):
     """Releases and deployments in the database at ``url`` (any SQLAlchemy URL)."""

@@ -106,6 +106,14 @@ class ApprovalsMixin(LedgerDatabase):
         with self._reads() as session:
             return _locked_out(session, signer)
 
+    def signature_lockout_seq(self, signer: str) -> int | None:
+        """The audit event that locked ``signer`` out, while the lockout stands; None when not locked out.
+
+        Names one lockout: what notifications key on, so a locked signer's further tries tell no one again."""
+        with self._reads() as session:
+            latest = session.scalar(_lockout_events(signer).limit(1))
+            return latest.seq if latest is not None and latest.action == LOCKED_OUT else None
+
     def lift_signature_lockout(
         self, signer: str, *, actor: str, reason: str, break_glass: bool = False
     ) -> bool:

@@ -20,6 +20,7 @@ from bundle_promotion.ledger.models import (
     DeploymentRow,
     EnvironmentHoldRow,
     GateEvaluationRow,
+    NotificationDeliveryRow,
     ReleaseRow,
     ScheduleHoldRow,
     ScheduleSnapshotRow,
@@ -116,6 +117,10 @@ def _mark_rows_older_than_binding(connection: Connection, *models: type[Base]) -
             )
 
 
+def _create_notification_deliveries(connection: Connection) -> None:
+    _create_tables(connection, NotificationDeliveryRow)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -125,6 +130,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _add_deployment_outcome_columns,
     _add_audit_event_mac,
     _bind_releases_gate_evaluations_and_schedule_snapshots,
+    _create_notification_deliveries,
 )
 
 

@@ -206,5 +206,22 @@ class EnvironmentHoldRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(250))
 
 
+class NotificationDeliveryRow(Base):
+    """One event told to one receiver: claimed before sending, so a retry or a clear sends it once."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (UniqueConstraint("event_key", "receiver"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(500))
+    receiver: Mapped[str] = mapped_column(String(300))
+    event: Mapped[str] = mapped_column(String(50))
+    bundle: Mapped[str] = mapped_column(String(200), index=True)
+    environment: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))  # sending, sent or failed
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempted_at: Mapped[datetime]
+
+
 def now() -> datetime:
     return datetime.now(UTC)

@@ -14,6 +14,7 @@ from bundle_promotion.operators.base import FromBundleSource, PromotionOperator
 
 if TYPE_CHECKING:
     from bundle_promotion.gates.check import GateCheck
+    from bundle_promotion.operators.notifications import GateWaitingNotifier
 
 DEFAULT_TIMEOUT = timedelta(days=7)
 GATES_XCOM_KEY = "gates"
@@ -42,6 +43,7 @@ class GateSensor(FromBundleSource, PromotionOperator, BaseSensorOperator):
         ``[bundle_promotion] gate_polling_period_seconds``
     :param timeout: how long the gates may wait before the task fails
     :param deferrable: wait in the triggerer; by default ``[operators] default_deferrable``
+    :param on_waiting: tells the people who may approve, once per run, that the gates wait
     """
 
     ui_color = "#fbe9e7"
@@ -59,9 +61,11 @@ class GateSensor(FromBundleSource, PromotionOperator, BaseSensorOperator):
         polling_period_seconds: float | None = None,
         timeout: timedelta = DEFAULT_TIMEOUT,
         deferrable: bool | None = None,
+        on_waiting: GateWaitingNotifier | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(timeout=timeout, **kwargs)
+        self.on_waiting = on_waiting
         self.environment = environment
         self.previous_environment = previous_environment
         self.gates = [dict(gate) for gate in gates]
@@ -112,7 +116,13 @@ class GateSensor(FromBundleSource, PromotionOperator, BaseSensorOperator):
                 self.log.info("%s", waiting_message(evaluation, check.to_json()))
                 self._logged_summary = payload["summary"]
             context["ti"].xcom_push(key=GATES_XCOM_KEY, value=payload)
+            self._announce_waiting(context, payload)
         return payload
+
+    def _announce_waiting(self, context: Context, payload: dict[str, Any]) -> None:
+        """Tell who may approve that the gates wait; the notifier sends it once per run."""
+        if self.on_waiting is not None:
+            self.on_waiting.waiting(context, payload["summary"])
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         context["ti"].xcom_push(key=GATES_XCOM_KEY, value=event)

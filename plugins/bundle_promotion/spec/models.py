@@ -24,6 +24,7 @@ from bundle_promotion.spec.base import DurationSeconds, NonEmptyStr, _Frozen, _r
 from bundle_promotion.spec.dag_ids import LONGEST_PREFIX, PROMOTION_PATTERN, promotion_dag_id
 from bundle_promotion.spec.gate_entries import GateEntry, GateItem, HoldClearersSpec
 from bundle_promotion.spec.github import GitHub
+from bundle_promotion.spec.notifications import Notifications
 from bundle_promotion.spec.rollback import Rollback
 
 _BUNDLE_NAME = r"^[a-z][a-z0-9_]*$"
@@ -235,6 +236,10 @@ class PromotionSpec(_Frozen):
         description="The environments a release moves through, in order.",
         json_schema_extra={"minItems": 1},
     )
+    notifications: Notifications = Field(
+        default=Notifications(),
+        description="Who is told of which event: Airflow notifiers by import path, or HTTP webhooks.",
+    )
     _spec_file: Path = PrivateAttr(default=Path("promotion.yaml"))
     # Worked out once: the DAG factory asks for them for every task it renders.
     _repo_location: str | None = PrivateAttr(default=None)
@@ -290,6 +295,11 @@ class PromotionSpec(_Frozen):
     @property
     def spec_file(self) -> Path:
         return self._spec_file
+
+    def production_environments(self) -> tuple[Environment, ...]:
+        """Where a completed promotion is news: those marked production, else the last environment."""
+        marked = tuple(env for env in self.environments if env.production)
+        return marked or self.environments[-1:]
 
     @property
     def dag_id(self) -> str:

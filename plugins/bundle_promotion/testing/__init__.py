@@ -2,4 +2,5 @@
 
 - ``bundle_promotion.testing.workspace``: Databricks workspaces (``WorkspaceEmulator``, ``serve``).
 - ``bundle_promotion.testing.github``: GitHub Enterprise's REST API (``GitHubEmulator``).
+- ``bundle_promotion.testing.webhook_sink``: a webhook receiver recording the notifications it gets.
 """

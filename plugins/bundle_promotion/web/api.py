@@ -43,6 +43,7 @@ from bundle_promotion.identity import canonical_identity, person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 from bundle_promotion.spec.dag_ids import PROMOTION_PATTERN, promoted_bundle
+from bundle_promotion.web.approval_notifications import announce_decision, announce_lockout
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
@@ -129,9 +130,11 @@ def gates(dag_id: str, pending_only: bool = True) -> list[EnvironmentGates]:
 def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep) -> ApprovalView:
     """Approve or reject a release for an environment, as the authenticated user."""
     bundle = _bundle(dag_id)
-    policy = _policy(bundle, environment)
+    spec = _spec(bundle)
+    policy = _policy(spec, environment)
     ledger = _ledger()
     pending = _pending(ledger.latest_gate_evaluations(bundle), environment, body.release_digest)
+    version = pending.version if pending else None
     if policy.signature == "part11":
         _limit_signature_rate(ledger, str(user.get_id()))
     request = ApprovalRequest(
@@ -160,7 +163,10 @@ def approve(dag_id: str, environment: str, body: ApprovalBody, user: GetUserDep)
     except RejectionStands as standing:
         raise HTTPException(status.HTTP_409_CONFLICT, str(standing)) from None
     except (ApprovalRefused, IdentityRefused) as refused:
+        if policy.signature == "part11":
+            announce_lockout(spec, ledger, request, version)
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
+    announce_decision(spec, approval, version)
     return _approval_view(approval)
 
 
@@ -261,13 +267,12 @@ def _bundle(dag_id: str) -> str:
     return bundle
 
 
-def _policy(bundle: str, environment: str) -> ApprovalPolicy:
-    entries = [
-        gate.approval for gate in _environment(_spec(bundle), environment).gates if gate.approval is not None
-    ]
+def _policy(spec: PromotionSpec, environment: str) -> ApprovalPolicy:
+    entries = [gate.approval for gate in _environment(spec, environment).gates if gate.approval is not None]
     if not entries:
         raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"{environment} of {bundle} has no approval gate; nothing to approve"
+            status.HTTP_404_NOT_FOUND,
+            f"{environment} of {spec.bundle} has no approval gate; nothing to approve",
         )
     return policy_from_spec(entries[0], settings.approval_identities(entries[0]))
 
