@@ -201,6 +201,7 @@ def test_the_gates_waiting_tell_who_may_approve_once_per_run(
     waiting = {"status": "waiting", "summary": "waiting: 0 of 1 QC approvals", "results": []}
     monkeypatch.setattr(gate, "evaluate_gates", lambda *_args: None)
     monkeypatch.setattr(gate, "event_payload", lambda _evaluation: waiting)
+    monkeypatch.setattr(gate, "waiting_message", lambda *_args: "the gates wait")
     sensor = GateSensor(
         task_id="gates",
         bundle="notify_gates",
