@@ -101,6 +101,18 @@ def _add_audit_event_mac(connection: Connection) -> None:
             )
 
 
+def _add_board_indexes(connection: Connection) -> None:
+    """The indexes behind the board: an environment's current deployment, its latest gate
+    evaluation and the approvals of one release, each found by a seek (see ``ledger.board``)."""
+    for model, name in (
+        (DeploymentRow, "ix_deployments_current"),
+        (GateEvaluationRow, "ix_gate_evaluations_latest"),
+        (ApprovalRow, "ix_approvals_release"),
+    ):
+        index = next(i for i in Base.metadata.tables[model.__tablename__].indexes if i.name == name)
+        index.create(connection, checkfirst=True)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -109,6 +121,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_rollback_tables,
     _add_deployment_outcome_columns,
     _add_audit_event_mac,
+    _add_board_indexes,
 )
 
 
