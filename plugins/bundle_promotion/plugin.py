@@ -1,7 +1,9 @@
 """The Airflow plugin of bundle-promotion.
 
 Operator links need no registration on Airflow 3 (they travel as XCom). The plugin mounts
-the approvals API (``api.py``) in Airflow's API server, under Airflow's auth.
+its app (``web/app.py``: the approvals API, the board's API and page) in Airflow's API
+server, under Airflow's auth, and puts the release board in Airflow's navigation and on
+each DAG's page.
 """
 
 from __future__ import annotations
@@ -20,11 +22,25 @@ class _ApiApps:
     """
 
     def __get__(self, plugin: object, owner: type | None = None) -> list[dict[str, Any]]:
-        from bundle_promotion.web import api
+        from bundle_promotion.web import app
 
-        return [{"app": api.app, "url_prefix": api.URL_PREFIX, "name": "bundle-promotion approvals"}]
+        return [{"app": app.app, "url_prefix": app.URL_PREFIX, "name": "bundle-promotion"}]
+
+
+# Spelled here rather than imported from web/, which the plugin must not import until read.
+_BOARD_PAGE = "/bundle-promotion/ui/"
 
 
 class BundlePromotionPlugin(AirflowPlugin):
     name = "bundle_promotion"
     fastapi_apps = _ApiApps()
+    external_views = [  # noqa: RUF012 (AirflowPlugin's attributes are plain class lists)
+        {"name": "Releases", "href": _BOARD_PAGE, "destination": "nav", "url_route": "releases"},
+        # On a DAG's page: the board of that DAG's bundle, with its history.
+        {
+            "name": "Releases",
+            "href": _BOARD_PAGE + "?dag={DAG_ID}",
+            "destination": "dag",
+            "url_route": "bundle-releases",
+        },
+    ]

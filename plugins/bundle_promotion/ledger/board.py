@@ -18,9 +18,16 @@ from bundle_promotion.ledger.database import LedgerDatabase
 from bundle_promotion.ledger.deployments import DeploymentRecord, _to_record
 from bundle_promotion.ledger.environment_holds import EnvironmentHold, _to_environment_hold
 from bundle_promotion.ledger.gates import _to_gate_evaluation
-from bundle_promotion.ledger.models import ApprovalRow, DeploymentRow, EnvironmentHoldRow, GateEvaluationRow
+from bundle_promotion.ledger.models import (
+    ApprovalRow,
+    DeploymentRow,
+    EnvironmentHoldRow,
+    GateEvaluationRow,
+    ScheduleHoldRow,
+)
 from bundle_promotion.ledger.records import Approval, GateEvaluation, Release
 from bundle_promotion.ledger.releases import to_release
+from bundle_promotion.ledger.schedules import ScheduleHold, _to_hold
 
 # SQLite allows 500 terms in a compound SELECT; the environments are asked for in chunks below it.
 _PAIRS_PER_STATEMENT = 250
@@ -34,9 +41,12 @@ class EnvironmentState:
     environment: str
     current: tuple[Release, DeploymentRecord] | None
     latest_gates: GateEvaluation | None
+    gates_release: Release | None  # the release those gates were evaluated for
     # Every decision on the release at the gates, oldest first (empty when none waits there).
     approvals: tuple[Approval, ...]
     hold: EnvironmentHold | None
+    # A maintenance window's pause in force, which keeps the schedules paused whatever the policy.
+    schedule_hold: ScheduleHold | None
 
 
 class BoardMixin(LedgerDatabase):
@@ -47,17 +57,20 @@ class BoardMixin(LedgerDatabase):
         with self._reads() as session:
             current = {(row.bundle, row.environment): row for row in _current_rows(session, environments)}
             gates = {
-                (row.bundle, row.environment): _to_gate_evaluation(row)
+                (row.bundle, row.environment): (_to_gate_evaluation(row), to_release(row.release))
                 for row in _latest_gate_rows(session, environments)
             }
-            approvals = _approvals_of(session, gates.values())
+            approvals = _approvals_of(session, [evaluation for evaluation, _ in gates.values()])
+            bundles = {bundle for bundle, _ in environments}
             holds = {
                 (row.bundle, row.environment): _to_environment_hold(row)
                 for row in session.scalars(
-                    select(EnvironmentHoldRow).where(
-                        EnvironmentHoldRow.bundle.in_({bundle for bundle, _ in environments})
-                    )
+                    select(EnvironmentHoldRow).where(EnvironmentHoldRow.bundle.in_(bundles))
                 )
+            }
+            schedule_holds = {
+                (row.bundle, row.environment): _to_hold(row)
+                for row in session.scalars(select(ScheduleHoldRow).where(ScheduleHoldRow.bundle.in_(bundles)))
             }
         return [
             EnvironmentState(
@@ -66,9 +79,11 @@ class BoardMixin(LedgerDatabase):
                 current=(to_release(row.release), _to_record(row))
                 if (row := current.get((bundle, environment)))
                 else None,
-                latest_gates=gates.get((bundle, environment)),
+                latest_gates=gates[bundle, environment][0] if (bundle, environment) in gates else None,
+                gates_release=gates[bundle, environment][1] if (bundle, environment) in gates else None,
                 approvals=tuple(approvals.get((bundle, environment), ())),
                 hold=holds.get((bundle, environment)),
+                schedule_hold=schedule_holds.get((bundle, environment)),
             )
             for bundle, environment in environments
         ]

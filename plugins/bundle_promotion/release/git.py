@@ -76,6 +76,11 @@ def private_copy(checkout_dir: Path) -> Iterator[Path]:
         shutil.rmtree(copy, ignore_errors=True)
 
 
+def tags(repo: str) -> list[str]:
+    """The repository's tags, newest version first: what a promotion may be given."""
+    return sorted(_remote_tags(repo), key=_natural_sort_key, reverse=True)
+
+
 def _remote_tags(repo: str) -> dict[str, str]:
     """Tag name → commit. An annotated tag is listed twice; its peeled ``^{}`` line names the commit."""
     tags: dict[str, str] = {}
