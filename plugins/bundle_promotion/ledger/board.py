@@ -7,10 +7,23 @@ and its latest gate evaluation are each one index seek (``ix_deployments_current
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Subquery, func, literal, select, tuple_, union_all
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Select,
+    String,
+    column,
+    func,
+    select,
+    true,
+    tuple_,
+    values,
+)
 from sqlalchemy.orm import Session
 
 from bundle_promotion.ledger.approvals import _to_approval
@@ -29,8 +42,7 @@ from bundle_promotion.ledger.records import Approval, GateEvaluation, Release
 from bundle_promotion.ledger.releases import to_release
 from bundle_promotion.ledger.schedules import ScheduleHold, _to_hold
 
-# SQLite allows 500 terms in a compound SELECT; the environments are asked for in chunks below it.
-_PAIRS_PER_STATEMENT = 250
+_Row = TypeVar("_Row", DeploymentRow, GateEvaluationRow)
 
 
 @dataclass(frozen=True)
@@ -89,41 +101,52 @@ class BoardMixin(LedgerDatabase):
         ]
 
 
-def _current_rows(session: Session, environments: Sequence[tuple[str, str]]) -> Iterator[DeploymentRow]:
+def _current_rows(session: Session, environments: Sequence[tuple[str, str]]) -> Iterable[DeploymentRow]:
     """The newest applied deployment no rollback superseded, of each environment."""
-    for pairs in _chunks(environments):
-        newest = (
-            select(DeploymentRow.id)
-            .where(
-                DeploymentRow.bundle == pairs.c.bundle,
-                DeploymentRow.environment == pairs.c.environment,
-                DeploymentRow.applied_at.is_not(None),
-                DeploymentRow.state != "superseded",
-            )
+    return _newest_per_environment(
+        session,
+        environments,
+        DeploymentRow,
+        lambda query: (
+            query.where(DeploymentRow.applied_at.is_not(None), DeploymentRow.state != "superseded")
             .order_by(DeploymentRow.applied_at.desc(), DeploymentRow.id.desc())
             .limit(1)
-            .correlate(pairs)
-            .scalar_subquery()
-        )
-        ids = select(newest).select_from(pairs)
-        yield from session.scalars(select(DeploymentRow).where(DeploymentRow.id.in_(ids)))
+        ),
+    )
 
 
 def _latest_gate_rows(
     session: Session, environments: Sequence[tuple[str, str]]
-) -> Iterator[GateEvaluationRow]:
-    for pairs in _chunks(environments):
-        latest = (
-            select(func.max(GateEvaluationRow.id))
-            .where(
-                GateEvaluationRow.bundle == pairs.c.bundle,
-                GateEvaluationRow.environment == pairs.c.environment,
-            )
-            .correlate(pairs)
-            .scalar_subquery()
-        )
-        ids = select(latest).select_from(pairs)
-        yield from session.scalars(select(GateEvaluationRow).where(GateEvaluationRow.id.in_(ids)))
+) -> Iterable[GateEvaluationRow]:
+    return _newest_per_environment(
+        session,
+        environments,
+        GateEvaluationRow,
+        lambda query: query.order_by(GateEvaluationRow.id.desc()).limit(1),
+    )
+
+
+def _newest_per_environment(
+    session: Session,
+    environments: Sequence[tuple[str, str]],
+    model: type[_Row],
+    newest: Callable[[Select[Any]], Select[Any]],
+) -> Iterable[_Row]:
+    """For each environment, the row ``newest`` picks among the model's rows of that environment.
+
+    One index seek each: a correlated subquery on SQLite; a LATERAL join on PostgreSQL, whose
+    planner would otherwise hash the whole table rather than seek once per environment.
+    """
+    pairs = _pairs(session, environments)
+    picked = newest(
+        select(model.id).where(model.bundle == pairs.c.bundle, model.environment == pairs.c.environment)
+    )
+    if session.get_bind().dialect.name == "sqlite":
+        ids = select(picked.correlate(pairs).scalar_subquery().label("id")).select_from(pairs).subquery()
+    else:
+        lateral = picked.lateral()
+        ids = select(lateral.c.id).select_from(pairs).join(lateral, true()).subquery()
+    return session.scalars(select(model).join(ids, model.id == ids.c.id))
 
 
 def _approvals_of(
@@ -143,11 +166,14 @@ def _approvals_of(
     return found
 
 
-def _chunks(environments: Sequence[tuple[str, str]]) -> Iterator[Subquery]:
-    """The (bundle, environment) pairs as a derived table, a few hundred per statement."""
-    for start in range(0, len(environments), _PAIRS_PER_STATEMENT):
-        rows = [
-            select(literal(bundle).label("bundle"), literal(environment).label("environment"))
-            for bundle, environment in environments[start : start + _PAIRS_PER_STATEMENT]
-        ]
-        yield union_all(*rows).subquery("pairs")
+def _pairs(session: Session, environments: Sequence[tuple[str, str]]) -> FromClause:
+    """The (bundle, environment) pairs as a derived table, built in one piece whatever their number:
+    a VALUES list, or on SQLite, whose VALUES takes no column names, one JSON parameter."""
+    if session.get_bind().dialect.name != "sqlite":
+        columns = (column("bundle", String), column("environment", String))
+        return values(*columns, name="pairs").data(list(environments))
+    each = func.json_each(json.dumps(environments)).table_valued("value")
+    return select(
+        func.json_extract(each.c.value, "$[0]").label("bundle"),
+        func.json_extract(each.c.value, "$[1]").label("environment"),
+    ).subquery("pairs")
