@@ -249,3 +249,14 @@ def test_the_page_and_its_assets_are_served_by_the_plugin(client: Any) -> None:
     assert "http" not in page.text.replace("http-equiv", "")  # nothing from a CDN
     assert script.headers["content-type"].startswith("text/javascript")
     assert client.get("/bundle-promotion/ui/..%2Fapi.py").status_code == 404
+
+
+def test_airflow_lists_the_releases_page_in_its_navigation_and_on_each_dag(client: Any) -> None:
+    response = client.get("/api/v2/plugins", headers=token("admin", "admin"))
+
+    [ours] = [plugin for plugin in response.json()["plugins"] if plugin["name"] == "bundle_promotion"]
+    views = {(view["name"], view["destination"], view["href"]) for view in ours["external_views"]}
+    assert views == {
+        ("Releases", "nav", "/bundle-promotion/ui/"),
+        ("Releases", "dag", "/bundle-promotion/ui/?dag={DAG_ID}"),
+    }
