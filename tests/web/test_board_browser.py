@@ -335,3 +335,17 @@ def sync_dags() -> None:
     dagbag = DagBag(dag_folder=str(PROJECT / "dags" / "promotions.py"))
     assert dagbag.import_errors == {}
     sync_bag_to_db(dagbag, "dags-folder", None)
+
+
+def test_releases_opens_the_board_inside_airflows_ui(
+    bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
+) -> None:
+    write_spec(airflow.specs, bundle_repo(), "navigated")
+    page = board_page(chromium, airflow, "alice")
+
+    page.goto(f"{airflow.url}/plugin/releases")
+
+    board = page.frame_locator("iframe").first
+    board.get_by_text("Signed in to Airflow as alice").wait_for(timeout=SEEN_SECONDS * 1000)
+    expect_text(board.locator('tr[data-bundle="navigated"]'), "no release yet")
+    shot(page, airflow, "0-releases-in-airflows-ui")

@@ -130,7 +130,7 @@ function waitingView(waiting) {
       "ul",
       { class: "gates" },
       waiting.gates.map((gate) =>
-        el("li", { class: `gate ${gate.status}`, "data-gate": gate.gate }, el("strong", {}, gate.gate), `: ${gate.reason}`),
+        el("li", { class: `gate gate-${gate.status}`, "data-gate": gate.gate }, el("strong", {}, gate.gate), `: ${gate.reason}`),
       ),
     ),
     waiting.decisions.length
