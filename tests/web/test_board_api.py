@@ -260,3 +260,27 @@ def test_airflow_lists_the_releases_page_in_its_navigation_and_on_each_dag(clien
         ("Releases", "nav", "/bundle-promotion/ui/"),
         ("Releases", "dag", "/bundle-promotion/ui/?dag={DAG_ID}"),
     }
+
+
+def test_the_diff_of_two_releases_lists_the_commits_between_them(
+    client: Any, ledger: Ledger, local_spec: str
+) -> None:
+    from dataclasses import replace
+
+    from tests.conftest import git
+
+    repo = Path(local_spec)
+    (repo / "CHANGELOG.md").write_text("v1.1.0: the report counts late rows\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "Count late rows in the report")
+    git(repo, "tag", "v1.1.0")
+    for version in ("v1.0.0", "v1.1.0"):
+        commit = git(repo, "rev-parse", f"{version}^{{commit}}")
+        ledger.record_release(replace(make_release(version=version), bundle="sales", commit=commit))
+
+    response = client.get(f"{BOARD}/bundles/sales/diff?base=v1.0.0&head=v1.1.0", headers=token("alice"))
+
+    assert response.status_code == 200, response.text
+    assert [(c["author"], c["subject"]) for c in response.json()["commits"]] == [
+        ("Release Bot", "Count late rows in the report")
+    ]

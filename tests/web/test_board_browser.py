@@ -206,7 +206,9 @@ def test_two_approvals_from_the_board_promote_to_prod_and_a_viewer_may_do_nothin
     assert jobs_in(workspaces, "prod") != []
 
 
-def waiting_release(bundle: str, environment: str, version: str) -> str:
+def waiting_release(
+    bundle: str, environment: str, version: str, reason: str = "0 of 2 QC approvals (Part 11 signatures)"
+) -> str:
     """A run waits at the environment's gates, recorded as the gate sensor records it."""
     from dataclasses import replace
 
@@ -227,7 +229,10 @@ def waiting_release(bundle: str, environment: str, version: str) -> str:
             triggered_by="dag_test",
             commit_authors=(),
             evaluated_at=datetime.now(UTC),
-            results=(GateResult.waiting("approval", "0 of 2 QC approvals (Part 11 signatures)"),),
+            results=(
+                GateResult.passed("previous_environment", f"{version} succeeded in dev"),
+                GateResult.waiting("approval", reason),
+            ),
         )
     )
     return release.digest
@@ -340,12 +345,17 @@ def sync_dags() -> None:
 def test_releases_opens_the_board_inside_airflows_ui(
     bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
 ) -> None:
+    from bundle_promotion.hooks.ledger import LedgerHook
+
     write_spec(airflow.specs, bundle_repo(), "navigated")
+    for environment in ("dev", "prod"):
+        succeeded(LedgerHook().get_conn(), "navigated", environment, "v1.0.0")
+    waiting_release("navigated", "prod", "v1.1.0", "1 of 2 QC approvals (have: bob)")
     page = board_page(chromium, airflow, "alice")
 
     page.goto(f"{airflow.url}/plugin/releases")
 
     board = page.frame_locator("iframe").first
     board.get_by_text("Signed in to Airflow as alice").wait_for(timeout=SEEN_SECONDS * 1000)
-    expect_text(board.locator('tr[data-bundle="navigated"]'), "no release yet")
+    expect_text(board.locator('td.cell[data-environment="prod"]'), "1 of 2 QC approvals (have: bob)")
     shot(page, airflow, "0-releases-in-airflows-ui")

@@ -217,6 +217,54 @@ def evidence(bundle: str, version: str, kind: Literal["json", "md"], user: GetUs
     return JSONResponse(pack)
 
 
+class CommitView(BaseModel):
+    sha: str
+    author: str
+    subject: str
+
+
+class ReleaseDiff(BaseModel):
+    base: ReleaseRef
+    head: ReleaseRef
+    commits: list[CommitView] = Field(description="In head and not in base, newest first.")
+    artifacts_changed: list[str] = Field(description="Artifacts whose sha256 differs, or that only one has.")
+    config_changed: bool = Field(description="Whether the resolved bundle config differs.")
+
+
+@router.get("/bundles/{bundle}/diff", response_model=ReleaseDiff)
+def diff(bundle: str, base: str, head: str, user: GetUserDep) -> ReleaseDiff:
+    """What changed from release ``base`` to release ``head`` (versions the ledger recorded)."""
+    from bundle_promotion import settings
+
+    spec = _spec(bundle)
+    _require(user, "GET", spec.dag_id, DagAccessEntity.RUN)
+    old, new = _recorded(bundle, base), _recorded(bundle, head)
+    try:
+        commits = git.commits_between(spec.repo_location(), old.commit, new.commit, settings.checkouts())
+    except ReleaseError as error:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
+    old_artifacts = {a.relative_path: a.sha256 for a in old.artifacts}
+    new_artifacts = {a.relative_path: a.sha256 for a in new.artifacts}
+    return ReleaseDiff(
+        base=_ref(old),
+        head=_ref(new),
+        commits=[CommitView(sha=c.sha, author=c.author, subject=c.subject) for c in commits],
+        artifacts_changed=sorted(
+            path
+            for path in old_artifacts.keys() | new_artifacts.keys()
+            if old_artifacts.get(path) != new_artifacts.get(path)
+        ),
+        config_changed=old.config_digest != new.config_digest,
+    )
+
+
+def _recorded(bundle: str, version: str) -> Release:
+    found = api._ledger().release_by_version(bundle, version)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"{version} of {bundle} was never released")
+    return found[1]
+
+
 class PromoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -445,7 +493,7 @@ def _may_clear_hold(user: Any, state: EnvironmentState, env: Environment) -> Per
         return _permission(False, f"{env.name} is not held")
     if not _may(user, "PUT", promotion_dag_id(state.bundle), DagAccessEntity.RUN):
         return _permission(False, f"your role may not change runs of {promotion_dag_id(state.bundle)}")
-    clearers = api._hold_clearers(state.bundle, env.name)
+    clearers = api._hold_clearers(env)
     if not eligible_groups(clearers, str(user.get_id()), api._roles(user)):
         return _permission(
             False, f"only {env.name}'s hold_clearers may clear its hold ({_group_names(clearers)})"

@@ -171,10 +171,33 @@ function boardView(board) {
   );
 }
 
+function diffView(history) {
+  const versions = [...new Set(history.environments.flatMap((env) => env.deployments.map((d) => d.release.version)))];
+  if (versions.length < 2) return null;
+  const choose = (name, selected) =>
+    el("select", { name }, versions.map((v) => el("option", { value: v, selected: v === selected }, v)));
+  const base = choose("base", versions[1]);
+  const head = choose("head", versions[0]);
+  const result = el("div", { class: "diff-result", "aria-live": "polite" });
+  async function compare() {
+    try {
+      const diff = await call("GET", `board/bundles/${history.bundle}/diff?base=${base.value}&head=${head.value}`);
+      result.replaceChildren(
+        el("ul", {}, diff.commits.map((c) => el("li", {}, el("code", {}, short(c.sha, 7)), ` ${c.subject} — ${c.author}`))),
+        el("p", { class: "muted" }, `config ${diff.config_changed ? "changed" : "unchanged"}; artifacts changed: ${diff.artifacts_changed.join(", ") || "none"}`),
+      );
+    } catch (error) {
+      result.replaceChildren(el("p", { role: "alert" }, error.message));
+    }
+  }
+  return el("section", { class: "diff" }, el("h2", {}, "Compare releases"), base, " → ", head, " ", el("button", { type: "button", onclick: compare }, "Compare"), result);
+}
+
 function historyView(history) {
   return el(
     "section",
     { class: "history" },
+    diffView(history),
     el("h2", {}, "History"),
     history.environments.map((env) =>
       el(
@@ -316,8 +339,10 @@ async function refresh() {
   const content = $("#content");
   try {
     const board = await call("GET", "board");
+    // A comparison on screen stays there; the history under it is read again on the next refresh.
+    const comparing = content.querySelector(".diff-result")?.childElementCount ? content.querySelector(".history") : null;
     const views = [boardView(board)];
-    if (bundlePage) views.push(historyView(await call("GET", `board/bundles/${bundlePage}`)));
+    if (bundlePage) views.push(comparing || historyView(await call("GET", `board/bundles/${bundlePage}`)));
     $("#whoami").textContent = `Signed in to Airflow as ${board.user}`;
     content.replaceChildren(...views);
     $("#problem").hidden = true;
