@@ -346,16 +346,30 @@ def test_releases_opens_the_board_inside_airflows_ui(
     bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
 ) -> None:
     from bundle_promotion.hooks.ledger import LedgerHook
+    from bundle_promotion.ledger.records import Approval
 
     write_spec(airflow.specs, bundle_repo(), "navigated")
     for environment in ("dev", "prod"):
         succeeded(LedgerHook().get_conn(), "navigated", environment, "v1.0.0")
-    waiting_release("navigated", "prod", "v1.1.0", "1 of 2 QC approvals (have: bob)")
+    digest = waiting_release("navigated", "prod", "v1.1.0", "1 of 2 QC approvals (have: bob)")
+    LedgerHook().get_conn().record_approval(
+        Approval(
+            bundle="navigated",
+            environment="prod",
+            release_digest=digest,
+            approver="bob",
+            decision="approve",
+            reason="staging soak clean",
+            given_at=datetime.now(UTC),
+        )
+    )
     page = board_page(chromium, airflow, "alice")
 
     page.goto(f"{airflow.url}/plugin/releases")
 
     board = page.frame_locator("iframe").first
     board.get_by_text("Signed in to Airflow as alice").wait_for(timeout=SEEN_SECONDS * 1000)
-    expect_text(board.locator('td.cell[data-environment="prod"]'), "1 of 2 QC approvals (have: bob)")
+    prod = board.locator('td.cell[data-environment="prod"]')
+    expect_text(prod, "1 of 2 QC approvals (have: bob)")
+    expect_text(prod, "may still approve — QC: alice")
     shot(page, airflow, "0-releases-in-airflows-ui")
