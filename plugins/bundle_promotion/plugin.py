@@ -1,8 +1,10 @@
 """The Airflow plugin of bundle-promotion.
 
 Operator links need no registration on Airflow 3 (they travel as XCom). The plugin mounts
-the approvals API (``api.py``) in Airflow's API server, under Airflow's auth, and names the
-release on each promotion run as the run's note, so the runs list and the grid show it.
+its app (``web/app.py``: the approvals API, the board's API and page) in Airflow's API
+server, under Airflow's auth, puts the release board in Airflow's navigation and on each DAG's
+page, and names the release on each promotion run as the run's note, so the runs list and the
+grid show it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from airflow.listeners import hookimpl
 from airflow.sdk.plugins_manager import AirflowPlugin
 
+from bundle_promotion.settings import BOARD_PATH
 from bundle_promotion.spec.dag_ids import promoted_bundle
 
 
@@ -25,9 +28,11 @@ class _ApiApps:
     """
 
     def __get__(self, plugin: object, owner: type | None = None) -> list[dict[str, Any]]:
-        from bundle_promotion.web import api
+        from bundle_promotion.web import app
 
-        return [{"app": api.app, "url_prefix": api.URL_PREFIX, "name": "bundle-promotion approvals"}]
+        return [{"app": app.app, "url_prefix": app.URL_PREFIX, "name": "bundle-promotion"}]
+
+
 
 
 def release_note(dag_id: str, conf: Mapping[str, Any] | None) -> str | None:
@@ -52,3 +57,13 @@ class BundlePromotionPlugin(AirflowPlugin):
     name = "bundle_promotion"
     fastapi_apps = _ApiApps()
     listeners = [RunNotes()]  # noqa: RUF012  # typed by AirflowPlugin as a plain list
+    external_views = [  # noqa: RUF012 (AirflowPlugin's attributes are plain class lists)
+        {"name": "Releases", "href": BOARD_PATH, "destination": "nav", "url_route": "releases"},
+        # On a DAG's page: the board of that DAG's bundle, with its history.
+        {
+            "name": "Releases",
+            "href": BOARD_PATH + "?dag={DAG_ID}",
+            "destination": "dag",
+            "url_route": "bundle-releases",
+        },
+    ]

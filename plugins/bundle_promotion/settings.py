@@ -30,7 +30,7 @@ DEFAULT_SPECS_FOLDER = Path("include", "promotions")
 DEFAULT_GATE_POLLING_PERIOD_SECONDS = 60.0
 DEFAULT_SIGNATURE_ATTEMPT_INTERVAL = 5.0
 DEFAULT_SIGNATURE_ADMIN_ROLE = "Admin"  # SimpleAuthManager's admin and FAB's Admin
-BOARD_PATH = "/bundle-promotion/board"  # the release board, served by the plugin in the API server
+BOARD_PATH = "/bundle-promotion/ui/"  # the release board's page, served by the plugin in the API server
 DEFAULT_BASE_URL = "http://localhost:8080"  # the API server's default, when [api] base_url is unset
 
 

@@ -39,7 +39,7 @@ def base_url(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_board_url_is_under_airflows_base_url() -> None:
     assert settings.board_url("sales & co", "prod") == (
-        "https://airflow.acme.example/bundle-promotion/board?bundle=sales+%26+co&env=prod"
+        "https://airflow.acme.example/bundle-promotion/ui/?bundle=sales+%26+co&env=prod"
     )
 
 
@@ -48,7 +48,7 @@ def test_without_a_base_url_the_board_url_is_the_api_servers_default(monkeypatch
 
     assert (
         settings.board_url("sales", "prod")
-        == "http://localhost:8080/bundle-promotion/board?bundle=sales&env=prod"
+        == "http://localhost:8080/bundle-promotion/ui/?bundle=sales&env=prod"
     )
 
 
@@ -66,7 +66,7 @@ def test_a_waiting_gate_names_the_release_each_need_who_may_approve_and_the_boar
         "  approval: waiting: 0 of 2 QC approvals",
         "  who may approve: QC: 2 of alice or role op; "
         "not bob (authored a commit of this release), carol (triggered this run)",
-        "  release board: https://airflow.acme.example/bundle-promotion/board?bundle=sales&env=prod",
+        "  release board: https://airflow.acme.example/bundle-promotion/ui/?bundle=sales&env=prod",
     ]
 
 

@@ -53,7 +53,7 @@ def test_a_webhook_gets_the_event_its_release_why_and_a_link_to_the_board(sink: 
     SpecNotifier(WEBHOOK).send(drift_found("notify_webhook"))
 
     [received] = sink.wait_for(1)
-    board = f"{BASE_URL}/bundle-promotion/board?bundle=notify_webhook&env=prod"
+    board = f"{BASE_URL}/bundle-promotion/ui/?bundle=notify_webhook&env=prod"
     assert {key: received.body[key] for key in ("event", "bundle", "environment", "version", "digest")} == {
         "event": "drift_found",
         "bundle": "notify_webhook",

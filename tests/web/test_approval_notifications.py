@@ -45,7 +45,7 @@ def test_a_decision_is_told_with_the_release_and_who_gave_it(
         waiting_in_prod,
     )
     assert told["why"] == "alice (QC): staging run checked"
-    assert told["board_url"].endswith("/bundle-promotion/board?bundle=sales&env=prod")
+    assert told["board_url"].endswith("/bundle-promotion/ui/?bundle=sales&env=prod")
 
 
 def test_a_refused_approval_tells_no_one(client: Any, waiting_in_prod: str, sink: WebhookSink) -> None:

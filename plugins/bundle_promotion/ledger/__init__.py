@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from bundle_promotion.ledger.approvals import ApprovalsMixin
 from bundle_promotion.ledger.audit import GENESIS_HASH, SYSTEM_ACTOR, AuditEvent, AuditTrailMixin, audit_hash
+from bundle_promotion.ledger.board import BoardMixin, EnvironmentState
 from bundle_promotion.ledger.data_snapshots import DataSnapshot, DataSnapshotsMixin
 from bundle_promotion.ledger.deployments import (
     DeploymentRecord,
@@ -35,6 +36,7 @@ __all__ = [
     "DeploymentRecord",
     "DeploymentState",
     "EnvironmentHold",
+    "EnvironmentState",
     "FinishedState",
     "Ledger",
     "NotificationDelivery",
@@ -53,6 +55,7 @@ class Ledger(
     DataSnapshotsMixin,
     EnvironmentHoldsMixin,
     NotificationDeliveriesMixin,
+    BoardMixin,
     AuditTrailMixin,
 ):
     """Releases and deployments in the database at ``url`` (any SQLAlchemy URL)."""

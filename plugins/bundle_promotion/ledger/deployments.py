@@ -190,10 +190,14 @@ class DeploymentsMixin(LedgerDatabase):
             row = session.scalar(query)
             return (to_release(row.release), _to_record(row)) if row is not None else None
 
-    def deployments(self, bundle: str, environment: str | None = None) -> list[DeploymentRecord]:
-        """Newest first."""
-        query = _deployments_query(bundle, environment).order_by(
-            DeploymentRow.started_at.desc(), DeploymentRow.id.desc()
+    def deployments(
+        self, bundle: str, environment: str | None = None, *, limit: int | None = None
+    ) -> list[DeploymentRecord]:
+        """Newest first; the newest ``limit`` only, when given."""
+        query = (
+            _deployments_query(bundle, environment)
+            .order_by(DeploymentRow.started_at.desc(), DeploymentRow.id.desc())
+            .limit(limit)
         )
         with self._reads() as session:
             return [_to_record(row) for row in session.scalars(query)]

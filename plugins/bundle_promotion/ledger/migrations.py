@@ -119,6 +119,16 @@ def _mark_rows_older_than_binding(connection: Connection, *models: type[Base]) -
 
 def _create_notification_deliveries(connection: Connection) -> None:
     _create_tables(connection, NotificationDeliveryRow)
+def _add_board_indexes(connection: Connection) -> None:
+    """The indexes behind the board: an environment's current deployment, its latest gate
+    evaluation and the approvals of one release, each found by a seek (see ``ledger.board``)."""
+    for model, name in (
+        (DeploymentRow, "ix_deployments_current"),
+        (GateEvaluationRow, "ix_gate_evaluations_latest"),
+        (ApprovalRow, "ix_approvals_release"),
+    ):
+        index = next(i for i in Base.metadata.tables[model.__tablename__].indexes if i.name == name)
+        index.create(connection, checkfirst=True)
 
 
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
@@ -131,6 +141,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _add_audit_event_mac,
     _bind_releases_gate_evaluations_and_schedule_snapshots,
     _create_notification_deliveries,
+    _add_board_indexes,
 )
 
 

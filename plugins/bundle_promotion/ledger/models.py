@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Dialect, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import DateTime, Dialect, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -64,8 +64,12 @@ class ArtifactRow(Base):
 
 class DeploymentRow(Base):
     __tablename__ = "deployments"
-    # Also the index behind every lookup by bundle and environment.
-    __table_args__ = (UniqueConstraint("bundle", "environment", "release_id", "run_id"),)
+    __table_args__ = (
+        # Also the index behind every lookup by bundle and environment.
+        UniqueConstraint("bundle", "environment", "release_id", "run_id"),
+        # The current deployment of an environment is one seek, however long its history.
+        Index("ix_deployments_current", "bundle", "environment", "applied_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bundle: Mapped[str] = mapped_column(String(200))
@@ -129,6 +133,7 @@ class ApprovalRow(Base):
     """A decision on one release digest for one environment; never updated, never deleted."""
 
     __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_release", "bundle", "environment", "release_digest"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bundle: Mapped[str] = mapped_column(String(200), index=True)
@@ -163,6 +168,8 @@ class GateEvaluationRow(Base):
     """One evaluation of all of an environment's gates for one run: what the board shows as pending."""
 
     __tablename__ = "gate_evaluations"
+    # A waiting gate is evaluated every poke: its latest evaluation is one seek, not a scan.
+    __table_args__ = (Index("ix_gate_evaluations_latest", "bundle", "environment", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     bundle: Mapped[str] = mapped_column(String(200), index=True)

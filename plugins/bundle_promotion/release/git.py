@@ -14,6 +14,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -40,6 +41,22 @@ def resolve_version(repo: str, version: str) -> str:
         f"tag {version!r} not found in {scrub(repo)}; {_describe_tags(tags)}. "
         "Push the tag, or trigger the promotion with an existing one"
     )
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    author: str
+    subject: str
+
+
+def commits_between(repo: str, base: str, head: str, workdir: Path) -> list[Commit]:
+    """The commits in ``head`` and not in ``base`` (both full SHAs), newest first, read from a
+    checkout of ``head`` in ``workdir`` (reused like any other)."""
+    if not _FULL_SHA.fullmatch(base):
+        raise ReleaseError(f"{base!r} is not a full commit SHA; resolve the version to a commit first")
+    log = _git("log", "--format=%H%x09%an%x09%s", f"{base}..{head}", "--", cwd=checkout(repo, head, workdir))
+    return [Commit(*line.split("\t", 2)) for line in log.splitlines()]
 
 
 def checkout(repo: str, commit: str, workdir: Path) -> Path:
@@ -80,6 +97,11 @@ def private_copy(checkout_dir: Path) -> Iterator[Path]:
         yield copy
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def tags(repo: str) -> list[str]:
+    """The repository's tags, newest version first: what a promotion may be given."""
+    return sorted(_remote_tags(repo), key=_natural_sort_key, reverse=True)
 
 
 def _remote_tags(repo: str) -> dict[str, str]:

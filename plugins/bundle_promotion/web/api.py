@@ -196,7 +196,7 @@ def clear_hold(dag_id: str, environment: str, body: HoldClearBody, user: GetUser
 
     Only the environment's ``hold_clearers`` may, by default the people of its approval groups."""
     account = str(user.get_id())
-    clearers = _hold_clearers(_bundle(dag_id), environment)
+    clearers = _hold_clearers(_environment(_spec(_bundle(dag_id)), environment))
     if not eligible_groups(clearers, account, _roles(user)):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -277,9 +277,8 @@ def _policy(spec: PromotionSpec, environment: str) -> ApprovalPolicy:
     return policy_from_spec(entries[0], settings.approval_identities(entries[0]))
 
 
-def _hold_clearers(bundle: str, environment: str) -> ApprovalPolicy:
+def _hold_clearers(env: Environment) -> ApprovalPolicy:
     """The people who may clear a hold, as a policy of groups: ``hold_clearers``, else the approval groups."""
-    env = _environment(_spec(bundle), environment)
     if env.hold_clearers is not None:
         clearers = env.hold_clearers
         return ApprovalPolicy(groups=(ApprovalGroup("hold_clearers", 1, clearers.users, clearers.role),))

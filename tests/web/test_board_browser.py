@@ -1,0 +1,375 @@
+"""The release board in headless Chromium, driven by Playwright, against a real ``airflow api-server``.
+
+Each user logs in through Airflow's ``/auth/token`` and carries the token in the ``_token``
+cookie, as Airflow's UI does after its login page; the board reads and acts with that
+cookie only. The promotion runs under ``dag.test()`` in this process, against the workspace
+emulator, while the browser acts from another thread. One PNG per state is written under
+the test's output folder (printed at the end of each test).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bundle_promotion.web.client import login
+from tests.e2e.test_gates_e2e import free_port, healthy, jobs_in, start, stop, task_states, wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
+
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "dag_test": "dag-test-pw", "vera": "vera-pw"}
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SEEN_SECONDS = 60  # how long the page may take to show a change (it polls every 2 s)
+PROMOTION_SECONDS = 240
+
+
+@dataclass(frozen=True)
+class Airflow:
+    url: str
+    specs: Path
+    screenshots: Path
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    """``airflow api-server`` with the plugin, users alice, bob, dag_test (op) and vera (viewer)."""
+    folder = tmp_path_factory.mktemp("board_browser")
+    specs = folder / "promotions"
+    specs.mkdir()
+    passwords = folder / "passwords.json"
+    passwords.write_text(json.dumps(PASSWORDS))
+    port = free_port()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:op,bob:op,dag_test:op,vera:viewer",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__API_AUTH__JWT_SECRET": "board-browser-secret-" + "x" * 48,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(specs),
+            "AIRFLOW__BUNDLE_PROMOTION__GATE_POLLING_PERIOD_SECONDS": "1",
+            "AIRFLOW__BUNDLE_PROMOTION__SIGNATURE_ATTEMPT_INTERVAL": "0",
+        }.items():
+            patch.setenv(name, value)
+        api_server = start(["api-server", "--port", str(port)], folder / "api-server.log")
+        try:
+            wait_for(lambda: healthy(port), f"the API server answers (log in {folder})")
+            shots = folder / "screenshots"
+            shots.mkdir()
+            yield Airflow(f"http://127.0.0.1:{port}", specs, shots)
+        finally:
+            stop(api_server)
+            print(f"board screenshots in {folder / 'screenshots'}")
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def board_page(browser: Any, airflow: Airflow, user: str, query: str = "") -> Any:
+    """A page of the board as ``user``, logged in with Airflow's token in the UI's cookie."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    token = login(airflow.url, user, PASSWORDS[user])
+    context.add_cookies([{"name": "_token", "value": token, "url": airflow.url}])
+    page = context.new_page()
+    page.goto(f"{airflow.url}/bundle-promotion/ui/{query}")
+    page.get_by_text(f"Signed in to Airflow as {user}").wait_for()
+    return page
+
+
+def cell(page: Any, bundle: str, environment: str) -> Any:
+    return page.locator(f'td.cell[data-bundle="{bundle}"][data-environment="{environment}"]')
+
+
+def decide(page: Any, target: Any, button: str, reason: str, password: str | None = None) -> None:
+    target.get_by_role("button", name=button, exact=True).click()
+    dialog = page.locator("dialog#action")
+    dialog.locator("textarea[name=reason]").fill(reason)
+    if password is not None:
+        dialog.locator("select[name=meaning]").select_option("approval")
+        dialog.locator("input[name=password]").fill(password)
+    dialog.get_by_role("button", name="Confirm").click()
+
+
+def shot(page: Any, airflow: Airflow, name: str) -> None:
+    page.screenshot(path=str(airflow.screenshots / f"{name}.png"), full_page=True)
+
+
+def expect_text(locator: Any, text: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(locator).to_contain_text(text, timeout=SEEN_SECONDS * 1000)
+
+
+def write_spec(specs: Path, repo: Path, bundle: str, *, part11: bool = False) -> None:
+    """dev, then prod behind two of QC's approvals (a Part 11 signature when ``part11``)."""
+    qc = {"name": "QC", "min": 2, "users": ["alice", "bob", "dag_test"]}
+    approval = {"groups": [qc], **({"signature": "part11"} if part11 else {})}
+    spec = {
+        "bundle": bundle,
+        "source": {"repo": str(repo), "path": "."},
+        "environments": [
+            {"name": "dev", "target": "dev", "databricks_conn_id": "databricks_dev", "schedules": "paused"},
+            {
+                "name": "prod",
+                "target": "prod",
+                "databricks_conn_id": "databricks_prod",
+                "schedules": "unpaused",
+                "gates": ["previous_environment", {"approval": approval}],
+            },
+        ],
+    }
+    for old in specs.glob("*.yaml"):  # dag.test() parses the whole DAG folder: one spec at a time
+        old.unlink()
+    (specs / f"{bundle}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def promote_while(dag_id: str, act: Callable[[], None]) -> tuple[Any, list[BaseException]]:
+    """Run the promotion in this thread while ``act`` drives the browser from another."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import PROJECT
+
+    dagbag = DagBag(dag_folder=str(PROJECT / "dags" / "promotions.py"))
+    assert dagbag.import_errors == {}
+    errors: list[BaseException] = []
+
+    def actor() -> None:
+        try:
+            act()
+        except BaseException as error:  # surfaced by the test, not lost in the thread
+            errors.append(error)
+
+    thread = threading.Thread(target=actor, daemon=True)
+    thread.start()
+    dag_run = dagbag.get_dag(dag_id).test(run_conf={"version": "v1.0.0"})
+    thread.join(timeout=PROMOTION_SECONDS)
+    return dag_run, errors
+
+
+def test_two_approvals_from_the_board_promote_to_prod_and_a_viewer_may_do_nothing(
+    workspaces: Any, bundle_repo: Callable[..., Path], airflow: Airflow
+) -> None:
+    write_spec(airflow.specs, bundle_repo(), "board")
+    seen: list[str] = []
+
+    def approve_in_the_browser() -> None:
+        from playwright.sync_api import expect, sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            alice = board_page(browser, airflow, "alice")
+            prod = cell(alice, "board", "prod")
+            expect_text(prod, "0 of 2 QC approvals")
+            shot(alice, airflow, "1-prod-waits-for-two-approvals")
+            decide(alice, prod, "Approve", "dev run checked")
+            expect_text(prod, "1 of 2 QC approvals")  # polled, not reloaded
+            seen.append("1 of 2")
+            shot(alice, airflow, "2-alice-approved")
+
+            vera = board_page(browser, airflow, "vera")
+            buttons = vera.locator("main button")
+            expect(buttons.first).to_be_visible()
+            assert buttons.count() > 0
+            for index in range(buttons.count()):
+                expect(buttons.nth(index)).to_be_disabled()
+            expect_text(cell(vera, "board", "prod"), "your role may not answer approvals of promote__board")
+            shot(vera, airflow, "3-viewer-sees-everything-disabled")
+
+            bob = board_page(browser, airflow, "bob")
+            decide(bob, cell(bob, "board", "prod"), "Approve", "release notes read")
+            expect_text(cell(bob, "board", "prod"), "verified · tests passed")
+            expect_text(cell(bob, "board", "prod"), "schedules: unpaused")
+            seen.append("promoted")
+            shot(bob, airflow, "4-prod-runs-the-new-release")
+            browser.close()
+
+    dag_run, errors = promote_while("promote__board", approve_in_the_browser)
+
+    assert errors == []
+    assert dag_run.state == "success", task_states(dag_run)
+    assert seen == ["1 of 2", "promoted"]
+    assert jobs_in(workspaces, "prod") != []
+
+
+def waiting_release(
+    bundle: str, environment: str, version: str, reason: str = "0 of 2 QC approvals (Part 11 signatures)"
+) -> str:
+    """A run waits at the environment's gates, recorded as the gate sensor records it."""
+    from dataclasses import replace
+
+    from bundle_promotion.hooks.ledger import LedgerHook
+    from bundle_promotion.ledger.records import GateEvaluation, GateResult
+    from tests.gates.gate_support import make_release
+
+    ledger = LedgerHook().get_conn()
+    release = replace(make_release(version=version), bundle=bundle)
+    ledger.record_gate_evaluation(
+        GateEvaluation(
+            bundle=bundle,
+            environment=environment,
+            release_id=ledger.record_release(release),
+            release_digest=release.digest,
+            version=version,
+            run_id=f"manual__{bundle}",
+            triggered_by="dag_test",
+            commit_authors=(),
+            evaluated_at=datetime.now(UTC),
+            results=(
+                GateResult.passed("previous_environment", f"{version} succeeded in dev"),
+                GateResult.waiting("approval", reason),
+            ),
+        )
+    )
+    return release.digest
+
+
+def test_a_part11_signature_with_a_wrong_password_is_refused_and_the_right_one_signs(
+    bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
+) -> None:
+    write_spec(airflow.specs, bundle_repo(), "signed", part11=True)
+    waiting_release("signed", "prod", "v2.0.0")
+    alice = board_page(chromium, airflow, "alice")
+    prod = cell(alice, "signed", "prod")
+    expect_text(prod, "0 of 2 QC approvals")
+
+    decide(alice, prod, "Approve", "validated", password="not-alice-pw")
+    expect_text(alice.locator("#action-error"), "signature refused: the password of alice did not match")
+    shot(alice, airflow, "5-part11-wrong-password-refused")
+    alice.locator("input[name=password]").fill(PASSWORDS["alice"])
+    alice.get_by_role("button", name="Confirm").click()
+
+    expect_text(prod, "✓ alice (approval): validated")
+    shot(alice, airflow, "6-part11-signed")
+
+
+def test_a_hold_shows_on_the_board_and_clearing_it_there_lifts_it(
+    bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
+) -> None:
+    from bundle_promotion.hooks.ledger import LedgerHook
+
+    write_spec(airflow.specs, bundle_repo(), "held")
+    ledger = LedgerHook().get_conn()
+    ledger.hold_environment("held", "prod", reason="prod.tests failed; rolled back", actor="system")
+    alice = board_page(chromium, airflow, "alice")
+    prod = cell(alice, "held", "prod")
+    expect_text(prod, "Held: prod.tests failed; rolled back")
+    shot(alice, airflow, "7-prod-held-after-a-rollback")
+
+    decide(alice, prod, "Clear hold", "fixed in v1.0.1; promotions may resume")
+
+    expect_text(prod, "prod is not held")
+    assert ledger.environment_hold("held", "prod") is None
+    shot(alice, airflow, "8-hold-cleared")
+
+
+def test_roll_back_from_the_board_triggers_the_rollback_as_the_user(
+    bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
+) -> None:
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+
+    from bundle_promotion.hooks.ledger import LedgerHook
+
+    write_spec(airflow.specs, bundle_repo(), "rolled")
+    sync_dags()
+    ledger = LedgerHook().get_conn()
+    for version in ("v0.9.0", "v1.0.0"):  # what two promotions record
+        succeeded(ledger, "rolled", "prod", version)
+    alice = board_page(chromium, airflow, "alice")
+    prod = cell(alice, "rolled", "prod")
+    expect_text(prod, "v1.0.0")
+
+    prod.get_by_role("button", name="Roll back", exact=True).click()
+    dialog = alice.locator("dialog#action")
+    dialog.locator("select[name=version] option[value='v0.9.0']").wait_for(state="attached")
+    dialog.locator("select[name=version]").select_option("v0.9.0")
+    dialog.locator("textarea[name=reason]").fill("v1.0.0 breaks the nightly report")
+    dialog.get_by_role("button", name="Confirm").click()
+
+    wait_for(lambda: not dialog.is_visible(), "the dialog closes on success", SEEN_SECONDS)
+    shot(alice, airflow, "9-rollback-requested")
+    with create_session() as session:
+        [run] = session.query(DagRun).filter_by(dag_id="rollback__rolled").all()
+        assert run.conf == {"environment": "prod", "target_version": "v0.9.0"}
+        assert run.triggering_user_name == "alice"
+    [event] = [e for e in ledger.audit_events() if e.action == "rollback.requested"]
+    assert (event.actor, event.reason) == ("alice", "v1.0.0 breaks the nightly report")
+
+
+def succeeded(ledger: Any, bundle: str, environment: str, version: str) -> None:
+    """A deployment of ``version`` that ran its checks: what a promotion records."""
+    from dataclasses import replace
+
+    from tests.gates.gate_support import make_release
+
+    release = replace(make_release(version=version), bundle=bundle)
+    deployment = ledger.start_deployment(
+        bundle=bundle,
+        environment=environment,
+        target=environment,
+        release_id=ledger.record_release(release),
+        run_id=f"run_{version}",
+    )
+    ledger.mark_applied(deployment)
+    ledger.finish_deployment(deployment, "succeeded")
+
+
+def sync_dags() -> None:
+    """Put the DAG file's DAGs in Airflow's database, as the DAG processor would."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    from tests.conftest import PROJECT
+
+    DagBundlesManager().sync_bundles_to_db()
+    dagbag = DagBag(dag_folder=str(PROJECT / "dags" / "promotions.py"))
+    assert dagbag.import_errors == {}
+    sync_bag_to_db(dagbag, "dags-folder", None)
+
+
+def test_releases_opens_the_board_inside_airflows_ui(
+    bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
+) -> None:
+    from bundle_promotion.hooks.ledger import LedgerHook
+    from bundle_promotion.ledger.records import Approval
+
+    write_spec(airflow.specs, bundle_repo(), "navigated")
+    for environment in ("dev", "prod"):
+        succeeded(LedgerHook().get_conn(), "navigated", environment, "v1.0.0")
+    digest = waiting_release("navigated", "prod", "v1.1.0", "1 of 2 QC approvals (have: bob)")
+    LedgerHook().get_conn().record_approval(
+        Approval(
+            bundle="navigated",
+            environment="prod",
+            release_digest=digest,
+            approver="bob",
+            decision="approve",
+            reason="staging soak clean",
+            given_at=datetime.now(UTC),
+        )
+    )
+    page = board_page(chromium, airflow, "alice")
+
+    page.goto(f"{airflow.url}/plugin/releases")
+
+    board = page.frame_locator("iframe").first
+    board.get_by_text("Signed in to Airflow as alice").wait_for(timeout=SEEN_SECONDS * 1000)
+    prod = board.locator('td.cell[data-environment="prod"]')
+    expect_text(prod, "1 of 2 QC approvals (have: bob)")
+    expect_text(prod, "may still approve — QC: alice")
+    shot(page, airflow, "0-releases-in-airflows-ui")
