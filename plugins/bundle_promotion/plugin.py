@@ -33,8 +33,6 @@ class _ApiApps:
         return [{"app": app.app, "url_prefix": app.URL_PREFIX, "name": "bundle-promotion"}]
 
 
-
-
 def release_note(dag_id: str, conf: Mapping[str, Any] | None) -> str | None:
     """The note of a promotion run: the version it promotes; None for any other run."""
     bundle = promoted_bundle(dag_id)

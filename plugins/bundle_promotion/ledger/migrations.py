@@ -119,6 +119,8 @@ def _mark_rows_older_than_binding(connection: Connection, *models: type[Base]) -
 
 def _create_notification_deliveries(connection: Connection) -> None:
     _create_tables(connection, NotificationDeliveryRow)
+
+
 def _add_board_indexes(connection: Connection) -> None:
     """The indexes behind the board: an environment's current deployment, its latest gate
     evaluation and the approvals of one release, each found by a seek (see ``ledger.board``)."""
