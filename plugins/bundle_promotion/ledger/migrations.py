@@ -18,6 +18,8 @@ from bundle_promotion.ledger.models import (
     Base,
     DataSnapshotRow,
     DeploymentRow,
+    DriftHealRow,
+    DriftReportRow,
     EnvironmentHoldRow,
     GateEvaluationRow,
     ReleaseRow,
@@ -101,6 +103,10 @@ def _add_audit_event_mac(connection: Connection) -> None:
             )
 
 
+def _create_drift_tables(connection: Connection) -> None:
+    _create_tables(connection, DriftReportRow, DriftHealRow)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -109,6 +115,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_rollback_tables,
     _add_deployment_outcome_columns,
     _add_audit_event_mac,
+    _create_drift_tables,
 )
 
 
