@@ -1,0 +1,107 @@
+"""Drift in Airflow: check an environment against the release it runs, and heal it when the spec says."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Context
+
+from bundle_promotion import settings
+from bundle_promotion.operators.base import FromBundleSource, OnWorkspace, PromotionOperator, actor_of
+
+if TYPE_CHECKING:
+    from bundle_promotion.ledger.records import HealMode
+    from bundle_promotion.lifecycle.drift import EnvironmentPlace
+    from bundle_promotion.lifecycle.schedules import SchedulePolicy
+
+# Threads reading resources at once, and the HTTP connections kept open for them.
+MAX_WORKERS = 16
+
+
+class _DriftOperator(FromBundleSource, OnWorkspace, PromotionOperator):
+    """One environment of a bundle, as the drift check sees it.
+
+    :param environment: the environment of the promotion spec
+    :param target: the bundle target deployed there (templated)
+    :param policy: the environment's schedule policy, ``paused`` or ``unpaused``
+    """
+
+    template_fields: Sequence[str] = ("target", "databricks_conn_id")
+    ui_color = "#e8eef6"
+
+    def __init__(self, *, environment: str, target: str, policy: SchedulePolicy, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.environment = environment
+        self.target = target
+        self.policy = policy
+
+    def place(self) -> EnvironmentPlace:
+        from bundle_promotion.lifecycle.drift import EnvironmentPlace
+
+        return EnvironmentPlace(self.environment, self.target, self.policy)
+
+
+class DriftCheckOperator(_DriftOperator):
+    """Compare the environment with the release the ledger says runs there, and record the report.
+
+    Reads only. Drift is a finding, not a failure: the task succeeds and logs each changed field;
+    the board and ``bundle-promotion drift check`` show the report. Returns its status and count.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from bundle_promotion.lifecycle.drift import record_check
+
+        report = record_check(
+            self.workspace(max_connections=MAX_WORKERS),
+            settings.ledger(),
+            self.source(),
+            self.place(),
+            store=settings.artifact_store(),
+            checkouts=settings.checkouts(),
+        )
+        self.log.info("%s/%s runs %s: %s", self.bundle, self.environment, report.version, report.status)
+        for finding in report.findings:
+            self.log.warning("Drift: %s", finding)
+        return {"status": report.status, "findings": len(report.findings)}
+
+
+class DriftHealOperator(_DriftOperator):
+    """Heal the drift the environment's last check found: ``redeploy`` or ``schedules_only``.
+
+    A held environment, or one a promotion is deploying, is not healed: the task is skipped with
+    the reason, which the ledger records too.
+
+    :param mode: ``redeploy`` (the running release again, the same bytes) or ``schedules_only``
+    """
+
+    ui_color = "#f6e8ee"
+
+    def __init__(self, *, mode: HealMode, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from bundle_promotion.lifecycle.drift import heal
+
+        ledger = settings.ledger()
+        report = ledger.latest_drift_report(self.bundle, self.environment)
+        if report is None or not report.findings:
+            raise AirflowSkipException(f"{self.bundle}/{self.environment} has no drift to heal")
+        healed = heal(
+            report,
+            self.mode,
+            self.source(),
+            self.place(),
+            api=self.workspace(max_connections=MAX_WORKERS),
+            ledger=ledger,
+            store=settings.artifact_store(),
+            checkouts=settings.checkouts(),
+            actor=actor_of(context),
+        )
+        if healed.outcome == "refused":
+            raise AirflowSkipException(f"not healed: {healed.reason}")
+        self.log.info("Healed %d finding(s): %s", len(healed.findings), healed.reason)
+        return {"outcome": healed.outcome, "findings": len(healed.findings)}
