@@ -103,7 +103,7 @@ print(json.dumps({"dags": sorted(bag.dags), "errors": bag.import_errors, "heavy"
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
-def test_the_drift_dag_checks_every_environment_hourly_and_heals_only_where_the_spec_says(
+def test_the_drift_dag_checks_every_environment_hourly_and_heals_as_the_spec_says(
     specs_folder: Path, tmp_path: Path
 ) -> None:
     from bundle_promotion.dags.factory import promotion_dags
@@ -115,9 +115,16 @@ def test_the_drift_dag_checks_every_environment_hourly_and_heals_only_where_the_
     dag = promotion_dags(specs_folder)["drift__example"]
 
     assert dag.timetable.expression == "0 * * * *"
-    assert sorted(dag.task_ids) == ["dev.check", "prod.check", "prod.heal", "staging.check"]
+    assert sorted(dag.task_ids) == [
+        f"{env}.{task}" for env in ("dev", "prod", "staging") for task in ("check", "heal")
+    ]
     assert dag.get_task("prod.heal").upstream_task_ids == {"prod.check"}
-    assert dag.get_task("prod.heal").mode == "schedules_only"
+    assert [dag.get_task(f"{env}.heal").mode for env in ("dev", "staging", "prod")] == [
+        None,
+        None,
+        "schedules_only",
+    ]
+    assert dag.params["heal_environment"] is None
 
 
 def test_a_bad_spec_is_an_import_error_and_the_others_still_load(specs_folder: Path) -> None:

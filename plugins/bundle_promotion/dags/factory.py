@@ -23,7 +23,12 @@ from bundle_promotion.operators import (
     RunBundleJobOperator,
 )
 from bundle_promotion.operators.base import RETRIES
-from bundle_promotion.operators.drift import DriftCheckOperator, DriftHealOperator
+from bundle_promotion.operators.drift import (
+    HEAL_ENVIRONMENT_PARAM,
+    HEAL_MODE_PARAM,
+    DriftCheckOperator,
+    DriftHealOperator,
+)
 from bundle_promotion.operators.record import mark_deployment_failed
 from bundle_promotion.operators.schedules import (
     MaintenanceWindowOperator,
@@ -268,6 +273,20 @@ def build_drift_dag(spec: PromotionSpec) -> DAG:
         doc_md=DRIFT_DOC_MD.format(bundle=spec.bundle),
         tags=["bundle-promotion", spec.bundle],
         default_args={"owner": spec.owner, **RETRIES},
+        params={
+            HEAL_ENVIRONMENT_PARAM: Param(
+                None,
+                type=["null", "string"],
+                enum=[None, *(env.name for env in spec.environments)],
+                description="Heal this environment in this run, whatever its spec's drift.heal says.",
+            ),
+            HEAL_MODE_PARAM: Param(
+                None,
+                type=["null", "string"],
+                enum=[None, "redeploy", "schedules_only"],
+                description="How to heal it; default: its spec's drift.heal, else redeploy.",
+            ),
+        },
     ) as dag:
         for environment in spec.environments:
             with TaskGroup(group_id=environment.name, tooltip=f"target {environment.target}"):
@@ -280,9 +299,9 @@ def build_drift_dag(spec: PromotionSpec) -> DAG:
                     "databricks_conn_id": environment.databricks_conn_id,
                     "policy": environment.schedules,
                 }
+                mode = environment.drift.heal or None
                 check = DriftCheckOperator(task_id="check", **in_environment)
-                if environment.drift.heal:
-                    check >> DriftHealOperator(task_id="heal", mode=environment.drift.heal, **in_environment)
+                check >> DriftHealOperator(task_id="heal", mode=mode, **in_environment)
     return dag
 
 
@@ -294,9 +313,11 @@ trigger's pause state against the schedule policy (paused during a maintenance h
 artifact's bytes. It only reads, and records the report in the ledger for the board and
 `bundle-promotion drift check {bundle}`.
 
-An environment whose spec sets `drift: {{heal: redeploy | schedules_only}}` also has a `heal`
-task: it deploys the running release again, or re-asserts the schedule policy. A held
-environment, or one a promotion is deploying, is not healed; the task is skipped with the reason.
+Each environment's `heal` runs when its spec sets `drift: {{heal: redeploy | schedules_only}}`,
+or when the run's `heal_environment` param names it (the board's Heal action): it deploys the
+running release again, or re-asserts the schedule policy, acting for whoever triggered the run.
+A held environment, or one a promotion is deploying, is not healed; the task is skipped with the
+reason.
 """
 
 

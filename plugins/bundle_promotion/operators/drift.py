@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import Context
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 
 # Threads reading resources at once, and the HTTP connections kept open for them.
 MAX_WORKERS = 16
+# The drift DAG's params through which a person asks for one environment to be healed.
+HEAL_ENVIRONMENT_PARAM = "heal_environment"
+HEAL_MODE_PARAM = "heal_mode"
 
 
 class _DriftOperator(FromBundleSource, OnWorkspace, PromotionOperator):
@@ -69,15 +72,19 @@ class DriftCheckOperator(_DriftOperator):
 class DriftHealOperator(_DriftOperator):
     """Heal the drift the environment's last check found: ``redeploy`` or ``schedules_only``.
 
+    It heals as the spec's ``drift.heal`` says (``mode``), or as a person asked from the board: a run
+    whose params name this environment in ``heal_environment`` heals it with ``heal_mode``, acting
+    for the user who triggered the run. Otherwise, or when there is no drift, the task is skipped.
     A held environment, or one a promotion is deploying, is not healed: the task is skipped with
     the reason, which the ledger records too.
 
-    :param mode: ``redeploy`` (the running release again, the same bytes) or ``schedules_only``
+    :param mode: the spec's ``drift.heal``: ``redeploy`` (the running release again, the same bytes),
+        ``schedules_only``, or None to heal only on request
     """
 
     ui_color = "#f6e8ee"
 
-    def __init__(self, *, mode: HealMode, **kwargs: Any) -> None:
+    def __init__(self, *, mode: HealMode | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mode = mode
 
@@ -86,13 +93,18 @@ class DriftHealOperator(_DriftOperator):
 
         from bundle_promotion.lifecycle.drift import heal
 
+        mode = self._mode(context["params"])
+        if mode is None:
+            raise AirflowSkipException(
+                f"{self.environment} heals only on request (its spec: drift.heal false)"
+            )
         ledger = settings.ledger()
         report = ledger.latest_drift_report(self.bundle, self.environment)
         if report is None or not report.findings:
             raise AirflowSkipException(f"{self.bundle}/{self.environment} has no drift to heal")
         healed = heal(
             report,
-            self.mode,
+            mode,
             self.source(),
             self.place(),
             api=self.workspace(max_connections=MAX_WORKERS),
@@ -105,3 +117,8 @@ class DriftHealOperator(_DriftOperator):
             raise AirflowSkipException(f"not healed: {healed.reason}")
         self.log.info("Healed %d finding(s): %s", len(healed.findings), healed.reason)
         return {"outcome": healed.outcome, "findings": len(healed.findings)}
+
+    def _mode(self, params: Mapping[str, Any]) -> HealMode | None:
+        if params.get(HEAL_ENVIRONMENT_PARAM) == self.environment:
+            return cast("HealMode", params.get(HEAL_MODE_PARAM) or self.mode or "redeploy")
+        return self.mode
