@@ -42,6 +42,7 @@ from bundle_promotion.identity import person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 from bundle_promotion.spec.dag_ids import PROMOTION_PATTERN, promoted_bundle
+from bundle_promotion.web import drift
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
@@ -52,6 +53,7 @@ app = FastAPI(
     title="bundle-promotion",
     description="Approve releases and see what each environment's gates wait for.",
 )
+app.include_router(drift.router)
 
 
 class ApprovalBody(BaseModel):
