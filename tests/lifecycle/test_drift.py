@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bundle_promotion.bundle.deploy.lock import DeployLock, LockOwner
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.ledger.records import Artifact, DriftReport, ScheduleSnapshot
@@ -27,6 +28,7 @@ from bundle_promotion.workspace import files as workspace_files
 
 PLACE = EnvironmentPlace("dev", "dev", "unpaused")
 ARTIFACTS = "/Workspace/Shared/.bundle/example_etl/dev/artifacts/.internal"
+STATE = "/Workspace/Shared/.bundle/example_etl/dev/state"
 ETL, TESTS = "resources.jobs.etl", "resources.jobs.integration_tests"
 # A classic-compute task and grants, so a cluster and permissions can drift too.
 REPORT_TASK = {
@@ -97,9 +99,7 @@ class Environment:
         return artifact
 
     def job_id(self, key: str) -> str:
-        state = workspace_files.read_json(
-            self.api, "/Workspace/Shared/.bundle/example_etl/dev/state/resources.json"
-        )
+        state = workspace_files.read_json(self.api, f"{STATE}/resources.json")
         assert state is not None
         return str(state["state"][key]["__id__"])
 
@@ -245,6 +245,22 @@ def test_an_environment_a_promotion_is_deploying_is_not_healed(dev: Environment)
     assert refused.outcome == "refused"
     assert "a promotion is deploying v1.0.0 here (run manual__2" in refused.reason
     assert dev.job(ETL)["schedule"]["pause_status"] == "PAUSED"
+
+
+def test_a_deploy_outside_any_promotion_holding_the_lock_refuses_the_redeploy(dev: Environment) -> None:
+    set_pause_status(dev.api, [dev.job_id(ETL)], "PAUSED")
+    someone = LockOwner("cli", "deploy", "dev")
+    DeployLock(dev.api, "/Workspace/Shared/.bundle/example_etl/dev/state", owner=someone)._acquire(
+        "eve@example.com"
+    )
+
+    refused = dev.heal(dev.check())
+
+    assert refused.outcome == "refused"
+    assert "eve@example.com" in refused.reason
+    current = dev.ledger.current_deployment("example_etl", "dev")
+    assert current is not None
+    assert current.run_id == "manual__1"
 
 
 def test_checks_are_kept_and_the_audit_trail_records_only_changes(dev: Environment) -> None:

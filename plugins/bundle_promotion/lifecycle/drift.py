@@ -37,7 +37,7 @@ from bundle_promotion.bundle.deploy.state import read_state, resource_id
 from bundle_promotion.bundle.resources import jobs as job_resource
 from bundle_promotion.bundle.resources import permissions as permissions_resource
 from bundle_promotion.bundle.resources import pipelines as pipeline_resource
-from bundle_promotion.errors import EnvironmentHeld
+from bundle_promotion.errors import EnvironmentHeld, LockHeld
 from bundle_promotion.ledger import SYSTEM_ACTOR, DeploymentRecord, Ledger
 from bundle_promotion.ledger.models import now
 from bundle_promotion.ledger.records import (
@@ -46,6 +46,7 @@ from bundle_promotion.ledger.records import (
     DriftHeal,
     DriftReport,
     HealMode,
+    HealOutcome,
     PauseStatus,
     Release,
 )
@@ -180,12 +181,12 @@ def heal(
     ``schedules_only`` re-asserts the schedule policy and touches nothing else.
     """
 
-    def outcome(result: str, reason: str) -> DriftHeal:
+    def outcome(result: HealOutcome, reason: str) -> DriftHeal:
         done = DriftHeal(
             report.bundle,
             report.environment,
             mode,
-            result,  # type: ignore[arg-type]
+            result,
             reason,
             actor,
             now(),
@@ -208,9 +209,41 @@ def heal(
         status: PauseStatus = "PAUSED" if hold_in_force else desired_status(place.policy)
         _assert_schedules(api, installation, status)
         return outcome("healed", f"schedule policy {place.policy} re-asserted")
+    try:
+        _redeploy(
+            api,
+            ledger,
+            source,
+            place,
+            installation,
+            deployment.release_id,
+            hold_in_force=hold_in_force,
+            store=store,
+            checkouts=checkouts,
+            actor=actor,
+        )
+    except LockHeld as held:  # someone deploys with the CLI, outside any promotion the ledger knows
+        return outcome("refused", str(held))
+    return outcome("healed", f"{release.version} deployed again with its recorded artifacts")
+
+
+def _redeploy(
+    api: WorkspaceApi,
+    ledger: Ledger,
+    source: BundleSource,
+    place: EnvironmentPlace,
+    installation: _Installation,
+    release_id: int,
+    *,
+    hold_in_force: bool,
+    store: ArtifactStore,
+    checkouts: Path,
+    actor: str,
+) -> None:
+    """The running release deployed again as a deployment of its own, its artifacts and policy re-asserted."""
     redeployed = deploy_release(
         source,
-        deployment.release_id,
+        release_id,
         environment=place.environment,
         target=place.target,
         run_id=f"{HEAL_RUN_PREFIX}{now():%Y%m%dT%H%M%S%f}",
@@ -220,10 +253,13 @@ def heal(
         checkouts=checkouts,
         actor=actor,
     )
-    _upload_changed_artifacts(api, installation)
-    apply_schedule_policy(api, redeployed, place.policy, hold_in_force=hold_in_force)
+    try:
+        _upload_changed_artifacts(api, installation)
+        apply_schedule_policy(api, redeployed, place.policy, hold_in_force=hold_in_force)
+    except Exception as error:  # no deployment stays in flight: that would refuse every later heal
+        ledger.finish_deployment(redeployed.deployment_id, "failed", detail=f"drift heal failed: {error}")
+        raise
     ledger.finish_deployment(redeployed.deployment_id, "succeeded", detail=HEAL_DETAIL, actor=actor)
-    return outcome("healed", f"{release.version} deployed again with its recorded artifacts")
 
 
 def _refusal(ledger: Ledger, bundle: str, environment: str, report: DriftReport) -> str | None:
@@ -267,14 +303,19 @@ def _installation(
     expected: dict[str, dict[str, Any]] = {}
     undeployed: list[str] = []
     for key, settings in desired_settings(bundle).items():
-        try:
-            expected[key] = with_ids(settings, ids) if key in ids else {}
-        except KeyError:  # names a resource the state does not have
-            expected[key] = {}
-        if not expected[key]:
-            del expected[key]
+        if key in ids and (sent := _with_ids(settings, ids)) is not None:
+            expected[key] = sent
+        else:
             undeployed.append(key)
     return _Installation(bundle, release, expected, {key: ids[key] for key in expected}, undeployed)
+
+
+def _with_ids(settings: dict[str, Any], ids: Mapping[str, str]) -> dict[str, Any] | None:
+    """The settings as the deploy sent them; None when they name a resource the state does not have."""
+    try:
+        return dict(with_ids(settings, ids))
+    except KeyError:
+        return None
 
 
 def _read_remote(
