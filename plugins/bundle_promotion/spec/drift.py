@@ -13,9 +13,11 @@ _PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 
 
 def _cron_or_preset(value: str) -> str:
-    from croniter import croniter  # type: ignore[import-untyped]  # Airflow's own cron parser; only specs with a drift schedule need it
+    if value in _PRESETS:
+        return value
+    from croniter import croniter  # type: ignore[import-untyped]  # Airflow's cron parser, only when needed
 
-    if value in _PRESETS or croniter.is_valid(value):
+    if croniter.is_valid(value):
         return value
     raise _rule(f"must be a cron expression like '0 * * * *' or one of {', '.join(_PRESETS)}; got '{value}'")
 
