@@ -119,7 +119,7 @@ def check_drift(
     status: PauseStatus = (
         "PAUSED" if ledger.schedule_hold(source.bundle, place.environment) else desired_status(place.policy)
     )
-    findings = find_drift(api, installation, status, max_workers=max_workers)
+    findings = _find_drift(api, installation, status, max_workers=max_workers)
     return DriftReport(source.bundle, place.environment, now(), release.version, release.digest, findings)
 
 
@@ -139,7 +139,7 @@ def record_check(
     return report
 
 
-def find_drift(
+def _find_drift(
     api: WorkspaceApi,
     installation: _Installation,
     pause_status: PauseStatus,
@@ -148,11 +148,11 @@ def find_drift(
 ) -> tuple[DriftFinding, ...]:
     """The findings for one installation, sorted by resource then field."""
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="drift") as pool:
-        remote = _read_remote(api, installation, pool)
         artifact_findings = pool.map(
             lambda artifact: _artifact_finding(api, installation.library_folder, artifact),
             installation.release.artifacts,
         )
+        remote = _read_remote(api, installation, pool)
         findings = [
             *(DriftFinding(key, "id", "deployed", None) for key in installation.undeployed),
             *_settings_findings(installation, remote, pause_status),
@@ -336,7 +336,7 @@ def _read_remote(
         **{
             key: partial(permissions_resource.read, api, installation.ids[key])
             for key in installation.keys_of(permissions_resource.KIND)
-            if _parent(key) not in installation.ids or _parent_exists(key, installation, jobs)
+            if _parent_exists(key, installation, jobs)
         },
     }
     answers = pool.map(lambda read: read(), reads.values())
@@ -367,13 +367,9 @@ def _job(api: WorkspaceApi, job_id: str, listed: dict[str, Any] | None) -> dict[
     return dict(listed.get("settings") or {})
 
 
-def _parent(permissions_key: str) -> str:
-    return permissions_key.rsplit(".", 1)[0]
-
-
-def _parent_exists(key: str, installation: _Installation, jobs: Mapping[str, Any]) -> bool:
+def _parent_exists(permissions_key: str, installation: _Installation, jobs: Mapping[str, Any]) -> bool:
     """A deleted job takes its grants with it: one finding for the job is enough."""
-    parent = _parent(key)
+    parent = permissions_key.rsplit(".", 1)[0]
     return kind_of(parent) != job_resource.KIND or installation.ids[parent] in jobs
 
 
