@@ -21,7 +21,7 @@ from bundle_promotion.lifecycle.promotion import (
     cut_release,
     deploy_release,
 )
-from bundle_promotion.lifecycle.schedules import set_pause_status
+from bundle_promotion.lifecycle.schedules import set_pause_status, set_pipeline_status
 from bundle_promotion.release.store import ArtifactStore
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from bundle_promotion.workspace import files as workspace_files
@@ -30,6 +30,7 @@ PLACE = EnvironmentPlace("dev", "dev", "unpaused")
 ARTIFACTS = "/Workspace/Shared/.bundle/example_etl/dev/artifacts/.internal"
 STATE = "/Workspace/Shared/.bundle/example_etl/dev/state"
 ETL, TESTS = "resources.jobs.etl", "resources.jobs.integration_tests"
+STREAM_KEY = "resources.pipelines.stream"
 # A classic-compute task and grants, so a cluster and permissions can drift too.
 REPORT_TASK = {
     "task_key": "report",
@@ -39,15 +40,19 @@ REPORT_TASK = {
 }
 GRANTS = [{"level": "CAN_VIEW", "group_name": "analysts"}]
 OTHER_WHEEL = b"a wheel built somewhere else"
+STREAM = {
+    "resources": {"pipelines": {"stream": {"name": "[${bundle.target}] orders stream", "continuous": True}}}
+}
 
 
-def with_report_task_and_grants(repo: Path) -> None:
+def with_report_task_grants_and_stream(repo: Path) -> None:
     config_file = repo / "resources" / "etl.job.yml"
     config = yaml.safe_load(config_file.read_text())
     etl = config["resources"]["jobs"]["etl"]
     etl["tasks"].append(REPORT_TASK)
     etl["permissions"] = GRANTS
     config_file.write_text(yaml.safe_dump(config))
+    (repo / "resources" / "stream.pipeline.yml").write_text(yaml.safe_dump(STREAM))
 
 
 class Environment:
@@ -116,7 +121,7 @@ class Environment:
 def dev(workspaces: WorkspaceEmulator, bundle_repo: Callable[..., Path], tmp_path: Path) -> Environment:
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     ledger.migrate()
-    source = BundleSource("example_etl", str(bundle_repo(edit=with_report_task_and_grants)))
+    source = BundleSource("example_etl", str(bundle_repo(edit=with_report_task_grants_and_stream)))
     store = ArtifactStore(tmp_path / "store")  # type: ignore[arg-type]  # a Path is a storage path here
     checkouts = tmp_path / "checkouts"
     environment = Environment(WorkspaceHook("databricks_dev"), ledger, source, store, checkouts)
@@ -202,17 +207,30 @@ def test_a_schedules_only_heal_restores_the_pause_state_and_nothing_else(dev: En
     assert [(f.resource, f.field) for f in dev.check().findings] == [(ETL, "name")]
 
 
+def test_a_continuous_pipeline_stopped_by_hand_is_drift_and_a_schedules_heal_restarts_it(
+    dev: Environment,
+) -> None:
+    stream = dev.job_id(STREAM_KEY)
+    set_pipeline_status(dev.api, [stream], "PAUSED")
+
+    drifted = dev.check()
+    dev.heal(drifted, "schedules_only")
+
+    assert [(f.resource, f.field, f.expected, f.actual) for f in drifted.findings] == [
+        (STREAM_KEY, "continuous", True, False)
+    ]
+    assert dev.check().findings == ()
+
+
 def test_a_maintenance_hold_expects_every_schedule_paused(dev: Environment) -> None:
     dev.ledger.hold_schedules("example_etl", "dev", ScheduleSnapshot(()), reason="maintenance", actor="bob")
 
-    [finding] = dev.check().findings
+    findings = dev.check().findings
 
-    assert (finding.resource, finding.field, finding.expected, finding.actual) == (
-        ETL,
-        "schedule.pause_status",
-        "PAUSED",
-        "UNPAUSED",
-    )
+    assert [(f.resource, f.field, f.expected, f.actual) for f in findings] == [
+        (ETL, "schedule.pause_status", "PAUSED", "UNPAUSED"),
+        (STREAM_KEY, "continuous", False, True),
+    ]
 
 
 def test_a_held_environment_is_not_healed_and_the_refusal_is_recorded(dev: Environment) -> None:
