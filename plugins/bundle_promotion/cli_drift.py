@@ -71,7 +71,7 @@ def _reports(arguments: argparse.Namespace) -> list[DriftReport]:
     from bundle_promotion import settings
     from bundle_promotion.errors import BundlePromotionError
     from bundle_promotion.hooks.workspace import WorkspaceHook
-    from bundle_promotion.lifecycle.drift import EnvironmentPlace, record_check
+    from bundle_promotion.lifecycle.drift import EnvironmentPlace, record_drift_check
     from bundle_promotion.lifecycle.promotion import BundleSource
     from bundle_promotion.spec import load_specs
 
@@ -92,7 +92,7 @@ def _reports(arguments: argparse.Namespace) -> list[DriftReport]:
     source = BundleSource(spec.bundle, spec.repo_location(), spec.source.path)
     ledger = _ledger(arguments.ledger)
     return [
-        record_check(
+        record_drift_check(
             WorkspaceHook(env.databricks_conn_id, caller="bundle-promotion"),
             ledger,
             source,
@@ -100,7 +100,7 @@ def _reports(arguments: argparse.Namespace) -> list[DriftReport]:
             store=settings.artifact_store(),
             checkouts=settings.checkouts(),
             actor=_user(),
-        )
+        )[0]
         for env in environments
     ]
 

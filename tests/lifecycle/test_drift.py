@@ -14,7 +14,7 @@ from bundle_promotion.bundle.deploy.lock import DeployLock, LockOwner
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.ledger.records import Artifact, DriftReport, ScheduleSnapshot
-from bundle_promotion.lifecycle.drift import EnvironmentPlace, check_drift, heal, record_check
+from bundle_promotion.lifecycle.drift import EnvironmentPlace, check_drift, heal, record_drift_check
 from bundle_promotion.lifecycle.promotion import (
     BundleSource,
     apply_schedule_policy,
@@ -282,14 +282,17 @@ def test_a_deploy_outside_any_promotion_holding_the_lock_refuses_the_redeploy(de
 
 
 def test_checks_are_kept_and_the_audit_trail_records_only_changes(dev: Environment) -> None:
-    def check() -> DriftReport:
-        return record_check(dev.api, dev.ledger, dev.source, PLACE, store=dev.store, checkouts=dev.checkouts)
+    def check() -> tuple[DriftReport, bool]:
+        return record_drift_check(
+            dev.api, dev.ledger, dev.source, PLACE, store=dev.store, checkouts=dev.checkouts
+        )
 
-    check()
+    first = check()
     set_pause_status(dev.api, [dev.job_id(ETL)], "PAUSED")
-    check()
-    drifted = check()
+    found = check()
+    drifted, changed = check()
 
+    assert (first[1], found[1], changed) == (True, True, False)
     assert dev.ledger.latest_drift_reports("example_etl") == [drifted]
     assert [e.action for e in dev.ledger.audit_events() if e.action.startswith("drift.")] == [
         "drift.in_sync",

@@ -22,7 +22,8 @@ from bundle_promotion.ledger.records import DriftFinding, DriftHeal, DriftReport
 class DriftMixin(LedgerDatabase):
     """``Ledger`` methods for drift reports and heals."""
 
-    def record_drift_report(self, report: DriftReport, *, actor: str) -> None:
+    def record_drift_report(self, report: DriftReport, *, actor: str) -> bool:
+        """Keep the report; True when what it found differs from the environment's previous report."""
         findings = _findings_json(report.findings)
         with self._writes.begin() as session:
             previous = session.scalar(_reports_query(report.bundle, report.environment).limit(1))
@@ -37,11 +38,8 @@ class DriftMixin(LedgerDatabase):
                     findings=findings,
                 )
             )
-            unchanged = previous is not None and (previous.status, previous.findings) == (
-                report.status,
-                findings,
-            )
-            if not unchanged and report.status != "not_deployed":
+            changed = previous is None or (previous.status, previous.findings) != (report.status, findings)
+            if changed and report.status != "not_deployed":
                 append_event(
                     session,
                     actor=actor,
@@ -53,6 +51,7 @@ class DriftMixin(LedgerDatabase):
                         "findings": json.loads(findings),
                     },
                 )
+            return changed
 
     def latest_drift_reports(self, bundle: str | None = None) -> list[DriftReport]:
         """The newest report of each environment (per bundle), newest first."""

@@ -123,7 +123,7 @@ def check_drift(
     return DriftReport(source.bundle, place.environment, now(), release.version, release.digest, findings)
 
 
-def record_check(
+def record_drift_check(
     api: WorkspaceApi,
     ledger: Ledger,
     source: BundleSource,
@@ -132,11 +132,14 @@ def record_check(
     store: ArtifactStore,
     checkouts: Path,
     actor: str = SYSTEM_ACTOR,
-) -> DriftReport:
-    """``check_drift``, with the report written to the ledger: what the board and the CLI show."""
+) -> tuple[DriftReport, bool]:
+    """``check_drift``, with the report written to the ledger: what the board and the CLI show.
+
+    Also says whether what it found changed since the environment's last check: new drift,
+    drift that changed, or drift gone (what is worth telling someone about).
+    """
     report = check_drift(api, ledger, source, place, store=store, checkouts=checkouts)
-    ledger.record_drift_report(report, actor=actor)
-    return report
+    return report, ledger.record_drift_report(report, actor=actor)
 
 
 def _find_drift(

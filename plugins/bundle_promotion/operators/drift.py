@@ -49,13 +49,14 @@ class DriftCheckOperator(_DriftOperator):
     """Compare the environment with the release the ledger says runs there, and record the report.
 
     Reads only. Drift is a finding, not a failure: the task succeeds and logs each changed field;
-    the board and ``bundle-promotion drift check`` show the report. Returns its status and count.
+    the board and ``bundle-promotion drift check`` show the report. Returns its status, how many
+    fields drifted, and whether that changed since the previous check.
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from bundle_promotion.lifecycle.drift import record_check
+        from bundle_promotion.lifecycle.drift import record_drift_check
 
-        report = record_check(
+        report, changed = record_drift_check(
             self.workspace(max_connections=MAX_WORKERS),
             settings.ledger(),
             self.source(),
@@ -64,9 +65,11 @@ class DriftCheckOperator(_DriftOperator):
             checkouts=settings.checkouts(),
         )
         self.log.info("%s/%s runs %s: %s", self.bundle, self.environment, report.version, report.status)
+        if changed:
+            self.log.info("That differs from what the previous check found")
         for finding in report.findings:
             self.log.warning("Drift: %s", finding)
-        return {"status": report.status, "findings": len(report.findings)}
+        return {"status": report.status, "findings": len(report.findings), "changed": changed}
 
 
 class DriftHealOperator(_DriftOperator):
