@@ -40,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from bundle_promotion.cli_drift import add_drift
+
     parser = argparse.ArgumentParser(
         prog="bundle-promotion", description="Promote Databricks bundles through environments."
     )
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_audit,
         _add_hold,
         _add_signature,
+        add_drift,
     ):
         add_command(commands)
     return parser

@@ -103,12 +103,36 @@ print(json.dumps({"dags": sorted(bag.dags), "errors": bag.import_errors, "heavy"
     return dict(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
+def test_the_drift_dag_checks_every_environment_hourly_and_heals_as_the_spec_says(
+    specs_folder: Path, tmp_path: Path
+) -> None:
+    from bundle_promotion.dags.factory import promotion_dags
+
+    spec = spec_dict("example", tmp_path / "bundle")
+    spec["environments"][2]["drift"] = {"heal": "schedules_only"}
+    (specs_folder / "example.yaml").write_text(yaml.safe_dump(spec))
+
+    dag = promotion_dags(specs_folder)["drift__example"]
+
+    assert dag.timetable.expression == "0 * * * *"
+    assert sorted(dag.task_ids) == [
+        f"{env}.{task}" for env in ("dev", "prod", "staging") for task in ("check", "heal")
+    ]
+    assert dag.get_task("prod.heal").upstream_task_ids == {"prod.check"}
+    assert [dag.get_task(f"{env}.heal").mode for env in ("dev", "staging", "prod")] == [
+        None,
+        None,
+        "schedules_only",
+    ]
+    assert dag.params["heal_environment"] is None
+
+
 def test_a_bad_spec_is_an_import_error_and_the_others_still_load(specs_folder: Path) -> None:
     (specs_folder / "broken.yaml").write_text("bundle: broken\nsource: {repo: x}\nenvironments: []\n")
 
     parsed = parse_dag_file(specs_folder)
 
-    assert parsed["dags"] == ["promote__example", "rollback__example", "schedules__example"]
+    assert parsed["dags"] == ["drift__example", "promote__example", "rollback__example", "schedules__example"]
     [message] = parsed["errors"].values()
     assert "broken.yaml" in message
     assert "environments" in message
@@ -138,7 +162,7 @@ def test_specs_that_fail_to_load_or_to_render_are_import_errors_and_the_others_s
 
     parsed = parse_dag_file(specs_folder)
 
-    assert parsed["dags"] == ["promote__example", "rollback__example", "schedules__example"]
+    assert parsed["dags"] == ["drift__example", "promote__example", "rollback__example", "schedules__example"]
     [message] = parsed["errors"].values()
     assert "4 promotion spec(s) are invalid" in message
     for name in broken:

@@ -301,3 +301,34 @@ def test_a_webhook_without_its_connection_is_recorded_naming_the_connection(sink
     [delivery] = settings.ledger().notification_deliveries("notify_no_connection")
     assert delivery.state == "failed"
     assert "no_such_webhook" in str(delivery.detail)
+
+
+def test_drift_found_is_told_once_when_the_check_finds_something_new(
+    sink: WebhookSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from bundle_promotion.ledger.records import DriftFinding, DriftReport
+    from bundle_promotion.lifecycle import drift
+    from bundle_promotion.operators.drift import DriftCheckOperator
+
+    finding = DriftFinding("resources.jobs.nightly", "schedule.pause_status", "PAUSED", "UNPAUSED")
+    report = DriftReport("notify_drift", "prod", datetime.now(UTC), "v1.2.0", "d" * 64, (finding,))
+    changes = iter([True, False])  # the second check finds the same drift: nothing new to tell
+    monkeypatch.setattr(drift, "record_drift_check", lambda *_args, **_kwargs: (report, next(changes)))
+    monkeypatch.setattr(DriftCheckOperator, "workspace", lambda self, **_kwargs: None)
+    check = DriftCheckOperator(
+        task_id="check",
+        repo="/repo",
+        target="prod",
+        policy="paused",
+        databricks_conn_id="databricks_prod",
+        **about("notify_drift"),
+    )
+
+    for run_id in ("scheduled__1", "scheduled__2"):
+        check.execute({"run_id": run_id})  # type: ignore[arg-type]
+
+    [body] = sink.payloads()
+    assert (body["event"], body["environment"], body["version"]) == ("drift_found", "prod", "v1.2.0")
+    assert "schedule.pause_status is 'UNPAUSED', expected 'PAUSED'" in body["why"]

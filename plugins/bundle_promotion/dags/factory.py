@@ -23,6 +23,12 @@ from bundle_promotion.operators import (
     RunBundleJobOperator,
 )
 from bundle_promotion.operators.base import RETRIES
+from bundle_promotion.operators.drift import (
+    HEAL_ENVIRONMENT_PARAM,
+    HEAL_MODE_PARAM,
+    DriftCheckOperator,
+    DriftHealOperator,
+)
 from bundle_promotion.operators.notifications import GateWaitingNotifier, PromotedNotifier, StepFailedNotifier
 from bundle_promotion.operators.record import mark_deployment_failed
 from bundle_promotion.operators.schedules import (
@@ -36,7 +42,7 @@ from bundle_promotion.operators.verify import VerifyInstallationOperator
 from bundle_promotion.sensors.gate import GateSensor
 from bundle_promotion.sensors.quiet import WaitForQuietSensor
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
-from bundle_promotion.spec.dag_ids import schedules_dag_id
+from bundle_promotion.spec.dag_ids import drift_dag_id, schedules_dag_id
 from bundle_promotion.spec.notifications import Event
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$"
@@ -66,6 +72,7 @@ def _spec_dags(spec: PromotionSpec, polling_period_seconds: int) -> list[DAG]:
         build_promotion_dag(spec, polling_period_seconds=polling_period_seconds),
         build_schedules_dag(spec),
         build_rollback_dag(spec),
+        build_drift_dag(spec),
     ]
 
 
@@ -287,6 +294,66 @@ def build_schedules_dag(spec: PromotionSpec) -> DAG:
             window_pause >> quiet >> wait >> restore
         action >> [pause, resume, window_pause]
     return dag
+
+
+def build_drift_dag(spec: PromotionSpec) -> DAG:
+    """``drift__<bundle>``: each environment checked against its release; healed where the spec says."""
+    with DAG(
+        dag_id=drift_dag_id(spec.bundle),
+        auto_register=False,  # see build_promotion_dag
+        schedule=spec.drift.schedule,
+        max_active_runs=1,
+        catchup=False,
+        doc_md=DRIFT_DOC_MD.format(bundle=spec.bundle),
+        tags=["bundle-promotion", spec.bundle],
+        default_args={"owner": spec.owner, **RETRIES},
+        params={
+            HEAL_ENVIRONMENT_PARAM: Param(
+                None,
+                type=["null", "string"],
+                enum=[None, *(env.name for env in spec.environments)],
+                description="Heal this environment in this run, whatever its spec's drift.heal says.",
+            ),
+            HEAL_MODE_PARAM: Param(
+                None,
+                type=["null", "string"],
+                enum=[None, "redeploy", "schedules_only"],
+                description="How to heal it; default: its spec's drift.heal, else redeploy.",
+            ),
+        },
+    ) as dag:
+        for environment in spec.environments:
+            with TaskGroup(group_id=environment.name, tooltip=f"target {environment.target}"):
+                in_environment: dict[str, Any] = {
+                    "bundle": spec.bundle,
+                    "repo": spec.repo_location(),
+                    "bundle_path": spec.source.path,
+                    "environment": environment.name,
+                    "target": environment.target,
+                    "databricks_conn_id": environment.databricks_conn_id,
+                    "policy": environment.schedules,
+                    "notifications": spec.notifications,
+                }
+                mode = environment.drift.heal or None
+                check = DriftCheckOperator(task_id="check", **in_environment)
+                check >> DriftHealOperator(task_id="heal", mode=mode, **in_environment)
+    return dag
+
+
+DRIFT_DOC_MD = """# Drift of `{bundle}`
+
+Each environment's `check` compares the workspace with the release the ledger says runs there:
+every job's, pipeline's and permission set's settings as the release deployed them, every
+trigger's pause state against the schedule policy (paused during a maintenance hold), and each
+artifact's bytes. It only reads, and records the report in the ledger for the board and
+`bundle-promotion drift check {bundle}`.
+
+Each environment's `heal` runs when its spec sets `drift: {{heal: redeploy | schedules_only}}`,
+or when the run's `heal_environment` param names it (the board's Heal action): it deploys the
+running release again, or re-asserts the schedule policy, acting for whoever triggered the run.
+A held environment, or one a promotion is deploying, is not healed; the task is skipped with the
+reason.
+"""
 
 
 SCHEDULES_DOC_MD = """# Schedules of `{bundle}`

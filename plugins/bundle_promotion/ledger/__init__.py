@@ -20,6 +20,7 @@ from bundle_promotion.ledger.deployments import (
     DeploymentState,
     FinishedState,
 )
+from bundle_promotion.ledger.drift import DriftMixin
 from bundle_promotion.ledger.environment_holds import EnvironmentHold, EnvironmentHoldsMixin
 from bundle_promotion.ledger.gates import GateEvaluationsMixin
 from bundle_promotion.ledger.migrations import MIGRATIONS, MigrationsMixin
@@ -56,6 +57,7 @@ class Ledger(
     EnvironmentHoldsMixin,
     NotificationDeliveriesMixin,
     BoardMixin,
+    DriftMixin,
     AuditTrailMixin,
 ):
     """Releases and deployments in the database at ``url`` (any SQLAlchemy URL)."""

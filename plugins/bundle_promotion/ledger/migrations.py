@@ -18,6 +18,8 @@ from bundle_promotion.ledger.models import (
     Base,
     DataSnapshotRow,
     DeploymentRow,
+    DriftHealRow,
+    DriftReportRow,
     EnvironmentHoldRow,
     GateEvaluationRow,
     NotificationDeliveryRow,
@@ -133,6 +135,10 @@ def _add_board_indexes(connection: Connection) -> None:
         index.create(connection, checkfirst=True)
 
 
+def _create_drift_tables(connection: Connection) -> None:
+    _create_tables(connection, DriftReportRow, DriftHealRow)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -144,6 +150,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _bind_releases_gate_evaluations_and_schedule_snapshots,
     _create_notification_deliveries,
     _add_board_indexes,
+    _create_drift_tables,
 )
 
 

@@ -230,5 +230,37 @@ class NotificationDeliveryRow(Base):
     attempted_at: Mapped[datetime]
 
 
+class DriftReportRow(Base):
+    """One drift check of an environment: what the board's badge shows, newest per environment."""
+
+    __tablename__ = "drift_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bundle: Mapped[str] = mapped_column(String(200), index=True)
+    environment: Mapped[str] = mapped_column(String(200))
+    checked_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[str | None] = mapped_column(String(200))
+    release_digest: Mapped[str | None] = mapped_column(String(64))
+    findings: Mapped[str] = mapped_column(Text)  # JSON list of {resource, field, expected, actual}
+
+
+class DriftHealRow(Base):
+    """One heal of an environment, done or refused."""
+
+    __tablename__ = "drift_heals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bundle: Mapped[str] = mapped_column(String(200), index=True)
+    environment: Mapped[str] = mapped_column(String(200))
+    healed_at: Mapped[datetime]
+    mode: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(250))
+    version: Mapped[str | None] = mapped_column(String(200))
+    findings: Mapped[str] = mapped_column(Text)
+
+
 def now() -> datetime:
     return datetime.now(UTC)

@@ -235,3 +235,84 @@ class ScheduleSnapshot:
 def sha256_of_json(value: object) -> str:
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Drift
+
+
+DriftStatus = Literal["in_sync", "drifted", "not_deployed"]
+HealMode = Literal["redeploy", "schedules_only"]
+HealOutcome = Literal["healed", "refused", "in_sync"]
+
+
+@dataclass(frozen=True)
+class DriftFinding:
+    """One field of one deployed resource that is no longer what its release put there."""
+
+    resource: str  # "resources.jobs.etl", "resources.jobs.etl.permissions", or an artifact's path
+    field: str  # "schedule.quartz_cron_expression", "tasks[ingest].new_cluster.num_workers", "sha256"
+    expected: Any
+    actual: Any
+
+    def __str__(self) -> str:
+        return f"{self.resource}: {self.field} is {self.actual!r}, expected {self.expected!r}"
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """One check of an environment against the release the ledger says runs there.
+
+    Plain data, so a notifier, the board and the CLI take it as it is (``to_json``).
+    """
+
+    bundle: str
+    environment: str
+    checked_at: datetime
+    version: str | None  # the release running there; None when nothing is deployed yet
+    release_digest: str | None
+    findings: tuple[DriftFinding, ...] = ()
+
+    @property
+    def status(self) -> DriftStatus:
+        if self.version is None:
+            return "not_deployed"
+        return "drifted" if self.findings else "in_sync"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bundle": self.bundle,
+            "environment": self.environment,
+            "status": self.status,
+            "checked_at": self.checked_at.isoformat(),
+            "version": self.version,
+            "release_digest": self.release_digest,
+            "findings": [asdict(finding) for finding in self.findings],
+        }
+
+
+@dataclass(frozen=True)
+class DriftHeal:
+    """What a heal of an environment did, or why it was refused (``reason``)."""
+
+    bundle: str
+    environment: str
+    mode: HealMode
+    outcome: HealOutcome
+    reason: str
+    actor: str
+    healed_at: datetime
+    version: str | None
+    findings: tuple[DriftFinding, ...] = ()  # what was drifted when the heal started
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bundle": self.bundle,
+            "environment": self.environment,
+            "mode": self.mode,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "actor": self.actor,
+            "healed_at": self.healed_at.isoformat(),
+            "version": self.version,
+            "findings": [asdict(finding) for finding in self.findings],
+        }

@@ -79,7 +79,7 @@ def verify_installation(
         mismatches += [mismatch for mismatch in found if mismatch is not None]
     mismatches += _pipelines_mismatches(api, bundle, pipeline_ids or {}, pause_status)
     for artifact in artifacts:
-        if (mismatch := _artifact_mismatch(api, library_folder, artifact)) is not None:
+        if (mismatch := artifact_mismatch(api, library_folder, artifact)) is not None:
             mismatches.append(mismatch)
     return mismatches
 
@@ -173,7 +173,8 @@ def _deployed_libraries(
     return sorted(deployed)
 
 
-def _artifact_mismatch(api: WorkspaceApi, library_folder: str, artifact: Artifact) -> Mismatch | None:
+def artifact_mismatch(api: WorkspaceApi, library_folder: str, artifact: Artifact) -> Mismatch | None:
+    """The artifact as uploaded under ``library_folder``, read back and hashed; None when its bytes match."""
     path = f"{library_folder}/{artifact.name}"
     content = workspace_files.read_bytes(api, path)
     actual = hashlib.sha256(content).hexdigest() if content is not None else None

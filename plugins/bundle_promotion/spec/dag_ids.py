@@ -9,7 +9,8 @@ from __future__ import annotations
 PROMOTION_PREFIX = "promote__"
 SCHEDULES_PREFIX = "schedules__"
 ROLLBACK_PREFIX = "rollback__"
-LONGEST_PREFIX = max(len(PROMOTION_PREFIX), len(SCHEDULES_PREFIX), len(ROLLBACK_PREFIX))
+DRIFT_PREFIX = "drift__"
+LONGEST_PREFIX = max(len(PROMOTION_PREFIX), len(SCHEDULES_PREFIX), len(ROLLBACK_PREFIX), len(DRIFT_PREFIX))
 PROMOTION_PATTERN = f"{PROMOTION_PREFIX}<bundle>"
 
 
@@ -23,6 +24,10 @@ def schedules_dag_id(bundle: str) -> str:
 
 def rollback_dag_id(bundle: str) -> str:
     return f"{ROLLBACK_PREFIX}{bundle}"
+
+
+def drift_dag_id(bundle: str) -> str:
+    return f"{DRIFT_PREFIX}{bundle}"
 
 
 def promoted_bundle(dag_id: str) -> str | None:

@@ -22,6 +22,7 @@ from pydantic import (
 from bundle_promotion.bundle.config.outline import BundleOutline, read_outline
 from bundle_promotion.spec.base import DurationSeconds, NonEmptyStr, _Frozen, _rule
 from bundle_promotion.spec.dag_ids import LONGEST_PREFIX, PROMOTION_PATTERN, promotion_dag_id
+from bundle_promotion.spec.drift import DriftCheck, DriftPolicy
 from bundle_promotion.spec.gate_entries import GateEntry, GateItem, HoldClearersSpec
 from bundle_promotion.spec.github import GitHub
 from bundle_promotion.spec.notifications import Notifications
@@ -179,6 +180,9 @@ class Environment(_Frozen):
         default=False,
         description="This environment is production: its tests must all be non_destructive.",
     )
+    drift: DriftPolicy = Field(
+        default=DriftPolicy(), description="Whether drift found here is healed, and how."
+    )
 
     @field_validator("tests")
     @classmethod
@@ -239,6 +243,9 @@ class PromotionSpec(_Frozen):
     notifications: Notifications = Field(
         default=Notifications(),
         description="Who is told of which event: Airflow notifiers by import path, or HTTP webhooks.",
+    )
+    drift: DriftCheck = Field(
+        default=DriftCheck(), description="When drift__<bundle> compares each environment with its release."
     )
     _spec_file: Path = PrivateAttr(default=Path("promotion.yaml"))
     # Worked out once: the DAG factory asks for them for every task it renders.

@@ -43,6 +43,7 @@ from bundle_promotion.identity import canonical_identity, person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 from bundle_promotion.spec.dag_ids import PROMOTION_PATTERN, promoted_bundle
+from bundle_promotion.web import drift
 from bundle_promotion.web.approval_notifications import announce_decision, announce_lockout
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ app = FastAPIOffline(
     description="Approve releases and see what each environment's gates wait for.",
     swagger_ui_parameters={"validatorUrl": None},
 )
+app.include_router(drift.router)
 
 
 class ApprovalBody(BaseModel):

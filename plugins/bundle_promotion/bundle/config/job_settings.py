@@ -130,6 +130,30 @@ def differs(sent: Any, remote: Any) -> bool:
     return bool(sent != remote)
 
 
+def field_differences(sent: Any, remote: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """Each place where `remote` no longer holds what was `sent`: (dotted path, sent, remote).
+
+    The same rules as `differs`, one level deeper each time: keyed lists are walked by key
+    (`tasks[ingest].new_cluster.num_workers`), so a reader sees which task changed.
+    """
+    if isinstance(sent, dict) and isinstance(remote, dict):
+        for key, value in sent.items():
+            where = f"{path}.{key}" if path else key
+            if key in remote:
+                yield from field_differences(value, remote[key], where)
+            elif not _is_empty(value):
+                yield where, value, None
+        return
+    if isinstance(sent, list) and isinstance(remote, list):
+        by_key = _index_by_key(sent), _index_by_key(remote)
+        if by_key[0] is not None and by_key[1] is not None and by_key[0].keys() == by_key[1].keys():
+            for key, item in by_key[0].items():
+                yield from field_differences(item, by_key[1][key], f"{path}[{key}]")
+            return
+    if differs(sent, remote):
+        yield path, sent, remote
+
+
 def _is_empty(value: Any) -> bool:
     """An empty value the server may leave out of what it returns."""
     return value is None or value == {} or value == [] or value == ""

@@ -572,6 +572,11 @@ class _Outcome:
         return dataclasses.replace(self._state, entries=self._entries)
 
 
+def desired_settings(bundle: ResolvedBundle) -> dict[str, dict[str, Any]]:
+    """What a deploy of `bundle` sends, by state key, with `${resources.*.id}` still in."""
+    return _local_changes(bundle)[1]
+
+
 def _local_changes(bundle: ResolvedBundle) -> tuple[list[Upload], dict[str, dict[str, Any]]]:
     """What the bundle wants uploaded (files and built libraries) and the settings to send, by state key."""
     excludes = bundle.config.get("sync", {}).get("exclude") or []
