@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from tenacity import stop_after_attempt, wait_none
 
-from bundle_promotion.cli import PIPELINE_APPROVAL_MESSAGE, main
+from bundle_promotion.cli import main
+from bundle_promotion.cli.bundle import PIPELINE_APPROVAL_MESSAGE
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from bundle_promotion.workspace import files as workspace_files
