@@ -16,9 +16,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bundle_promotion.errors import BundlePromotionError
-from bundle_promotion.workspace.rest import Headers, RestWorkspace
+
+if TYPE_CHECKING:
+    from bundle_promotion.workspace.rest import Headers, RestWorkspace
 
 DEFAULT_PROFILE = "DEFAULT"
 # Variables that configure an auth method other than a token (databricks-sdk's `Config` attributes).
@@ -46,6 +49,8 @@ class CliAuth:
     headers: Headers
 
     def workspace(self) -> RestWorkspace:
+        from bundle_promotion.workspace.rest import RestWorkspace
+
         return RestWorkspace(self.host, self.headers)
 
 
