@@ -53,6 +53,7 @@ def add_bundle(commands: Actions) -> None:
     )
     output_option(validate)
     auth_options(validate, "who deploys and lookups; without any auth, neither is resolved")
+    validate.add_argument("--strict", action="store_true", help="treat warnings as errors, as the CLI's")
     summary = bundle_action(
         actions, "summary", _summarize_bundle, "the resolved config with each deployed resource's id and url"
     )
@@ -111,8 +112,8 @@ def _validate_bundle(arguments: argparse.Namespace) -> int:
             f"Workspace:\n  Path: {validation.document.get('workspace', {}).get('root_path', '')}\n",
             file=output,
         )
-    # As the CLI: errors, and in json mode also "Validation OK!", go to stderr.
-    text_ok = arguments.output == "text" and not validation.errors
+    # As the CLI: errors and warnings, and in json mode also "Validation OK!", go to stderr.
+    text_ok = arguments.output == "text" and not validation.errors and not validation.warnings
     print(validation.stderr(), file=output if text_ok else sys.stderr)
     return 1 if validation.errors else 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ from bundle_promotion.bundle.config.outline import find_root_file, read_outline
 from bundle_promotion.errors import BundleConfigError, InvalidBundle
 
 # Config resolution, in order: load → merge target → resolve variables → default workspace
-# paths → interpolate → mode and presets → translate paths → run_as, permissions → annotate → validate.
+# paths → interpolate → mode and presets → defaults → translate paths → run_as, permissions →
+# annotate → validate.
 STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.load_files,
     steps.select_target,
+    steps.load_git_details,
     steps.merge_keyed_lists,
     steps.reject_unsupported,
     steps.set_variable_values,
@@ -31,6 +33,7 @@ STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.interpolate,
     target_mode.apply_target_mode,
     target_mode.apply_presets,
+    steps.set_resource_defaults,
     steps.translate_paths,
     steps.apply_run_as,
     steps.apply_permissions,
@@ -142,18 +145,25 @@ def _loading(
 
 @dataclass(frozen=True)
 class Validation:
-    """What `databricks bundle validate -o json` reports: the config as far as it resolved, and errors."""
+    """What `databricks bundle validate -o json` reports: the config as far as it resolved, errors
+    and warnings."""
 
     document: dict[str, Any]
     errors: list[BundleConfigError]
+    warnings: list[BundleConfigError] = field(default_factory=list)
 
     def stderr(self) -> str:
-        """The CLI's error lines and its closing count, e.g. `Found 1 error`."""
-        if not self.errors:
+        """The CLI's error and warning lines and its closing count, e.g. `Found 1 error and 1 warning`."""
+        if not self.errors and not self.warnings:
             return "Validation OK!"
         lines = [f"Error: {error}" for error in self.errors]
-        count = len(self.errors)
-        return "\n".join([*lines, "", f"Found {count} error{'s' if count != 1 else ''}"])
+        lines += [f"Warning: {warning}" for warning in self.warnings]
+        counts = [_count(len(self.errors), "error"), _count(len(self.warnings), "warning")]
+        return "\n".join([*lines, "", "Found " + " and ".join(count for count in counts if count)])
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}" if number else ""
 
 
 def validate(
@@ -162,8 +172,13 @@ def validate(
     variables: Mapping[str, str] | None = None,
     current_user: Mapping[str, Any] | None = None,
     lookup: steps.Lookup | None = None,
+    *,
+    strict: bool = False,
 ) -> Validation:
-    """Resolve like `load_bundle`; on failure keep the config resolved so far, as the CLI prints it."""
+    """Resolve like `load_bundle`; on failure keep the config resolved so far, as the CLI prints it.
+
+    `strict` (the CLI's `--strict`) reports every warning as an error.
+    """
     try:
         loading = _loading(bundle_dir, target, variables, current_user, lookup)
     except BundleConfigError as error:
@@ -175,8 +190,17 @@ def validate(
     except BundleConfigError as error:
         tree = plain(loading.tree)
         errors = error.errors if isinstance(error, InvalidBundle) else [error]
-        return Validation({key: tree[key] for key in _VALIDATE_KEYS if key in tree}, errors)
-    return Validation(bundle.as_validate_json(), [])
+        document = {key: tree[key] for key in _VALIDATE_KEYS if key in tree}
+        return _reported(document, errors, loading.warnings, strict)
+    return _reported(bundle.as_validate_json(), [], loading.warnings, strict)
+
+
+def _reported(
+    document: dict[str, Any], errors: list[BundleConfigError], warnings: list[BundleConfigError], strict: bool
+) -> Validation:
+    return (
+        Validation(document, [*errors, *warnings], []) if strict else Validation(document, errors, warnings)
+    )
 
 
 def _resolved(loading: steps.Loading, tree: dict[str, Any]) -> ResolvedBundle:

@@ -151,7 +151,6 @@ _WORKSPACE = Fields(
         **dict.fromkeys(_WORKSPACE_PATHS[1:], Text(expected="a path, as text", nullable=False)),
         "host": Text(),
     },
-    nullable=False,
 )
 _SECTIONS: dict[str, Shape] = {
     "bundle": Fields({"name": Text()}, nullable=False),

@@ -14,7 +14,9 @@ from bundle_promotion.bundle.config.steps.access import (
     apply_permissions,
     apply_run_as,
 )
+from bundle_promotion.bundle.config.steps.defaults import set_resource_defaults
 from bundle_promotion.bundle.config.steps.files import load_files
+from bundle_promotion.bundle.config.steps.git import load_git_details
 from bundle_promotion.bundle.config.steps.kinds import reject_unsupported
 from bundle_promotion.bundle.config.steps.loading import WORKSPACE_SUBPATHS, Loading, Lookup, resources_of
 from bundle_promotion.bundle.config.steps.paths import translate_paths
@@ -39,10 +41,12 @@ __all__ = [
     "interpolate",
     "is_service_principal",
     "load_files",
+    "load_git_details",
     "merge_keyed_lists",
     "reject_unsupported",
     "resources_of",
     "select_target",
+    "set_resource_defaults",
     "set_variable_values",
     "translate_paths",
 ]

@@ -14,6 +14,8 @@ PERMISSION_LEVELS = {
     "pipelines": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_RUN"},
 }
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
+# Permission levels from least to most, to keep the highest a principal was given.
+LEVEL_ORDER = ("CAN_VIEW", "CAN_RUN", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER")
 
 
 def apply_run_as(loading: Loading) -> None:
@@ -41,7 +43,7 @@ def apply_permissions(loading: Loading) -> None:
             inherited = [{**permission, "level": levels[permission["level"]]} for permission in top]
             merged = [p for p in [*own, *inherited] if not me or me not in _principals(p)]
             if merged or "permissions" in resource:
-                resource["permissions"] = _unique(merged)
+                resource["permissions"] = _highest_per_principal(merged)
 
 
 def _check_permission(
@@ -60,12 +62,20 @@ def _principals(permission: Mapping[str, Any]) -> list[str]:
     return [str(permission[name]) for name in PRINCIPAL_FIELDS if permission.get(name)]
 
 
-def _unique(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    unique: list[dict[str, Any]] = []
+def _highest_per_principal(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per principal, at the highest level it was given, where it first appeared (the CLI's
+    `useMaximumLevel`): the Permissions API refuses a principal named twice."""
+    chosen: dict[str, dict[str, Any]] = {}
     for permission in permissions:
-        if permission not in unique:
-            unique.append(permission)
-    return unique
+        principal = next(f"{name}:{permission[name]}" for name in PRINCIPAL_FIELDS if permission.get(name))
+        held = chosen.get(principal)
+        if held is None or _rank(permission["level"]) > _rank(held["level"]):
+            chosen[principal] = permission  # a key assigned again keeps its place
+    return list(chosen.values())
+
+
+def _rank(level: str) -> int:
+    return LEVEL_ORDER.index(level) if level in LEVEL_ORDER else -1
 
 
 def annotate_resources(loading: Loading) -> None:

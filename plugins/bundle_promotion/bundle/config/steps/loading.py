@@ -32,9 +32,14 @@ class Loading:
     lookup: Lookup | None = None
     tree: dict[str, Any] = field(default_factory=dict)
     target_tree: dict[str, Any] = field(default_factory=dict)
+    # What the CLI reports as `Warning: ...` and accepts; `--strict` makes them errors.
+    warnings: list[BundleConfigError] = field(default_factory=list)
 
     def error(self, field_path: str, problem: str, file: Path | None = None) -> BundleConfigError:
         return BundleConfigError(str(file or self.root_file), field_path, problem)
+
+    def warn(self, field_path: str, problem: str, file: Path | None = None) -> None:
+        self.warnings.append(self.error(field_path, problem, file))
 
 
 def merge(base: Any, override: Any, file: Path, where: str) -> Any:

@@ -59,6 +59,7 @@ def select_target(loading: Loading) -> None:
     _override_variable_values(loading, target.get("variables") or {}, where)
     bundle = loading.tree.setdefault("bundle", {})
     bundle["target"] = loading.target
+    bundle["environment"] = loading.target  # the CLI still fills in the old name of `target`
     if "mode" in target:
         bundle["mode"] = target["mode"]
 
