@@ -24,11 +24,14 @@ from bundle_promotion.errors import BundleConfigError, InvalidBundle
 STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.load_files,
     steps.select_target,
+    steps.check_engine,
+    steps.check_auth_interpolation,
     steps.load_git_details,
     steps.merge_keyed_lists,
     steps.reject_unsupported,
     steps.set_variable_values,
     steps.default_workspace_paths,
+    steps.check_root_path,
     steps.default_sync_paths,
     steps.interpolate,
     target_mode.apply_target_mode,
@@ -37,8 +40,10 @@ STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.translate_paths,
     steps.apply_run_as,
     steps.apply_permissions,
+    steps.check_deployment_fields,
     steps.annotate_resources,
     target_mode.validate_target_mode,
+    steps.check_enums,
 )
 
 # Top-level keys of `databricks bundle validate -o json`, in its order.

@@ -14,6 +14,13 @@ from bundle_promotion.bundle.config.steps.access import (
     apply_permissions,
     apply_run_as,
 )
+from bundle_promotion.bundle.config.steps.checks import (
+    check_auth_interpolation,
+    check_deployment_fields,
+    check_engine,
+    check_enums,
+    check_root_path,
+)
 from bundle_promotion.bundle.config.steps.defaults import set_resource_defaults
 from bundle_promotion.bundle.config.steps.files import load_files
 from bundle_promotion.bundle.config.steps.git import load_git_details
@@ -36,6 +43,11 @@ __all__ = [
     "annotate_resources",
     "apply_permissions",
     "apply_run_as",
+    "check_auth_interpolation",
+    "check_deployment_fields",
+    "check_engine",
+    "check_enums",
+    "check_root_path",
     "default_sync_paths",
     "default_workspace_paths",
     "interpolate",

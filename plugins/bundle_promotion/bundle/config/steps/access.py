@@ -14,16 +14,28 @@ PERMISSION_LEVELS = {
     "pipelines": {"CAN_MANAGE": "CAN_MANAGE", "CAN_VIEW": "CAN_VIEW", "CAN_RUN": "CAN_RUN"},
 }
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
+RUN_AS_FIELDS = ("user_name", "service_principal_name", "group_name")
 # Permission levels from least to most, to keep the highest a principal was given.
 LEVEL_ORDER = ("CAN_VIEW", "CAN_RUN", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER")
 
 
 def apply_run_as(loading: Loading) -> None:
-    """The bundle's `run_as` applies to each job that does not set its own."""
-    run_as = loading.tree.get("run_as")
-    if run_as:
-        for job in jobs_of(loading.tree).values():
-            job.setdefault("run_as", run_as)
+    """The bundle's `run_as` applies to each job and pipeline that does not set its own.
+
+    It names exactly one identity, as the CLI requires of a `run_as` section, even an empty one.
+    """
+    if "run_as" not in loading.tree:
+        return
+    run_as = loading.tree["run_as"] or {}
+    if len([name for name in RUN_AS_FIELDS if run_as.get(name)]) != 1:
+        raise loading.error(
+            "run_as",
+            "run_as section must specify exactly one non-empty identity: user_name, service_principal_name, "
+            "or group_name",
+        )
+    for kind in ("jobs", "pipelines"):
+        for resource in resources_of(loading.tree, kind).values():
+            resource.setdefault("run_as", dict(run_as))
 
 
 def apply_permissions(loading: Loading) -> None:
