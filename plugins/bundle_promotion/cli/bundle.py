@@ -100,7 +100,14 @@ def _validate_bundle(arguments: argparse.Namespace) -> int:
             hook = optional_workspace(arguments)
             me = hook.call("GET", "2.0/preview/scim/v2/Me") if hook else None
             lookup = api_lookup(hook) if hook else None
-            validation = validate(arguments.bundle_dir, arguments.target, variables(arguments), me, lookup)
+            validation = validate(
+                arguments.bundle_dir,
+                arguments.target,
+                variables(arguments),
+                me,
+                lookup,
+                strict=arguments.strict,
+            )
         except command_errors() as error:
             return failed(error)
     if arguments.output == "json":
