@@ -8,6 +8,7 @@ steps (see `steps`), in the CLI's order.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,17 @@ class ResolvedBundle:
     artifacts: dict[str, ArtifactConfig]
     resources: dict[str, dict[str, dict[str, Any]]]  # {"jobs": {key: JobSettings JSON}}
     config: dict[str, Any]  # the whole resolved tree, as `validate -o json` shows it
+
+    @property
+    def sync_paths(self) -> list[Path]:
+        """The local folders a deploy uploads (`sync.paths`, relative to the bundle folder)."""
+        paths = (self.config.get("sync") or {}).get("paths") or ["."]
+        return [Path(os.path.normpath(self.bundle_dir / str(path))) for path in paths]
+
+    @property
+    def sync_root(self) -> Path:
+        """The folder uploaded to `workspace.file_path`: the bundle folder and every sync path in it."""
+        return Path(os.path.commonpath([self.bundle_dir, *self.sync_paths]))
 
     def as_validate_json(self) -> dict[str, Any]:
         """The shape of `databricks bundle validate -o json` for this target."""
