@@ -58,7 +58,8 @@ def test_run_waits_for_the_job_and_prints_its_url_and_result(
     assert code == 0, err
     assert out.strip() == "SUCCESS"
     assert f"Run URL: {workspaces.base_url('dev')}" in err
-    assert "RUNNING" in err and "TERMINATED" in err
+    assert "RUNNING" in err
+    assert "TERMINATED" in err
 
 
 def test_a_failed_run_exits_1_with_its_state(deployed: Path, capsys: pytest.CaptureFixture[str]) -> None:
