@@ -181,3 +181,15 @@ def test_env_var_auth_never_imports_airflow(workspaces: WorkspaceEmulator, bundl
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["workspace"]["current_user"]["userName"] == workspaces.user_name("dev")
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_a_read_that_meets_a_server_error_is_sent_again(workspaces: WorkspaceEmulator) -> None:
+    auth = resolve_cli_auth(
+        environ={"DATABRICKS_HOST": workspaces.base_url("dev"), "DATABRICKS_TOKEN": workspaces.token("dev")}
+    )
+    assert auth is not None
+    workspaces.fail_next("dev", 503)
+
+    me = auth.workspace().call("GET", "2.0/preview/scim/v2/Me")
+
+    assert me["userName"] == workspaces.user_name("dev")

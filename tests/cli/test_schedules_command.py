@@ -133,3 +133,13 @@ def test_a_target_no_environment_deploys_is_an_error(
         "no single environment deploys target qa; the environments are live (target prod)"
         in capsys.readouterr().err
     )
+
+
+def test_a_tag_pauses_only_what_carries_it(
+    deployed: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    schedules(capsys, "pause", "--tag", "purpose=tests", "--reason", "tests only", flags=deployed)
+
+    _, out = schedules(capsys, "status", flags=deployed)
+
+    assert nightly_schedule(out).endswith(": UNPAUSED")
