@@ -193,3 +193,54 @@ def test_a_read_that_meets_a_server_error_is_sent_again(workspaces: WorkspaceEmu
     me = auth.workspace().call("GET", "2.0/preview/scim/v2/Me")
 
     assert me["userName"] == workspaces.user_name("dev")
+
+
+def test_the_profile_whose_host_is_the_targets_workspace_host_is_used(
+    workspaces: WorkspaceEmulator,
+    bundle_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_auth_from_the_machine: Path,
+) -> None:
+    no_auth_from_the_machine.write_text(
+        f"[DEFAULT]\nhost = {workspaces.base_url('dev')}\ntoken = {workspaces.token('dev')}\n"
+        f"[prod]\nhost = {workspaces.base_url('prod')}\ntoken = {workspaces.token('prod')}\n"
+    )
+    prod_host = workspaces.base_url("prod")
+    targets = f"targets:\n  dev: {{default: true}}\n  prod:\n    workspace: {{host: {prod_host}}}\n"
+    (bundle_dir / "databricks.yml").write_text(BUNDLE + targets)
+
+    assert validated_user(capsys, bundle_dir, "-t", "prod") == workspaces.user_name("prod")
+    assert validated_user(capsys, bundle_dir, "-t", "dev") == workspaces.user_name("dev")
+
+
+def test_the_targets_workspace_profile_names_the_profile(
+    workspaces: WorkspaceEmulator,
+    bundle_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_auth_from_the_machine: Path,
+) -> None:
+    no_auth_from_the_machine.write_text(
+        f"[staging-sp]\nhost = {workspaces.base_url('staging')}\ntoken = {workspaces.token('staging')}\n"
+    )
+    (bundle_dir / "databricks.yml").write_text(
+        BUNDLE + "targets:\n  staging:\n    workspace: {profile: staging-sp}\n"
+    )
+
+    assert validated_user(capsys, bundle_dir) == workspaces.user_name("staging")
+
+
+def test_two_profiles_for_the_targets_host_are_an_error(
+    bundle_dir: Path, capsys: pytest.CaptureFixture[str], no_auth_from_the_machine: Path
+) -> None:
+    no_auth_from_the_machine.write_text(
+        "[a]\nhost = https://adb-1.example.com\ntoken = x\n"
+        "[b]\nhost = https://adb-1.example.com/\ntoken = y\n"
+    )
+    (bundle_dir / "databricks.yml").write_text(
+        BUNDLE.replace("{root_path", "{host: https://adb-1.example.com, root_path")
+    )
+
+    code = main(["bundle", "validate", "--bundle-dir", str(bundle_dir)])
+
+    assert code == 1
+    assert "multiple profiles of" in capsys.readouterr().err

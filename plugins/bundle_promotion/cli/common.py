@@ -116,13 +116,18 @@ def optional_workspace(arguments: argparse.Namespace) -> Workspace | None:
     """The workspace the command talks to, authenticated as the Databricks CLI would be; None without auth.
 
     `--databricks-conn-id` takes an Airflow connection (and only then imports Airflow);
-    otherwise the profile or environment (`workspace.auth`).
+    otherwise the profile, the environment, or the bundle target's `workspace.profile` or
+    `workspace.host` (`workspace.auth`).
     """
+    from bundle_promotion.bundle.config.load import workspace_auth_fields
     from bundle_promotion.workspace.auth import resolve_cli_auth
 
     if arguments.databricks_conn_id:
         return airflow_connection(arguments.databricks_conn_id)
-    auth = resolve_cli_auth(arguments.profile)
+    auth = resolve_cli_auth(
+        arguments.profile,
+        bundle_workspace=lambda: workspace_auth_fields(arguments.bundle_dir, arguments.target),
+    )
     return auth.workspace() if auth is not None else None
 
 

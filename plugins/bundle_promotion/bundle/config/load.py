@@ -122,6 +122,23 @@ def job_keys(bundle_dir: Path) -> list[str]:
     return list(read_outline(bundle_dir).job_keys)
 
 
+def workspace_auth_fields(bundle_dir: Path, target: str) -> dict[str, str]:
+    """The target's `workspace.profile` and `workspace.host` as written: what the CLI consults to pick
+    credentials before anything else is resolved. Empty when the bundle cannot be read this far."""
+    try:
+        loading = _loading(bundle_dir, target, None, None, None)
+        steps.load_files(loading)
+        steps.select_target(loading)
+    except BundleConfigError:
+        return {}  # validate reports it, with every other problem
+    workspace = loading.tree.get("workspace") or {}
+    return {
+        name: str(workspace[name])
+        for name in ("profile", "host")
+        if isinstance(workspace.get(name), str) and "${" not in workspace[name]
+    }
+
+
 def load_bundle(
     bundle_dir: Path,
     target: str,
