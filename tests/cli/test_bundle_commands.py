@@ -388,7 +388,7 @@ def test_destroy_while_another_deployment_holds_the_lock_fails(
 # --- as a process: stdout carries only the result --------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["plan", "deploy", "summary"])
+@pytest.mark.parametrize("command", ["validate", "plan", "deploy", "summary"])
 def test_the_installed_command_prints_only_json_on_stdout(
     workspaces: WorkspaceEmulator, bundle_dir: Path, command: str
 ) -> None:
