@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dags",),
     ("web",),
     ("plugin", "demo"),
-    ("cli", "cli_drift"),
+    ("cli",),
 ]
 CORE_LAYERS = LAYERS[: LAYERS.index(("lifecycle",)) + 1]
 MAX_TOP_LEVEL_MODULES = 8

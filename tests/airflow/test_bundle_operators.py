@@ -90,9 +90,9 @@ def test_plan_logs_one_line_per_resource_and_returns_the_plan(
 
     plan = operator.execute({})  # type: ignore[arg-type]
 
-    fields = ["deployment", "edit_mode", "format", "name"]
+    fields = ["deployment", "edit_mode", "format", "max_concurrent_runs", "name", "queue"]
     assert plan["plan"] == {"resources.jobs.etl": {"action": "create", "changed_fields": fields}}
-    assert "create   resources.jobs.etl (deployment, edit_mode, format, name)" in log.lines
+    assert f"create   resources.jobs.etl ({', '.join(fields)})" in log.lines
 
 
 def test_destroy_deletes_what_the_state_records(workspaces: WorkspaceEmulator, bundle_dir: Path) -> None:

@@ -489,7 +489,9 @@ def test_validate_json_of_the_example_bundle() -> None:
     document = load_bundle(EXAMPLE_BUNDLE, "staging").as_validate_json()
 
     assert list(document) == ["bundle", "workspace", "variables", "artifacts", "resources", "sync"]
-    assert document["bundle"] == {"name": "example_etl", "target": "staging", "mode": "production"}
+    bundle = {"name": "example_etl", "target": "staging", "environment": "staging", "mode": "production"}
+    assert {key: document["bundle"][key] for key in bundle} == bundle
+    assert document["bundle"]["git"]["bundle_root_path"] == "include/example_bundle"
     assert document["workspace"]["file_path"] == "/Workspace/Shared/.bundle/example_etl/staging/files"
     assert document["variables"]["catalog"]["value"] == "staging"
     assert document["variables"]["schema"]["value"] == "sales"

@@ -223,9 +223,11 @@ def test_the_plan_shows_drift_made_by_hand_with_the_changed_fields(
     plan = NativeEngine(hook).plan(load_bundle(tmp_path, ""))
 
     actions = plan_json(plan.changes, plan.state)["plan"]
-    assert actions["resources.jobs.refresh"] == {"action": "update", "changed_fields": ["name"]}
+    # max_concurrent_runs is in the config too: the CLI's default of 1.
+    changed = ["max_concurrent_runs", "name"]
+    assert actions["resources.jobs.refresh"] == {"action": "update", "changed_fields": changed}
     assert actions["resources.pipelines.sales"] == {"action": "skip"}
-    assert "update   resources.jobs.refresh (name)" in describe(plan.changes)
+    assert "update   resources.jobs.refresh (max_concurrent_runs, name)" in describe(plan.changes)
     assert writes(workspaces, since=before) == []
 
 

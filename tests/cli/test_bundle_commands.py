@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from tenacity import stop_after_attempt, wait_none
 
-from bundle_promotion.cli import PIPELINE_APPROVAL_MESSAGE, main
+from bundle_promotion.cli import main
+from bundle_promotion.cli.bundle import PIPELINE_APPROVAL_MESSAGE
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.testing.workspace import WorkspaceEmulator
 from bundle_promotion.workspace import files as workspace_files
@@ -387,7 +388,7 @@ def test_destroy_while_another_deployment_holds_the_lock_fails(
 # --- as a process: stdout carries only the result --------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["plan", "deploy", "summary"])
+@pytest.mark.parametrize("command", ["validate", "plan", "deploy", "summary"])
 def test_the_installed_command_prints_only_json_on_stdout(
     workspaces: WorkspaceEmulator, bundle_dir: Path, command: str
 ) -> None:

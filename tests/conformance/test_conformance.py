@@ -9,7 +9,12 @@ A case is a folder under `cases/` with the bundle's files and `expected.json`:
   scalars whole;
 - `absent`: dotted paths the output must not have;
 - `error`: text the error must contain; then the exit code is 1 and stderr ends `Found 1 error`;
-  `errors`: one text per error, in order, and stderr ends `Found N errors`.
+  `errors`: one text per error, in order, and stderr ends `Found N errors`;
+- `warnings`: one text per warning, in order (none when absent); `args.strict` (`--strict`) makes
+  them errors.
+
+Every case also runs through the command, `bundle validate -o json`, whose stdout must be one
+JSON document and nothing else, whatever the outcome.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 import pytest
 
 from bundle_promotion.bundle.config.load import validate
+from bundle_promotion.cli import main
 from bundle_promotion.errors import BundleConfigError
 from tests.conformance.conftest import CASES_RUN
 
@@ -46,8 +52,15 @@ def test_validate_matches_the_cli(name: str, tmp_path: Path, monkeypatch: pytest
     for name_, value in args.get("env", {}).items():
         monkeypatch.setenv(name_, value)
 
-    user, engine = _user(args.get("user")), args.get("engine", "native")
-    validation = validate(bundle_dir, target, args.get("vars"), user, _lookup(args), engine)
+    validation = validate(
+        bundle_dir,
+        target,
+        args.get("vars"),
+        _user(args.get("user")),
+        _lookup(args),
+        args.get("engine", "native"),
+        strict=args.get("strict", False),
+    )
     CASES_RUN.append(name)
 
     if "error" in expected or "errors" in expected:
@@ -56,12 +69,53 @@ def test_validate_matches_the_cli(name: str, tmp_path: Path, monkeypatch: pytest
         for error, text in zip(validation.errors, wanted, strict=True):
             assert text in str(error)
         count = len(wanted)
-        assert validation.stderr().endswith(f"Found {count} error{'s' if count > 1 else ''}")
+        assert f"Found {count} error{'s' if count > 1 else ''}" in validation.stderr()
     else:
-        assert validation.errors == []
+        assert validation.errors == [], validation.stderr()
+    wanted_warnings = expected.get("warnings", [])
+    assert len(validation.warnings) == len(wanted_warnings), validation.stderr()
+    for warning, text in zip(validation.warnings, wanted_warnings, strict=True):
+        assert text in str(warning)
     _assert_holds(validation.document, expected.get("json", {}), "")
     for dotted in expected.get("absent", []):
         assert _get(validation.document, dotted) is _ABSENT, f"{dotted} should be absent"
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_validate_json_is_pure_json_on_stdout(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script piping `-o json` into `json.loads` works for every case, valid or not."""
+    expected = json.loads((CASES / name / "expected.json").read_text())
+    args = expected.get("args", {})
+    bundle_dir = shutil.copytree(CASES / name, tmp_path / name)
+    for variable in ("DATABRICKS_HOST", "DATABRICKS_TOKEN", "DATABRICKS_CONFIG_PROFILE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-profiles"))
+    for name_, value in args.get("env", {}).items():
+        monkeypatch.setenv(name_, value)
+    flags = [f"--var={key}={value}" for key, value in (args.get("vars") or {}).items()]
+    flags += ["--strict"] if args.get("strict") else []
+    flags += ["--engine", args["engine"]] if "engine" in args else []
+
+    code = main(
+        [
+            "bundle",
+            "validate",
+            "-o",
+            "json",
+            "-t",
+            args.get("target", ""),
+            *flags,
+            "--bundle-dir",
+            str(bundle_dir),
+        ]
+    )
+
+    out = capsys.readouterr().out
+    assert isinstance(json.loads(out), dict), out
+    if not ({"user", "lookups", "overrides_file"} & set(args)):  # the rest needs a workspace or a file
+        assert code == (1 if "error" in expected or "errors" in expected else 0)
 
 
 def _user(name: str | None) -> dict[str, Any] | None:

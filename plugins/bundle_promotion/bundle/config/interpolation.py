@@ -32,6 +32,11 @@ def resolve_references(tree: dict[str, Any], root_file: Path) -> dict[str, Any]:
     return resolved
 
 
+def resolve_value(tree: dict[str, Any], value: Any, root_file: Path, where: str) -> Any:
+    """`value` with its references resolved against `tree`, e.g. a lookup's name."""
+    return _Resolver(tree, root_file).value(value, where)
+
+
 def _path_segments(path: str) -> list[str | int]:
     """`a.b[2].c` as `["a", "b", 2, "c"]`."""
     return [int(index) if index else key for key, index in _SEGMENT.findall(path)]
@@ -54,18 +59,24 @@ class _Resolver:
         return value
 
     def _string(self, text: str, where: str) -> Any:
-        whole = REFERENCE.fullmatch(text)
-        if whole:
-            return self._lookup(whole.group(1), text, where)
+        """The innermost references first: `${var.foo_${var.tail}}` reads `tail`, then `foo_<tail>`."""
+        source = text
 
         def substitute(match: re.Match[str]) -> str:
-            found = self._lookup(match.group(1), text, where)
+            found = self._lookup(match.group(1), source, where)
             if isinstance(found, dict | list):
-                raise self._error(text, where, f"cannot interpolate non-string value {match.group(0)}")
+                raise self._error(source, where, f"cannot interpolate non-string value {match.group(0)}")
             return _format_scalar(found)
 
-        result = REFERENCE.sub(substitute, text)
-        return SourcedStr(result, text.file) if isinstance(text, SourcedStr) else result
+        while True:
+            whole = REFERENCE.fullmatch(text)
+            if whole:
+                return self._lookup(whole.group(1), source, where)
+            resolved = REFERENCE.sub(substitute, text)
+            if resolved == text:
+                break
+            text = resolved
+        return SourcedStr(text, source.file) if isinstance(source, SourcedStr) else text
 
     def _lookup(self, reference: str, text: str, where: str) -> Any:
         """The resolved value a reference points at; `${resources.*}` stays as written."""

@@ -8,8 +8,9 @@ steps (see `steps`), in the CLI's order.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +19,36 @@ from bundle_promotion.bundle.config.located_yaml import plain
 from bundle_promotion.bundle.config.outline import find_root_file, read_outline
 from bundle_promotion.errors import BundleConfigError, InvalidBundle
 
-# Config resolution, in order: load → merge target → check kinds → resolve variables → default
-# workspace paths → interpolate → mode and presets → translate paths → kinds' defaults → run_as,
-# permissions → annotate → validate (mode, kinds the engine deploys).
+# Config resolution, in order: load → merge target → check the engine, auth fields and kinds →
+# git details → resolve variables → default workspace paths → interpolate → merge keyed lists →
+# mode and presets → defaults → translate paths → kinds' defaults → run_as, permissions →
+# annotate → validate (mode, enums, kinds the engine deploys).
 STEPS: tuple[Callable[[steps.Loading], None], ...] = (
     steps.load_files,
     steps.select_target,
-    steps.merge_keyed_lists,
+    steps.check_engine,
+    steps.check_auth_interpolation,
+    steps.load_git_details,
     steps.check_kinds,
     steps.set_variable_values,
     steps.default_workspace_paths,
+    steps.check_root_path,
     steps.default_sync_paths,
     steps.interpolate,
+    steps.merge_keyed_lists,
     steps.capture_uc_dependencies,
     target_mode.apply_target_mode,
     target_mode.apply_presets,
     steps.apply_kind_presets,
+    steps.set_resource_defaults,
     steps.translate_paths,
     steps.apply_kind_defaults,
     steps.apply_run_as,
     steps.apply_permissions,
+    steps.check_deployment_fields,
     steps.annotate_resources,
     target_mode.validate_target_mode,
+    steps.check_enums,
     steps.reject_undeployable,
 )
 
@@ -92,6 +101,17 @@ class ResolvedBundle:
     resources: dict[str, dict[str, dict[str, Any]]]  # {"jobs": {key: JobSettings JSON}}
     config: dict[str, Any]  # the whole resolved tree, as `validate -o json` shows it
 
+    @property
+    def sync_paths(self) -> list[Path]:
+        """The local folders a deploy uploads (`sync.paths`, relative to the bundle folder)."""
+        paths = (self.config.get("sync") or {}).get("paths") or ["."]
+        return [Path(os.path.normpath(self.bundle_dir / str(path))) for path in paths]
+
+    @property
+    def sync_root(self) -> Path:
+        """The folder uploaded to `workspace.file_path`: the bundle folder and every sync path in it."""
+        return Path(os.path.commonpath([self.bundle_dir, *self.sync_paths]))
+
     def as_validate_json(self) -> dict[str, Any]:
         """The shape of `databricks bundle validate -o json` for this target."""
         return {key: copy.deepcopy(self.config[key]) for key in _VALIDATE_KEYS if key in self.config}
@@ -105,6 +125,23 @@ def target_names(bundle_dir: Path) -> list[str]:
 def job_keys(bundle_dir: Path) -> list[str]:
     """The keys under `resources.jobs` in the root, the includes and every target, sorted."""
     return list(read_outline(bundle_dir).job_keys)
+
+
+def workspace_auth_fields(bundle_dir: Path, target: str) -> dict[str, str]:
+    """The target's `workspace.profile` and `workspace.host` as written: what the CLI consults to pick
+    credentials before anything else is resolved. Empty when the bundle cannot be read this far."""
+    try:
+        loading = _loading(bundle_dir, target, None, None, None, "native")
+        steps.load_files(loading)
+        steps.select_target(loading)
+    except BundleConfigError:
+        return {}  # validate reports it, with every other problem
+    workspace = loading.tree.get("workspace") or {}
+    return {
+        name: str(workspace[name])
+        for name in ("profile", "host")
+        if isinstance(workspace.get(name), str) and "${" not in workspace[name]
+    }
 
 
 def load_bundle(
@@ -151,18 +188,25 @@ def _loading(
 
 @dataclass(frozen=True)
 class Validation:
-    """What `databricks bundle validate -o json` reports: the config as far as it resolved, and errors."""
+    """What `databricks bundle validate -o json` reports: the config as far as it resolved, errors
+    and warnings."""
 
     document: dict[str, Any]
     errors: list[BundleConfigError]
+    warnings: list[BundleConfigError] = field(default_factory=list)
 
     def stderr(self) -> str:
-        """The CLI's error lines and its closing count, e.g. `Found 1 error`."""
-        if not self.errors:
+        """The CLI's error and warning lines and its closing count, e.g. `Found 1 error and 1 warning`."""
+        if not self.errors and not self.warnings:
             return "Validation OK!"
         lines = [f"Error: {error}" for error in self.errors]
-        count = len(self.errors)
-        return "\n".join([*lines, "", f"Found {count} error{'s' if count != 1 else ''}"])
+        lines += [f"Warning: {warning}" for warning in self.warnings]
+        counts = [_count(len(self.errors), "error"), _count(len(self.warnings), "warning")]
+        return "\n".join([*lines, "", "Found " + " and ".join(count for count in counts if count)])
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' if number != 1 else ''}" if number else ""
 
 
 def validate(
@@ -172,8 +216,13 @@ def validate(
     current_user: Mapping[str, Any] | None = None,
     lookup: steps.Lookup | None = None,
     engine: str = "native",
+    *,
+    strict: bool = False,
 ) -> Validation:
-    """Resolve like `load_bundle`; on failure keep the config resolved so far, as the CLI prints it."""
+    """Resolve like `load_bundle`; on failure keep the config resolved so far, as the CLI prints it.
+
+    `strict` (the CLI's `--strict`) reports every warning as an error.
+    """
     try:
         loading = _loading(bundle_dir, target, variables, current_user, lookup, engine)
     except BundleConfigError as error:
@@ -185,8 +234,17 @@ def validate(
     except BundleConfigError as error:
         tree = plain(loading.tree)
         errors = error.errors if isinstance(error, InvalidBundle) else [error]
-        return Validation({key: tree[key] for key in _VALIDATE_KEYS if key in tree}, errors)
-    return Validation(bundle.as_validate_json(), [])
+        document = {key: tree[key] for key in _VALIDATE_KEYS if key in tree}
+        return _reported(document, errors, loading.warnings, strict)
+    return _reported(bundle.as_validate_json(), [], loading.warnings, strict)
+
+
+def _reported(
+    document: dict[str, Any], errors: list[BundleConfigError], warnings: list[BundleConfigError], strict: bool
+) -> Validation:
+    return (
+        Validation(document, [*errors, *warnings], []) if strict else Validation(document, errors, warnings)
+    )
 
 
 def _resolved(loading: steps.Loading, tree: dict[str, Any]) -> ResolvedBundle:

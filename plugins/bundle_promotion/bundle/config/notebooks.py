@@ -27,3 +27,8 @@ def notebook_import(path: Path) -> tuple[str, str | None] | None:
     with path.open("rb") as file:
         first_line = file.readline().strip()
     return ("SOURCE", header[0]) if first_line == header[1] else None
+
+
+def remote_notebook_name(remote: str, import_format: str) -> str:
+    """A notebook's workspace path: a source notebook loses its suffix, a Jupyter one keeps `.ipynb`."""
+    return remote if import_format == "JUPYTER" else remote.rsplit(".", 1)[0]

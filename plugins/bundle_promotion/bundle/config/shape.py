@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bundle_promotion.bundle.config.interpolation import REFERENCE
 from bundle_promotion.bundle.config.located_yaml import kind_of
 from bundle_promotion.errors import BundleConfigError
 
@@ -151,7 +152,6 @@ _WORKSPACE = Fields(
         **dict.fromkeys(_WORKSPACE_PATHS[1:], Text(expected="a path, as text", nullable=False)),
         "host": Text(),
     },
-    nullable=False,
 )
 _SECTIONS: dict[str, Shape] = {
     "bundle": Fields({"name": Text()}, nullable=False),
@@ -172,8 +172,8 @@ def check_shape(config: dict[str, Any], file: Path) -> None:
     """Raise a `BundleConfigError` naming the file and field of the first value of the wrong kind."""
     pending: list[tuple[str, Any, Shape]] = BUNDLE_FILE.parts(config)
     for where, value, shape in pending:  # the list grows as it goes: breadth first, in file order
-        if value is None and shape.nullable:
-            continue
+        if (value is None and shape.nullable) or (isinstance(value, str) and REFERENCE.fullmatch(value)):
+            continue  # a reference takes its value's shape once resolved: a complex variable's map
         if not shape.fits(value):
             raise BundleConfigError(str(file), where.lstrip("."), _wrong_kind(shape, value))
         pending += [(f"{where}{suffix}", item, inner) for suffix, item, inner in shape.parts(value)]

@@ -580,7 +580,9 @@ def desired_settings(bundle: ResolvedBundle) -> dict[str, dict[str, Any]]:
 def _local_changes(bundle: ResolvedBundle) -> tuple[list[Upload], dict[str, dict[str, Any]]]:
     """What the bundle wants uploaded (files and built libraries) and the settings to send, by state key."""
     excludes = bundle.config.get("sync", {}).get("exclude") or []
-    uploads = bundle_files.bundle_uploads(bundle.bundle_dir, bundle.workspace.file_path, excludes)
+    uploads = bundle_files.bundle_uploads(
+        bundle.sync_root, bundle.workspace.file_path, excludes, sync_paths=bundle.sync_paths
+    )
     library_folder = f"{bundle.workspace.artifact_path}/.internal"
     libraries: dict[str, Upload] = {}
     desired: dict[str, dict[str, Any]] = {}

@@ -1,8 +1,9 @@
 """Which local files a deploy uploads, where they go, and what they held last time.
 
-The bundle folder is mirrored to `workspace.file_path`: notebooks (source files with
-the `Databricks notebook source` header, and `.ipynb`) become workspace notebooks
-without their suffix, everything else becomes a workspace file. `.git`, `.databricks`,
+The bundle folder (or the sync root holding it and its `sync.paths`) is mirrored to
+`workspace.file_path`: notebooks (source files with the `Databricks notebook source`
+header, and `.ipynb`) become workspace notebooks, the source ones without their suffix;
+everything else becomes a workspace file. `.git`, `.databricks`,
 `dist` and `__pycache__` are never uploaded, nor what the root `.gitignore` or
 `sync.exclude` name.
 
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bundle_promotion.bundle.config.notebooks import notebook_import
+from bundle_promotion.bundle.config.notebooks import notebook_import, remote_notebook_name
 from bundle_promotion.bundle.deploy.state import DeploymentState
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
@@ -46,17 +47,25 @@ class Upload:
         )
 
 
-def bundle_uploads(bundle_dir: Path, file_path: str, excludes: Iterable[str] = ()) -> list[Upload]:
-    """Every file of the bundle folder, with its place under `file_path`."""
+def bundle_uploads(
+    bundle_dir: Path, file_path: str, excludes: Iterable[str] = (), *, sync_paths: Iterable[Path] = ()
+) -> list[Upload]:
+    """Every file of the bundle folder, with its place under `file_path`.
+
+    With `sync_paths` (folders inside `bundle_dir`, here the sync root), only the files in them.
+    """
     patterns = [*_gitignore_patterns(bundle_dir), *excludes]
+    folders = [folder.relative_to(bundle_dir) for folder in sync_paths] or [Path()]
     uploads = []
     for local in _files(bundle_dir, patterns):
+        if not any(local.relative_to(bundle_dir).is_relative_to(folder) for folder in folders):
+            continue
         relative = local.relative_to(bundle_dir).as_posix()
         notebook = notebook_import(local)
         if notebook is None:
             uploads.append(Upload(local, f"{file_path}/{relative}", file_digest(local)))
         else:
-            remote = f"{file_path}/{relative.rsplit('.', 1)[0]}"
+            remote = remote_notebook_name(f"{file_path}/{relative}", notebook[0])
             uploads.append(Upload(local, remote, file_digest(local), *notebook))
     return uploads
 

@@ -14,7 +14,16 @@ from bundle_promotion.bundle.config.steps.access import (
     apply_permissions,
     apply_run_as,
 )
+from bundle_promotion.bundle.config.steps.checks import (
+    check_auth_interpolation,
+    check_deployment_fields,
+    check_engine,
+    check_enums,
+    check_root_path,
+)
+from bundle_promotion.bundle.config.steps.defaults import set_resource_defaults
 from bundle_promotion.bundle.config.steps.files import load_files
+from bundle_promotion.bundle.config.steps.git import load_git_details
 from bundle_promotion.bundle.config.steps.kinds import (
     apply_kind_defaults,
     apply_kind_presets,
@@ -43,16 +52,23 @@ __all__ = [
     "apply_permissions",
     "apply_run_as",
     "capture_uc_dependencies",
+    "check_auth_interpolation",
+    "check_deployment_fields",
+    "check_engine",
+    "check_enums",
     "check_kinds",
+    "check_root_path",
     "default_sync_paths",
     "default_workspace_paths",
     "interpolate",
     "is_service_principal",
     "load_files",
+    "load_git_details",
     "merge_keyed_lists",
     "reject_undeployable",
     "resources_of",
     "select_target",
+    "set_resource_defaults",
     "set_variable_values",
     "translate_paths",
 ]

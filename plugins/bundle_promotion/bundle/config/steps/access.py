@@ -10,14 +10,28 @@ from bundle_promotion.bundle.config.resource_kinds import PERMISSION_LEVELS
 from bundle_promotion.bundle.config.steps.loading import Loading, jobs_of, resources_of
 
 PRINCIPAL_FIELDS = ("user_name", "group_name", "service_principal_name")
+RUN_AS_FIELDS = ("user_name", "service_principal_name", "group_name")
+# Permission levels from least to most, to keep the highest a principal was given.
+LEVEL_ORDER = ("CAN_VIEW", "CAN_RUN", "CAN_MANAGE_RUN", "CAN_MANAGE", "IS_OWNER")
 
 
 def apply_run_as(loading: Loading) -> None:
-    """The bundle's `run_as` applies to each job that does not set its own."""
-    run_as = loading.tree.get("run_as")
-    if run_as:
-        for job in jobs_of(loading.tree).values():
-            job.setdefault("run_as", run_as)
+    """The bundle's `run_as` applies to each job and pipeline that does not set its own.
+
+    It names exactly one identity, as the CLI requires of a `run_as` section, even an empty one.
+    """
+    if "run_as" not in loading.tree:
+        return
+    run_as = loading.tree["run_as"] or {}
+    if len([name for name in RUN_AS_FIELDS if run_as.get(name)]) != 1:
+        raise loading.error(
+            "run_as",
+            "run_as section must specify exactly one non-empty identity: user_name, service_principal_name, "
+            "or group_name",
+        )
+    for kind in ("jobs", "pipelines"):
+        for resource in resources_of(loading.tree, kind).values():
+            resource.setdefault("run_as", dict(run_as))
 
 
 def apply_permissions(loading: Loading) -> None:
@@ -42,7 +56,7 @@ def apply_permissions(loading: Loading) -> None:
             ]
             merged = [p for p in [*own, *inherited] if not me or me not in _principals(p)]
             if merged or "permissions" in resource:
-                resource["permissions"] = _unique(merged)
+                resource["permissions"] = _highest_per_principal(merged)
 
 
 def _check_permission(
@@ -61,12 +75,20 @@ def _principals(permission: Mapping[str, Any]) -> list[str]:
     return [str(permission[name]) for name in PRINCIPAL_FIELDS if permission.get(name)]
 
 
-def _unique(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    unique: list[dict[str, Any]] = []
+def _highest_per_principal(permissions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per principal, at the highest level it was given, where it first appeared (the CLI's
+    `useMaximumLevel`): the Permissions API refuses a principal named twice."""
+    chosen: dict[str, dict[str, Any]] = {}
     for permission in permissions:
-        if permission not in unique:
-            unique.append(permission)
-    return unique
+        principal = next(f"{name}:{permission[name]}" for name in PRINCIPAL_FIELDS if permission.get(name))
+        held = chosen.get(principal)
+        if held is None or _rank(permission["level"]) > _rank(held["level"]):
+            chosen[principal] = permission  # a key assigned again keeps its place
+    return list(chosen.values())
+
+
+def _rank(level: str) -> int:
+    return LEVEL_ORDER.index(level) if level in LEVEL_ORDER else -1
 
 
 def annotate_resources(loading: Loading) -> None:

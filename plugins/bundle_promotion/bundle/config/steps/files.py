@@ -25,7 +25,7 @@ def load_files(loading: Loading) -> None:
         if "include" in included:
             raise BundleConfigError(str(path), "include", "only the root file may include other files")
         _record_resources(included, path, defined_in)
-        root = merge(root, included, path, "")
+        root = merge(root, included, path, "", loading.warn)
     loading.tree = root
 
 

@@ -12,6 +12,8 @@ from bundle_promotion.errors import BundleConfigError
 
 # Resolves a variable's `lookup` (kind, name) to an id, e.g. ("warehouse", "Shared") -> "abc123".
 Lookup = Callable[[str, str], str]
+# Reports a warning: the field, the problem and the file it is in.
+Warn = Callable[[str, str, Path], None]
 WORKSPACE_SUBPATHS = {
     "file_path": "files",
     "artifact_path": "artifacts",
@@ -33,13 +35,22 @@ class Loading:
     engine: str = "native"  # who deploys: "native" refuses the kinds it cannot deploy, "cli" deploys all
     tree: dict[str, Any] = field(default_factory=dict)
     target_tree: dict[str, Any] = field(default_factory=dict)
+    # What the CLI reports as `Warning: ...` and accepts; `--strict` makes them errors.
+    warnings: list[BundleConfigError] = field(default_factory=list)
 
     def error(self, field_path: str, problem: str, file: Path | None = None) -> BundleConfigError:
         return BundleConfigError(str(file or self.root_file), field_path, problem)
 
+    def warn(self, field_path: str, problem: str, file: Path | None = None) -> None:
+        self.warnings.append(self.error(field_path, problem, file))
 
-def merge(base: Any, override: Any, file: Path, where: str) -> Any:
-    """The CLI's merge: maps merge key by key, lists concatenate, scalars and nulls give way."""
+
+def merge(base: Any, override: Any, file: Path, where: str, warn: Warn | None = None) -> Any:
+    """The CLI's merge: maps merge key by key, lists concatenate, scalars and nulls give way.
+
+    Values of different kinds (text over a mapping) cannot merge: with `warn`, the override
+    replaces the base and the warning says so, as the CLI does; without, it is an error.
+    """
     if base is None:
         return override
     if override is None:
@@ -47,14 +58,16 @@ def merge(base: Any, override: Any, file: Path, where: str) -> Any:
     if isinstance(base, dict) and isinstance(override, dict):
         merged = dict(base)
         for key, value in override.items():
-            merged[key] = (
-                merge(base[key], value, file, f"{where}.{key}" if where else key) if key in base else value
-            )
+            at = f"{where}.{key}" if where else key
+            merged[key] = merge(base[key], value, file, at, warn) if key in base else value
         return merged
     if isinstance(base, list) and isinstance(override, list):
         return base + override
     if isinstance(base, dict | list) or isinstance(override, dict | list):
-        raise BundleConfigError(str(file), where, f"cannot merge {kind_of(base)} with {kind_of(override)}")
+        problem = f"cannot merge {kind_of(base)} with {kind_of(override)}"
+        if warn is None:
+            raise BundleConfigError(str(file), where, problem)
+        warn(where, f"{problem}; the value from {file} replaces it", file)
     return override
 
 

@@ -53,12 +53,15 @@ def select_target(loading: Loading) -> None:
     for section in MERGED_TARGET_SECTIONS:
         if section in target:
             base = loading.tree.get(section)
-            loading.tree[section] = merge(base, target[section], loading.root_file, f"{where}.{section}")
+            loading.tree[section] = merge(
+                base, target[section], loading.root_file, f"{where}.{section}", loading.warn
+            )
     if "run_as" in target:
         loading.tree["run_as"] = target["run_as"]
     _override_variable_values(loading, target.get("variables") or {}, where)
     bundle = loading.tree.setdefault("bundle", {})
     bundle["target"] = loading.target
+    bundle["environment"] = loading.target  # the CLI still fills in the old name of `target`
     if "mode" in target:
         bundle["mode"] = target["mode"]
 
@@ -85,18 +88,23 @@ def merge_keyed_lists(loading: Loading) -> None:
     """Merge a job's tasks by `task_key` (and clusters, parameters, environments by their keys).
 
     After a target's lists were appended to the root's, an element repeated with the
-    same key is merged into the first one, which keeps its position.
+    same key is merged into the first one, which keeps its position. It runs once variables
+    are resolved, as the CLI's `MergeJobClusters`, so a complex variable's cluster or task
+    merges with the target's.
     """
     for job in jobs_of(loading.tree).values():
         for list_name, key_field in KEYED_LISTS.items():
             if isinstance(job.get(list_name), list):
-                job[list_name] = _merge_by_key(job[list_name], key_field, loading.root_file)
+                job[list_name] = _merge_by_key(job[list_name], key_field, loading)
 
 
-def _merge_by_key(items: list[Any], key_field: str, file: Path) -> list[Any]:
+def _merge_by_key(items: list[Any], key_field: str, loading: Loading) -> list[Any]:
     merged: dict[Any, Any] = {}
     for position, item in enumerate(items):
         key = item.get(key_field) if isinstance(item, dict) else None
         slot = key if key is not None else ("__position__", position)
-        merged[slot] = merge(merged[slot], item, file, key_field) if slot in merged else item
+        if slot in merged:
+            merged[slot] = merge(merged[slot], item, loading.root_file, key_field, loading.warn)
+        else:
+            merged[slot] = item
     return list(merged.values())

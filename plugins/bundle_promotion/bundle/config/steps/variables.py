@@ -6,9 +6,9 @@ import json
 import os
 from typing import Any
 
-from bundle_promotion.bundle.config.interpolation import resolve_references
+from bundle_promotion.bundle.config.interpolation import resolve_references, resolve_value
 from bundle_promotion.bundle.config.steps.loading import Loading
-from bundle_promotion.errors import BundleConfigError, InvalidBundle
+from bundle_promotion.errors import BundleConfigError, BundlePromotionError, InvalidBundle
 
 
 def variable_spec(declaration: Any) -> dict[str, Any]:
@@ -19,7 +19,9 @@ def variable_spec(declaration: Any) -> dict[str, Any]:
 def set_variable_values(loading: Loading) -> None:
     """Give each variable its `value`, from the first that has one, in the CLI's order:
 
-    `--var`, `BUNDLE_VAR_<name>`, the `lookup`, the variable-overrides file, the default.
+    `--var`, a `value` the declaration gives, `BUNDLE_VAR_<name>`, the `lookup`, the
+    variable-overrides file, the default. A complex value must be declared `type: complex`
+    only when it comes from the overrides file: elsewhere the CLI takes it as written.
     """
     declared = loading.tree.setdefault("variables", {})
     for name in loading.variable_overrides:
@@ -29,14 +31,17 @@ def set_variable_values(loading: Loading) -> None:
     unassigned = []
     for name, declaration in declared.items():
         spec = dict(variable_spec(declaration))
-        value = _first_value(loading.variable_overrides.get(name), os.environ.get(f"BUNDLE_VAR_{name}"))
+        value = _first_value(
+            loading.variable_overrides.get(name), spec.get("value"), os.environ.get(f"BUNDLE_VAR_{name}")
+        )
         if value is None and spec.get("lookup"):
             value = _looked_up(loading, name, spec["lookup"])
+        read_from_file = value is None and from_file.get(name) is not None
         value = _first_value(value, from_file.get(name), spec.get("default"))
         if value is None:
             unassigned.append(loading.error(f"variables.{name}", _no_value_message(name, loading.target)))
             continue
-        if isinstance(value, dict | list) and spec.get("type") != "complex":
+        if read_from_file and isinstance(value, dict | list) and spec.get("type") != "complex":
             raise loading.error(
                 f"variables.{name}",
                 f"variable {name} is not of type complex, but the value in the variable is a complex type; "
@@ -53,17 +58,27 @@ def set_variable_values(loading: Loading) -> None:
 
 
 def _looked_up(loading: Loading, name: str, lookup: Any) -> str:
-    """The id a `lookup: {<kind>: <name>}` names, asked of the workspace."""
+    """The id a `lookup: {<kind>: <name>}` names, asked of the workspace.
+
+    References in the name (`${bundle.target} warehouse`) are resolved first; a failure names
+    the variable, not the reference it used.
+    """
+    where = f"variables.{name}.lookup"
     if not isinstance(lookup, dict) or len(lookup) != 1:
-        raise loading.error(f"variables.{name}.lookup", "expected exactly one kind, e.g. `warehouse: Shared`")
+        raise loading.error(where, "expected exactly one kind, e.g. `warehouse: Shared`")
     ((kind, wanted),) = lookup.items()
+    wanted = resolve_value(loading.tree, wanted, loading.root_file, f"{where}.{kind}")
     if loading.lookup is None:
         raise loading.error(
-            f"variables.{name}.lookup",
+            where,
             f"resolving {kind} {wanted!r} needs the workspace; validate against a workspace "
             f"or give the value with --var {name}=<id>",
         )
-    return loading.lookup(str(kind), str(wanted))
+    try:
+        return loading.lookup(str(kind), str(wanted))
+    except BundlePromotionError as error:
+        problem = error.problem if isinstance(error, BundleConfigError) else str(error)
+        raise loading.error(where, f"variable {name}: {problem}") from None
 
 
 def _first_value(*candidates: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ def default_workspace_paths(loading: Loading) -> None:
 
     `~` is the deploying user's home, and paths get the `/Workspace` prefix, as the CLI sets them.
     """
-    workspace = loading.tree.setdefault("workspace", {})
+    workspace = loading.tree["workspace"] = loading.tree.get("workspace") or {}  # `workspace:` may be empty
     if loading.current_user is not None:
         workspace["current_user"] = _with_short_name(loading.current_user)
     root = workspace.get("root_path") or "~/.bundle/${bundle.name}/${bundle.target}"
@@ -45,15 +46,19 @@ def _with_workspace_prefix(path: str) -> str:
 
 
 def _with_short_name(user: Mapping[str, Any]) -> dict[str, Any]:
-    """The user as the CLI shows it, with `short_name`: the user name up to `@`, made identifier-safe.
+    """The user as the CLI shows it, with `short_name`: the user name up to `@`, made identifier-safe,
+    and `domain_friendly_name`: that name with accents dropped and every other character a `-`,
+    fit for an app's or an endpoint's name.
 
     For a service principal (its user name is an application id) the display name is used.
     """
     name = str(user.get("userName", ""))
     if is_service_principal(user) and user.get("displayName"):
         name = str(user["displayName"])
-    short = re.sub(r"[^a-z0-9_]", "_", name.split("@", 1)[0].lower())
-    return {**user, "short_name": user.get("short_name", short)}
+    short = str(user.get("short_name") or re.sub(r"[^a-z0-9_]", "_", name.split("@", 1)[0].lower()))
+    unaccented = "".join(c for c in unicodedata.normalize("NFKD", short) if not unicodedata.combining(c))
+    friendly = re.sub(r"[^a-z0-9]", "-", unaccented.lower())
+    return {**user, "short_name": short, "domain_friendly_name": user.get("domain_friendly_name", friendly)}
 
 
 def is_service_principal(user: Mapping[str, Any]) -> bool:

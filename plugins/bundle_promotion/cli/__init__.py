@@ -1,8 +1,8 @@
 """The ``bundle-promotion`` command.
 
-Each subcommand is one ``_add_<name>`` function that declares its arguments and the
-function that runs it. Runners import what they need themselves, so ``--help`` and
-every other subcommand stay fast.
+Each subcommand is one ``_add_<name>`` function (or ``add_<name>`` in a module of its own:
+``bundle``, ``schedules``) that declares its arguments and the function that runs it.
+Runners import what they need themselves, so ``--help`` and every other subcommand stay fast.
 """
 
 from __future__ import annotations
@@ -10,25 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, redirect_stdout
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any
+
+from bundle_promotion.cli.bundle import add_bundle
+from bundle_promotion.cli.schedules import add_schedules
 
 if TYPE_CHECKING:
-    from bundle_promotion.bundle.deploy.engine import NativeEngine
-    from bundle_promotion.bundle.deploy.plan import Change
-    from bundle_promotion.hooks.workspace import WorkspaceHook
     from bundle_promotion.ledger import Ledger
-
-TARGET_VARIABLE = "DATABRICKS_BUNDLE_TARGET"  # the CLI's default for -t
-# `databricks bundle deploy`'s words before it deletes or recreates a pipeline.
-PIPELINE_APPROVAL_MESSAGE = (
-    "\nThis action will result in the deletion or recreation of the following Lakeflow Spark Declarative "
-    "Pipelines along with the\nStreaming Tables (STs) and Materialized Views (MVs) managed by them. "
-    "Recreating the pipelines will\nrestore the defined STs and MVs through full refresh. Note that "
-    "recreation is necessary when pipeline\nproperties such as the 'catalog' or 'storage' are changed:"
-)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from bundle_promotion.cli_drift import add_drift
+    from bundle_promotion.cli.drift import add_drift
 
     parser = argparse.ArgumentParser(
         prog="bundle-promotion", description="Promote Databricks bundles through environments."
@@ -48,7 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     for add_command in (
         _add_spec,
-        _add_bundle,
+        add_bundle,
+        add_schedules,
         _add_workspace_emulator,
         _add_demo,
         _add_approve,
@@ -108,355 +99,6 @@ def _check_specs(arguments: argparse.Namespace) -> int:
     for result in results:
         print(result if isinstance(result, SpecError) else f"ok {result.spec_file}")
     return 1 if any(isinstance(result, SpecError) for result in results) else 0
-
-
-def _add_bundle(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    bundle = commands.add_parser(
-        "bundle", help="validate, plan, deploy and destroy a Databricks bundle as `databricks bundle` does"
-    )
-    actions = bundle.add_subparsers(
-        title="bundle commands", required=True, metavar="ACTION", parser_class=_BundleCommandParser
-    )
-    validate = _bundle_action(
-        actions,
-        "validate",
-        _validate_bundle,
-        "print the resolved config; exit 1 with `Found N errors` if invalid",
-    )
-    _output_option(validate)
-    _connection_option(validate, "who deploys and lookups; without it, neither is resolved", default=None)
-    summary = _bundle_action(
-        actions, "summary", _summarize_bundle, "the resolved config with each deployed resource's id and url"
-    )
-    _output_option(summary)
-    _connection_option(summary, "the workspace holding the deployed resources", default=None, required=True)
-    plan = _bundle_action(actions, "plan", _plan_bundle, "what a deploy would create, update or delete")
-    _output_option(plan)
-    _connection_option(plan, "the workspace to plan against")
-    deploy = _bundle_action(actions, "deploy", _deploy_bundle, "deploy the bundle's files and resources")
-    _output_option(deploy)
-    _connection_option(deploy, "the workspace to deploy to")
-    _force_lock_option(deploy)
-    deploy.add_argument(
-        "--auto-approve", action="store_true", help="skip the approval of deleting or recreating pipelines"
-    )
-    destroy = _bundle_action(
-        actions, "destroy", _destroy_bundle, "delete the target's resources and its workspace folder"
-    )
-    _connection_option(destroy, "the workspace to destroy the deployment in")
-    _force_lock_option(destroy)
-    destroy.add_argument(
-        "--auto-approve", action="store_true", help="skip the confirmation (required without a TTY)"
-    )
-
-
-class _BundleCommandParser(argparse.ArgumentParser):
-    """Usage errors exit 1 with `Error: ...`, as every failure of `databricks bundle` does."""
-
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(1, f"Error: {message}\n")
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        parsed, unknown = super().parse_known_args(args, namespace)
-        if unknown:  # left to the top-level parser, they would exit 2
-            self.error(f"unrecognized arguments: {' '.join(unknown)}")
-        return parsed, unknown
-
-
-def _bundle_action(
-    actions: argparse._SubParsersAction[_BundleCommandParser],
-    name: str,
-    run: Callable[[argparse.Namespace], int],
-    help_text: str,
-) -> argparse.ArgumentParser:
-    """A `bundle` subcommand with the CLI's bundle flags: target, variables and the bundle's folder."""
-    action = actions.add_parser(name, help=help_text, description=help_text)
-    action.add_argument(
-        "-t",
-        "--target",
-        default=os.environ.get(TARGET_VARIABLE, ""),
-        help=f"the bundle target (default: ${TARGET_VARIABLE}, else the bundle's default target)",
-    )
-    action.add_argument(
-        "--var",
-        dest="variables",
-        action="append",
-        default=[],
-        type=_name_and_value,
-        metavar="NAME=VALUE",
-        help="set a bundle variable, like the CLI's --var; repeat for more",
-    )
-    action.add_argument("--bundle-dir", type=Path, default=Path.cwd(), help="the bundle (default: .)")
-    action.set_defaults(run=run)
-    return action
-
-
-def _output_option(action: argparse.ArgumentParser) -> None:
-    action.add_argument(
-        "-o",
-        "--output",
-        choices=("text", "json"),
-        default="text",
-        help="json: one JSON document on stdout, everything else on stderr",
-    )
-
-
-def _connection_option(
-    action: argparse.ArgumentParser,
-    purpose: str,
-    *,
-    default: str | None = "databricks_default",
-    required: bool = False,
-) -> None:
-    action.add_argument(
-        "--databricks-conn-id",
-        required=required,
-        default=default,
-        help=f"the Airflow connection of {purpose}" + (f" (default: {default})" if default else ""),
-    )
-
-
-def _force_lock_option(action: argparse.ArgumentParser) -> None:
-    action.add_argument(
-        "--force-lock",
-        action="store_true",
-        help="take the deploy lock even when another deployment holds it",
-    )
-
-
-def _name_and_value(text: str) -> tuple[str, str]:
-    name, equals, value = text.partition("=")
-    if not name or not equals:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, for example catalog=main; got '{text}'")
-    return name, value
-
-
-def _validate_bundle(arguments: argparse.Namespace) -> int:
-    import json
-
-    from bundle_promotion.bundle.config.load import validate
-    from bundle_promotion.bundle.config.lookup import api_lookup
-
-    with _stdout_kept_for_output() as output:
-        try:
-            hook = _workspace_hook(arguments.databricks_conn_id)
-            me = hook.call("GET", "2.0/preview/scim/v2/Me") if hook else None
-            lookup = api_lookup(hook) if hook else None
-            validation = validate(
-                arguments.bundle_dir, arguments.target, dict(arguments.variables), me, lookup
-            )
-        except _command_errors() as error:
-            return _failed(error)
-    if arguments.output == "json":
-        print(json.dumps(validation.document, indent=2), file=output)
-    else:
-        bundle = validation.document.get("bundle", {})
-        print(f"Name: {bundle.get('name', '')}\nTarget: {bundle.get('target', '')}", file=output)
-        print(
-            f"Workspace:\n  Path: {validation.document.get('workspace', {}).get('root_path', '')}\n",
-            file=output,
-        )
-    # As the CLI: errors, and in json mode also "Validation OK!", go to stderr.
-    text_ok = arguments.output == "text" and not validation.errors
-    print(validation.stderr(), file=output if text_ok else sys.stderr)
-    return 1 if validation.errors else 0
-
-
-def _summarize_bundle(arguments: argparse.Namespace) -> int:
-    import json
-
-    with _stdout_kept_for_output() as output:
-        try:
-            hook = _connection(arguments.databricks_conn_id)
-            engine = _native_engine(hook, arguments)
-            bundle = engine.load(arguments.bundle_dir, arguments.target)
-            document = engine.summary(bundle, hook.workspace_host_url())
-        except _command_errors() as error:
-            return _failed(error)
-    if arguments.output == "json":
-        print(json.dumps(document, indent=2), file=output)
-        return 0
-    for kind, resources in document.get("resources", {}).items():
-        for key, resource in resources.items():
-            url = resource.get("url", "(not deployed)")
-            print(f"{kind}.{key}: {resource.get('name', '')} {url}", file=output)
-    return 0
-
-
-def _plan_bundle(arguments: argparse.Namespace) -> int:
-    import json
-
-    from bundle_promotion.bundle.deploy.plan import plan_json
-
-    with _stdout_kept_for_output() as output:
-        try:
-            engine = _native_engine(_connection(arguments.databricks_conn_id), arguments)
-            plan = engine.plan(engine.load(arguments.bundle_dir, arguments.target))
-        except _command_errors() as error:
-            return _failed(error)
-    if arguments.output == "json":
-        print(json.dumps(plan_json(plan.changes, plan.state), indent=2), file=output)
-    else:
-        print(_plan_text(plan.changes), file=output)
-    return 0
-
-
-def _plan_text(changes: Sequence[Change]) -> str:
-    """The CLI's text plan: one `<action> <kind>.<key>` line per change, then the counts."""
-    counts = dict.fromkeys(("create", "update", "delete", "skip"), 0)
-    for change in changes:
-        for counted in ("create", "delete") if change.action == "recreate" else (change.action,):
-            counts[counted] += 1
-    lines = [
-        f"{change.action} {change.key.removeprefix('resources.')}" for change in changes if change.writes
-    ]
-    total = (
-        f"Plan: {counts['create']} to add, {counts['update']} to change, "
-        f"{counts['delete']} to delete, {counts['skip']} unchanged"
-    )
-    return "\n".join([*lines, "", total] if lines else [total])
-
-
-def _deploy_bundle(arguments: argparse.Namespace) -> int:
-    import json
-
-    with _stdout_kept_for_output() as output:
-        try:
-            engine = _native_engine(_connection(arguments.databricks_conn_id), arguments)
-            bundle = engine.load(arguments.bundle_dir, arguments.target)
-            if not _deploy_approved(engine.plan(bundle).changes, arguments.auto_approve):
-                print("Deployment cancelled!", file=sys.stderr)
-                return 0
-            print(f"Uploading bundle files to {bundle.workspace.file_path}...", file=sys.stderr)
-            print("Deploying resources...", file=sys.stderr)
-            result = engine.deploy(bundle, force_lock=arguments.force_lock)
-        except _command_errors() as error:
-            return _failed(error)
-        if result.broken_lock is not None:
-            print(f"Warning: broke {_lock_holder(result.broken_lock)}", file=sys.stderr)
-        print("Deployment complete!", file=sys.stderr)
-    if arguments.output == "json":
-        resources = {
-            key: {"type": resource.type, "name": resource.name, "id": resource.id, "action": resource.action}
-            for key, resource in result.resources.items()
-        }
-        print(json.dumps({"resources": resources}, indent=2), file=output)
-    return 0
-
-
-def _deploy_approved(changes: Sequence[Change], auto_approve: bool) -> bool:
-    """The CLI's rule: deleting or recreating a pipeline drops its tables, so a person must agree."""
-    from bundle_promotion.errors import DeployError
-
-    destructive = [
-        change for change in changes if change.kind == "pipelines" and change.action in ("delete", "recreate")
-    ]
-    if not destructive:
-        return True
-    print(PIPELINE_APPROVAL_MESSAGE, file=sys.stderr)
-    for change in destructive:
-        print(f"  {change.action} {change.key}", file=sys.stderr)
-    if auto_approve:
-        return True
-    if not _can_prompt():
-        raise DeployError(
-            "the deployment requires destructive actions, but current console does not support prompting. "
-            "Please specify --auto-approve if you would like to skip prompts and proceed"
-        )
-    return _confirmed("Would you like to proceed?")
-
-
-def _destroy_bundle(arguments: argparse.Namespace) -> int:
-    if not arguments.auto_approve and not _can_prompt():
-        return _failed(
-            "please specify --auto-approve to skip interactive confirmation checks for non tty consoles"
-        )
-    from bundle_promotion.workspace import files as workspace_files
-
-    with _stdout_kept_for_output():
-        try:
-            hook = _connection(arguments.databricks_conn_id)
-            engine = _native_engine(hook, arguments)
-            bundle = engine.load(arguments.bundle_dir, arguments.target)
-            if not workspace_files.exists(hook, bundle.workspace.root_path):
-                print("No active deployment found to destroy!", file=sys.stderr)
-                return 0
-            deployed = sorted(engine.deployed(bundle))
-            if deployed:
-                print("The following resources will be deleted:", file=sys.stderr)
-                print("\n".join(f"  delete {key}" for key in deployed), file=sys.stderr)
-            print(
-                "All files and directories at the following location will be deleted: "
-                f"{bundle.workspace.root_path}\n",
-                file=sys.stderr,
-            )
-            if not arguments.auto_approve and not _confirmed("Would you like to proceed?"):
-                print("Destroy cancelled!", file=sys.stderr)
-                return 0
-            engine.destroy(bundle, force_lock=arguments.force_lock)
-        except _command_errors() as error:
-            return _failed(error)
-        print("Destroy complete!", file=sys.stderr)
-    return 0
-
-
-def _lock_holder(lock: dict[str, object]) -> str:
-    return f"the deploy lock acquired by {lock.get('User')} at {lock.get('AcquisitionTime')}"
-
-
-def _native_engine(hook: WorkspaceHook, arguments: argparse.Namespace) -> NativeEngine:
-    from bundle_promotion.bundle.deploy.engine import NativeEngine
-
-    return NativeEngine(hook, variables=dict(arguments.variables))
-
-
-@contextmanager
-def _stdout_kept_for_output() -> Iterator[TextIO]:
-    """Yields the real stdout for the command's result, and sends all else printed meanwhile to stderr.
-
-    Airflow sends its logs and warnings to whatever `sys.stdout` is when it is first
-    imported (here: by the hook), which would put them before a `-o json` document.
-    """
-    output = sys.stdout
-    with redirect_stdout(sys.stderr):
-        yield output
-
-
-def _command_errors() -> tuple[type[Exception], ...]:
-    """What a bundle command reports as `Error: ...`: our errors and Airflow's (e.g. no such connection)."""
-    from airflow.exceptions import AirflowException
-
-    from bundle_promotion.errors import BundlePromotionError
-
-    return BundlePromotionError, AirflowException
-
-
-def _failed(error: Exception | str) -> int:
-    print(f"Error: {error}", file=sys.stderr)
-    return 1
-
-
-def _can_prompt() -> bool:
-    """A question needs a person: one at a terminal, reading stderr and typing into stdin."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
-
-
-def _confirmed(question: str) -> bool:
-    print(f"{question} [y/n]: ", end="", file=sys.stderr, flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
-
-
-def _workspace_hook(conn_id: str | None) -> WorkspaceHook | None:
-    return None if conn_id is None else _connection(conn_id)
-
-
-def _connection(conn_id: str) -> WorkspaceHook:
-    from bundle_promotion.hooks.workspace import WorkspaceHook
-
-    return WorkspaceHook(conn_id, caller="bundle-promotion")
 
 
 def _add_workspace_emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
