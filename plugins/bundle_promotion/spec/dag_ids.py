@@ -28,3 +28,11 @@ def rollback_dag_id(bundle: str) -> str:
 def promoted_bundle(dag_id: str) -> str | None:
     """The bundle a promotion DAG promotes; None for any other DAG."""
     return dag_id.removeprefix(PROMOTION_PREFIX) if dag_id.startswith(PROMOTION_PREFIX) else None
+
+
+def rendered_bundle(dag_id: str) -> str | None:
+    """The bundle whose spec renders this DAG (promotion, schedules or rollback); None for any other."""
+    for prefix in (PROMOTION_PREFIX, SCHEDULES_PREFIX, ROLLBACK_PREFIX):
+        if dag_id.startswith(prefix):
+            return dag_id.removeprefix(prefix)
+    return None

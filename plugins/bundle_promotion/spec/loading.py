@@ -27,13 +27,16 @@ def load_spec(path: Path) -> PromotionSpec:
     return _load(path)[0]
 
 
-def load_specs(folder: Path) -> list[PromotionSpec | SpecError]:
+def load_specs(folder: Path, *, bundle: str | None = None) -> list[PromotionSpec | SpecError]:
     """Load every ``*.yaml`` and ``*.yml`` in ``folder``, sorted by name.
 
     A bad file gives its ``SpecError`` in place of a spec and the others still load.
-    A missing folder holds no specs.
+    A missing folder holds no specs. With ``bundle``, only the files naming that bundle are
+    validated (a task needs one spec, not the fleet's); the others are only read as YAML.
     """
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    if bundle is not None:
+        files = [file for file in files if _names_bundle(file, bundle)]
     results: list[PromotionSpec | SpecError] = []
     first_file_of: dict[str, Path] = {}
     for file in files:
@@ -51,6 +54,15 @@ def load_specs(folder: Path) -> list[PromotionSpec | SpecError]:
         first_file_of[spec.bundle] = file
         results.append(spec)
     return results
+
+
+def _names_bundle(path: Path, bundle: str) -> bool:
+    """Whether the file's top-level ``bundle`` is ``bundle``: a YAML read without validation."""
+    try:
+        data = yaml.load(read_bounded(path, SPEC_BOUNDS), Loader=_YamlLoader)
+    except (FileRefused, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and data.get("bundle") == bundle
 
 
 def _duplicate_bundle(spec: PromotionSpec, first_file: Path) -> _Problem:
