@@ -171,8 +171,7 @@ class Stack:
             )
 
     def _stop_processes(self) -> None:
-        for process in reversed(self._processes.values()):
-            stop_group(process)
+        stop_groups(list(self._processes.values()))
 
     def check_processes(self) -> None:
         """Raise naming the first component that exited, and where its log is."""
@@ -288,15 +287,25 @@ def run_airflow(arguments: list[str], environment: dict[str, str], home: Path, l
         )
 
 
-def stop_group(process: subprocess.Popen[bytes], grace: float = 30.0) -> None:
-    """SIGTERM the process's group, then SIGKILL what is left after the grace period."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+def stop_groups(processes: Sequence[subprocess.Popen[bytes]], grace: float = 20.0) -> None:
+    """SIGTERM every process's group at once, wait up to ``grace`` seconds for them, then SIGKILL
+    what is left of each group (a Celery pool's children, say)."""
+    running = [process for process in processes if process.poll() is None]
+    for process in running:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)
+    for process in running:
+        process.wait()
+
+
+def _signal_group(process: subprocess.Popen[bytes], signal_number: int) -> None:
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal_number)
 
 
 @contextmanager
@@ -409,7 +418,7 @@ def redis(folder: Path) -> Iterator[str]:
         wait_until(lambda: _redis_answers(port), "redis-server to answer PING", timeout=30)
         yield f"127.0.0.1:{port}"
     finally:
-        stop_group(server)
+        stop_groups([server])
 
 
 def _redis_answers(port: int) -> bool:
