@@ -52,7 +52,7 @@ POLL_SECONDS = 0.5
 
 @dataclass
 class Stack:
-    """The running stack; a context manager that starts everything and stops it in reverse order."""
+    """The running stack: a context manager that starts everything and stops all of it on exit."""
 
     root: Path
     specs_folder: Path
