@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bundle_promotion.bundle.config.bounded_yaml import SPEC_BOUNDS, read_bounded
+from bundle_promotion.bundle.config.bounded_yaml import SPEC_BOUNDS, read_bounded, top_level_scalar
 from bundle_promotion.errors import FileRefused, SpecError
 from bundle_promotion.spec.base import _RULE, _Loc
 from bundle_promotion.spec.bundle_checks import _bundle_problems
@@ -57,12 +57,11 @@ def load_specs(folder: Path, *, bundle: str | None = None) -> list[PromotionSpec
 
 
 def _names_bundle(path: Path, bundle: str) -> bool:
-    """Whether the file's top-level ``bundle`` is ``bundle``: a YAML read without validation."""
+    """Whether the file's top-level ``bundle`` is ``bundle``, read no further than that key."""
     try:
-        data = yaml.load(read_bounded(path, SPEC_BOUNDS), Loader=_YamlLoader)
+        return top_level_scalar(path, "bundle", SPEC_BOUNDS) == bundle
     except (FileRefused, yaml.YAMLError):
         return False
-    return isinstance(data, dict) and data.get("bundle") == bundle
 
 
 def _duplicate_bundle(spec: PromotionSpec, first_file: Path) -> _Problem:
