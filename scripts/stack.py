@@ -63,6 +63,7 @@ class Stack:
     emulator: Any = None
     environment: dict[str, str] = field(default_factory=dict)
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _tokens: dict[str, str] = field(default_factory=dict)
     _exit: ExitStack = field(default_factory=ExitStack)
 
     @property
@@ -206,9 +207,12 @@ class Stack:
     # The API, as the users would call it.
 
     def token(self, user: str) -> str:
+        """The user's JWT, logged in once (tokens outlive any run of the stack)."""
         from bundle_promotion.web.client import login
 
-        return login(self.api_url, user, self.passwords[user])
+        if user not in self._tokens:
+            self._tokens[user] = login(self.api_url, user, self.passwords[user])
+        return self._tokens[user]
 
     def api(self, method: str, path: str, user: str = "admin", **kwargs: Any) -> Any:
         response = requests.request(
