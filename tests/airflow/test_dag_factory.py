@@ -82,8 +82,9 @@ def test_the_version_param_rejects_a_malformed_tag(specs_folder: Path) -> None:
         params["version"] = "v1 2"
 
 
-def parse_dag_file(specs: Path) -> dict:
-    """Parse dags/promotions.py in a fresh process, like the DAG processor, and report what it saw."""
+def parse_dag_file(specs: Path, parsing_dag_id: str | None = None) -> dict:
+    """Parse dags/promotions.py in a fresh process, like the DAG processor (or, given
+    ``parsing_dag_id``, like a worker about to run a task of that DAG), and report what it saw."""
     script = """
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -93,6 +94,8 @@ heavy = sorted(m for m in sys.modules if m.startswith(clients))
 print(json.dumps({"dags": sorted(bag.dags), "errors": bag.import_errors, "heavy": heavy}))
 """
     env = {**os.environ, "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(specs)}
+    if parsing_dag_id:
+        env["_AIRFLOW_PARSING_CONTEXT_DAG_ID"] = parsing_dag_id  # what Airflow sets for a task's parse
     result = subprocess.run(
         [sys.executable, "-c", script, str(PROJECT / "dags" / "promotions.py")],
         env=env,
@@ -136,6 +139,27 @@ def test_a_bad_spec_is_an_import_error_and_the_others_still_load(specs_folder: P
     [message] = parsed["errors"].values()
     assert "broken.yaml" in message
     assert "environments" in message
+
+
+@pytest.mark.parametrize(
+    "dag_id", ["promote__example", "schedules__example", "rollback__example", "drift__example"]
+)
+def test_a_task_parse_builds_only_its_dag_and_validates_only_its_spec(
+    specs_folder: Path, dag_id: str
+) -> None:
+    other_bundle = specs_folder.parent / "bundle"
+    (specs_folder / "other.yaml").write_text(yaml.safe_dump(spec_dict("other", other_bundle)))
+    (specs_folder / "broken.yaml").write_text("bundle: broken\nsource: {repo: x}\nenvironments: []\n")
+
+    parsed = parse_dag_file(specs_folder, parsing_dag_id=dag_id)
+
+    assert parsed == {"dags": [dag_id], "errors": {}, "heavy": []}
+
+
+def test_a_parse_for_a_dag_no_spec_renders_builds_every_spec(specs_folder: Path) -> None:
+    parsed = parse_dag_file(specs_folder, parsing_dag_id="some_other_dag")
+
+    assert parsed["dags"] == ["drift__example", "promote__example", "rollback__example", "schedules__example"]
 
 
 def test_parsing_imports_no_databricks_or_github_client(specs_folder: Path) -> None:

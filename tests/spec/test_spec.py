@@ -677,3 +677,25 @@ def test_hold_clearers_name_someone(tmp_path: Path) -> None:
 
     assert error.field == "environments[1].hold_clearers"
     assert "name who may clear a hold: list users, give a role, or both" in error.problem
+
+
+def test_load_specs_of_one_bundle_validates_only_the_files_naming_it(tmp_path: Path) -> None:
+    write_spec(tmp_path, edited("bundle: sales", "bundle: orders", VALID), "orders.yaml")
+    write_spec(tmp_path, edited("schedules: paused", "schedules: sometimes"), "sales.yaml")
+    write_spec(tmp_path, VALID.replace("sales", "sales_again"), "sales_again.yaml")
+
+    [orders] = load_specs(tmp_path, bundle="orders")
+
+    assert isinstance(orders, PromotionSpec)
+    assert orders.bundle == "orders"
+
+
+def test_load_specs_of_one_bundle_still_refuses_a_second_file_naming_it(tmp_path: Path) -> None:
+    write_spec(tmp_path, VALID, "a.yaml")
+    write_spec(tmp_path, VALID, "b.yaml")
+
+    first, second = load_specs(tmp_path, bundle="sales")
+
+    assert isinstance(first, PromotionSpec)
+    assert isinstance(second, SpecError)
+    assert "already promoted by" in str(second)

@@ -6,7 +6,7 @@ network and imports no heavy client: the operators import theirs when they execu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,22 +42,30 @@ from bundle_promotion.operators.verify import VerifyInstallationOperator
 from bundle_promotion.sensors.gate import GateSensor
 from bundle_promotion.sensors.quiet import WaitForQuietSensor
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
-from bundle_promotion.spec.dag_ids import drift_dag_id, schedules_dag_id
+from bundle_promotion.spec.dag_ids import drift_dag_id, rendered_bundle, rollback_dag_id, schedules_dag_id
 from bundle_promotion.spec.notifications import Event
 
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+/-]*$"
 
 
-def promotion_dags(specs_folder: Path, *, polling_period_seconds: int = 30) -> dict[str, DAG]:
-    """One DAG per valid spec, plus one that carries every bad spec's error to the DAG processor."""
+def promotion_dags(
+    specs_folder: Path, *, polling_period_seconds: int = 30, dag_id: str | None = None
+) -> dict[str, DAG]:
+    """One DAG per valid spec, plus one that carries every bad spec's error to the DAG processor.
+
+    With ``dag_id`` (Airflow's parsing context, set when a worker or the triggerer parses for one
+    task), only the spec rendering that DAG is validated and only that DAG built, so a task's
+    start-up does not grow with the number of specs.
+    """
+    only = dag_id if dag_id and rendered_bundle(dag_id) else None
     dags: dict[str, DAG] = {}
     errors: list[SpecError] = []
-    for spec in load_specs(specs_folder):
+    for spec in load_specs(specs_folder, bundle=rendered_bundle(only) if only else None):
         if isinstance(spec, SpecError):
             errors.append(spec)
             continue
         try:
-            rendered = _spec_dags(spec, polling_period_seconds)
+            rendered = _spec_dags(spec, polling_period_seconds, only)
         except Exception as error:  # whatever one spec raises, the other specs' DAGs still load
             errors.append(SpecError(str(spec.spec_file), "", f"cannot be rendered into DAGs: {error}"))
             continue
@@ -67,13 +75,14 @@ def promotion_dags(specs_folder: Path, *, polling_period_seconds: int = 30) -> d
     return dags
 
 
-def _spec_dags(spec: PromotionSpec, polling_period_seconds: int) -> list[DAG]:
-    return [
-        build_promotion_dag(spec, polling_period_seconds=polling_period_seconds),
-        build_schedules_dag(spec),
-        build_rollback_dag(spec),
-        build_drift_dag(spec),
-    ]
+def _spec_dags(spec: PromotionSpec, polling_period_seconds: int, only: str | None) -> list[DAG]:
+    builders: dict[str, Callable[[], DAG]] = {
+        spec.dag_id: lambda: build_promotion_dag(spec, polling_period_seconds=polling_period_seconds),
+        schedules_dag_id(spec.bundle): lambda: build_schedules_dag(spec),
+        rollback_dag_id(spec.bundle): lambda: build_rollback_dag(spec),
+        drift_dag_id(spec.bundle): lambda: build_drift_dag(spec),
+    }
+    return [build() for dag_id, build in builders.items() if only in (None, dag_id)]
 
 
 def build_promotion_dag(spec: PromotionSpec, *, polling_period_seconds: int = 30) -> DAG:

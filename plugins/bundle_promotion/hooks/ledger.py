@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 # The connection whose password keys the audit trail's MAC: a secret outside the ledger database.
 AUDIT_KEY_CONN_ID = "bundle_promotion_audit_key"
-# Airflow connection types whose URI scheme SQLAlchemy spells differently.
-_SQLALCHEMY_SCHEMES = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2"}
+# Airflow connection types whose URI scheme SQLAlchemy spells differently. Postgres goes through
+# psycopg 3, the driver the `celery` extra installs for Airflow's own database too.
+_SQLALCHEMY_SCHEMES = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}
 
 
 class LedgerHook(BaseHook):

@@ -33,3 +33,11 @@ def drift_dag_id(bundle: str) -> str:
 def promoted_bundle(dag_id: str) -> str | None:
     """The bundle a promotion DAG promotes; None for any other DAG."""
     return dag_id.removeprefix(PROMOTION_PREFIX) if dag_id.startswith(PROMOTION_PREFIX) else None
+
+
+def rendered_bundle(dag_id: str) -> str | None:
+    """The bundle whose spec renders this DAG (promotion, schedules, rollback, drift); None for others."""
+    for prefix in (PROMOTION_PREFIX, SCHEDULES_PREFIX, ROLLBACK_PREFIX, DRIFT_PREFIX):
+        if dag_id.startswith(prefix):
+            return dag_id.removeprefix(prefix)
+    return None

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from bundle_promotion.bundle.config.bounded_yaml import SPEC_BOUNDS, read_bounded
+from bundle_promotion.bundle.config.bounded_yaml import SPEC_BOUNDS, read_bounded, top_level_scalar
 from bundle_promotion.errors import FileRefused, SpecError
 from bundle_promotion.spec.base import _RULE, _Loc
 from bundle_promotion.spec.bundle_checks import _bundle_problems
@@ -27,13 +27,16 @@ def load_spec(path: Path) -> PromotionSpec:
     return _load(path)[0]
 
 
-def load_specs(folder: Path) -> list[PromotionSpec | SpecError]:
+def load_specs(folder: Path, *, bundle: str | None = None) -> list[PromotionSpec | SpecError]:
     """Load every ``*.yaml`` and ``*.yml`` in ``folder``, sorted by name.
 
     A bad file gives its ``SpecError`` in place of a spec and the others still load.
-    A missing folder holds no specs.
+    A missing folder holds no specs. With ``bundle``, only the files naming that bundle are
+    validated (a task needs one spec, not the fleet's); the others are only read as YAML.
     """
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    if bundle is not None:
+        files = [file for file in files if _names_bundle(file, bundle)]
     results: list[PromotionSpec | SpecError] = []
     first_file_of: dict[str, Path] = {}
     for file in files:
@@ -51,6 +54,14 @@ def load_specs(folder: Path) -> list[PromotionSpec | SpecError]:
         first_file_of[spec.bundle] = file
         results.append(spec)
     return results
+
+
+def _names_bundle(path: Path, bundle: str) -> bool:
+    """Whether the file's top-level ``bundle`` is ``bundle``, read no further than that key."""
+    try:
+        return top_level_scalar(path, "bundle", SPEC_BOUNDS) == bundle
+    except (FileRefused, yaml.YAMLError):
+        return False
 
 
 def _duplicate_bundle(spec: PromotionSpec, first_file: Path) -> _Problem:

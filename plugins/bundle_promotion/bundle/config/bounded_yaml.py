@@ -52,6 +52,34 @@ def read_bounded(path: Path, bounds: Bounds) -> str:
     return text
 
 
+def top_level_scalar(path: Path, key: str, bounds: Bounds) -> str | None:
+    """The text of ``key`` in the file's top-level mapping, read from the event stream only as
+    far as that key: a glance at a file that composes nothing, so it needs no structure check.
+    None when the top level is not a mapping or ``key`` holds no plain value.
+
+    Raises ``FileRefused`` for a file that is not a regular, bounded UTF-8 file, and
+    ``yaml.YAMLError`` for a syntax error before the key.
+    """
+    text = _decoded(path, _read_regular_file(path, bounds.max_bytes))
+    depth, expecting_key, wanted = 0, True, False
+    for event in yaml.parse(text, Loader=_EventLoader):
+        if isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue
+        if depth == 0 and not isinstance(event, yaml.MappingStartEvent):
+            return None
+        if depth == 1:
+            if wanted:
+                return event.value if isinstance(event, yaml.ScalarEvent) else None
+            wanted = expecting_key and isinstance(event, yaml.ScalarEvent) and event.value == key
+            expecting_key = not expecting_key
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+    return None
+
+
 def _read_regular_file(path: Path, max_bytes: int) -> bytes:
     # Non-blocking, so a FIFO is opened, seen for what it is and refused, not waited on.
     try:
