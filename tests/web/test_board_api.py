@@ -96,6 +96,7 @@ def test_a_viewer_sees_the_board_with_every_action_disabled_and_why(
         "approve": {"allowed": False, "reason": "your role may not answer approvals of promote__sales"},
         "clear_hold": {"allowed": False, "reason": "your role may not change runs of promote__sales"},
         "rollback": {"allowed": False, "reason": "your role may not trigger rollback__sales"},
+        "heal": {"allowed": False, "reason": "your role may not trigger rollback__sales"},
     }
     assert board["bundles"][0]["actions"]["promote"] == {
         "allowed": False,
@@ -128,6 +129,29 @@ def test_a_hold_shows_who_set_it_and_who_may_clear_it(client: Any, ledger: Ledge
     assert carol["actions"]["clear_hold"] == {
         "allowed": False,
         "reason": "only prod's hold_clearers may clear its hold (QC (alice, bob, dag_test))",
+    }
+
+
+def test_a_drifted_cell_shows_each_field_and_who_may_heal_it(client: Any, ledger: Ledger) -> None:
+    from datetime import UTC, datetime
+
+    from bundle_promotion.ledger.records import DriftFinding, DriftReport
+
+    deployed(ledger, "prod", "v1.0.0", "manual__1")
+    finding = DriftFinding("resources.jobs.etl", "schedule.quartz_cron_expression", "0 0 * * *", "0 5 * * *")
+    report = DriftReport("sales", "prod", datetime.now(UTC), "v1.0.0", "d" * 64, (finding,))
+    ledger.record_drift_report(report, actor="drift__sales")
+
+    alice = cell(board_of(client, "alice"), "prod")
+    viewer = cell(board_of(client, "vera", role="viewer"), "prod")
+
+    assert alice["drift"]["status"] == "drifted"
+    assert alice["drift"]["findings"] == [str(finding)]
+    assert alice["actions"]["heal"]["allowed"] is True
+    assert viewer["actions"]["heal"]["allowed"] is False
+    assert cell(board_of(client, "alice"), "validation")["actions"]["heal"] == {
+        "allowed": False,
+        "reason": "no drift found in validation",
     }
 
 

@@ -12,7 +12,7 @@ index seeks, and the Airflow runs linked from the cells are looked up in one que
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bundle_promotion.errors import BundlePromotionError, ReleaseError, SpecError
 from bundle_promotion.gates.approvals import ApprovalPolicy, eligible_groups, policy_from_spec
 from bundle_promotion.identity import person_or_none as _person_or_none
-from bundle_promotion.ledger.records import Approval, GateEvaluation, Release
+from bundle_promotion.ledger.records import Approval, DriftReport, GateEvaluation, Release
 from bundle_promotion.release import git
 from bundle_promotion.spec import Environment, PromotionSpec, load_specs
 from bundle_promotion.spec.dag_ids import promotion_dag_id, rollback_dag_id
@@ -95,6 +95,14 @@ class Held(BaseModel):
     run_id: str | None
 
 
+class DriftBadge(BaseModel):
+    status: str = Field(description="in_sync, drifted or not_deployed")
+    checked_at: datetime
+    findings: list[str] = Field(
+        description="Each drifted field: the resource, the field, actual and expected"
+    )
+
+
 class Cell(BaseModel):
     environment: str
     target: str
@@ -103,8 +111,8 @@ class Cell(BaseModel):
     running: Running | None
     waiting: Waiting | None
     hold: Held | None
-    actions: dict[str, Permission] = Field(description="approve, clear_hold, rollback")
-    drift: dict[str, Any] | None = Field(default=None, description="Reserved for the drift report.")
+    actions: dict[str, Permission] = Field(description="approve, clear_hold, rollback, heal")
+    drift: DriftBadge | None = Field(description="The newest drift check; None before the first")
 
 
 class BundleRow(BaseModel):
@@ -125,12 +133,14 @@ def board(user: GetUserDep) -> Board:
     """Every bundle the user may see, with what runs, waits and is held in each environment."""
     visible = [spec for spec in _specs() if _may(user, "GET", spec.dag_id, DagAccessEntity.RUN)]
     pairs = [(spec.bundle, env.name) for spec in visible for env in spec.environments]
-    states = iter(api._ledger().board(pairs))
+    ledger = api._ledger()
+    states = iter(ledger.board(pairs))
     rows = [(spec, [next(states) for _ in spec.environments]) for spec in visible]
     runs = _run_urls(rows)
+    drifts = {(report.bundle, report.environment): report for report in ledger.latest_drift_reports()}
     return Board(
         user=str(user.get_id()),
-        bundles=[_bundle_row(spec, cells, user, runs) for spec, cells in rows],
+        bundles=[_bundle_row(spec, cells, user, runs, drifts) for spec, cells in rows],
     )
 
 
@@ -361,7 +371,11 @@ def _trigger(dag_id: str, user: Any, conf: dict[str, Any], *, note: str) -> Trig
 
 
 def _bundle_row(
-    spec: PromotionSpec, states: Sequence[EnvironmentState], user: Any, runs: Callable[[str], str | None]
+    spec: PromotionSpec,
+    states: Sequence[EnvironmentState],
+    user: Any,
+    runs: Callable[[str], str | None],
+    drifts: Mapping[tuple[str, str], DriftReport],
 ) -> BundleRow:
     promote_dag, rollback_dag = promotion_dag_id(spec.bundle), rollback_dag_id(spec.bundle)
     may_trigger = {
@@ -373,7 +387,7 @@ def _bundle_row(
         promote_dag=promote_dag,
         rollback_dag=rollback_dag,
         cells=[
-            _cell(env, state, user, runs, may_trigger[rollback_dag])
+            _cell(env, state, user, runs, may_trigger[rollback_dag], drifts.get((spec.bundle, env.name)))
             for env, state in zip(spec.environments, states, strict=True)
         ],
         actions={"promote": may_trigger[promote_dag]},
@@ -386,6 +400,7 @@ def _cell(
     user: Any,
     runs: Callable[[str], str | None],
     rollback: Permission,
+    drift: DriftReport | None,
 ) -> Cell:
     policy = _approval_policy(env)
     waiting = state.latest_gates if state.latest_gates and state.latest_gates.status == "waiting" else None
@@ -413,7 +428,16 @@ def _cell(
             "rollback": rollback
             if not rollback.allowed or current
             else _permission(False, f"nothing runs in {env.name} to roll back"),
+            # Healing redeploys or re-pauses: the same right as rolling back.
+            "heal": rollback
+            if not rollback.allowed or (drift and drift.findings)
+            else _permission(False, f"no drift found in {env.name}"),
         },
+        drift=DriftBadge(
+            status=drift.status, checked_at=drift.checked_at, findings=[str(f) for f in drift.findings]
+        )
+        if drift
+        else None,
     )
 
 

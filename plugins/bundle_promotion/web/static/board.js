@@ -104,7 +104,7 @@ function cellView(row, cell) {
     );
   }
   if (waiting) parts.push(waitingView(waiting));
-  if (cell.drift) parts.push(el("div", { class: "drift" }, cell.drift.summary || "drift"));
+  if (cell.drift) parts.push(driftView(cell.drift));
   const act = (kind, extra) => () => openAction(kind, row, cell, extra);
   parts.push(
     el(
@@ -114,6 +114,7 @@ function cellView(row, cell) {
       actionButton("Reject", cell.actions.approve, act("reject")),
       actionButton("Roll back", cell.actions.rollback, act("rollback")),
       actionButton("Clear hold", cell.actions.clear_hold, act("clear_hold")),
+      actionButton("Heal", cell.actions.heal, act("heal")),
     ),
     whyDisabled(cell.actions),
   );
@@ -238,12 +239,27 @@ function historyView(history) {
 
 let current = null; // the action the dialog is open for
 
+// The newest drift check: in sync, or each drifted field under a badge.
+function driftView(drift) {
+  const checked = `checked ${when(drift.checked_at)}`;
+  if (drift.status !== "drifted") {
+    return el("div", { class: "drift in-sync" }, `${drift.status.replace("_", " ")} · ${checked}`);
+  }
+  return el(
+    "details",
+    { class: "drift drifted", role: "status" },
+    el("summary", {}, `drifted: ${drift.findings.length} field(s) · ${checked}`),
+    el("ul", {}, ...drift.findings.map((finding) => el("li", {}, finding))),
+  );
+}
+
 async function openAction(kind, row, cell) {
   const titles = {
     approve: `Approve ${cell?.waiting?.release.version} for ${cell?.environment}`,
     reject: `Reject ${cell?.waiting?.release.version} for ${cell?.environment}`,
     rollback: `Roll back ${cell?.environment} of ${row.bundle}`,
     clear_hold: `Clear the hold on ${cell?.environment} of ${row.bundle}`,
+    heal: `Heal the drift of ${cell?.environment} of ${row.bundle}`,
     promote: `Promote ${row.bundle}`,
   };
   current = { kind, row, cell };
@@ -251,7 +267,7 @@ async function openAction(kind, row, cell) {
   form.reset();
   $("#action-title").textContent = titles[kind];
   $("#action-summary").textContent =
-    kind === "clear_hold" ? `Held: ${cell.hold.reason}` : kind === "approve" || kind === "reject" ? cell.waiting.gates.map((g) => g.reason).join("; ") : "";
+    kind === "clear_hold" ? `Held: ${cell.hold.reason}` : kind === "heal" ? cell.drift.findings.join("; ") : kind === "approve" || kind === "reject" ? cell.waiting.gates.map((g) => g.reason).join("; ") : "";
   $("#signature-fields").hidden = !(cell?.signature === "part11" && (kind === "approve" || kind === "reject"));
   $("#reason-field").hidden = kind === "promote";
   form.reason.required = kind !== "promote";
@@ -307,6 +323,7 @@ async function confirmAction() {
     approve: () => call("POST", `dags/${dag}/environments/${env}/approvals`, decision("approve")),
     reject: () => call("POST", `dags/${dag}/environments/${env}/approvals`, decision("reject")),
     clear_hold: () => call("POST", `dags/${dag}/environments/${env}/hold/clear`, { reason }),
+    heal: () => call("POST", `dags/${dag}/environments/${env}/drift/heal`, { reason }),
     rollback: () =>
       call("POST", `board/bundles/${row.bundle}/environments/${env}/rollback`, { target_version: form.version.value || null, reason }),
     promote: () => call("POST", `board/bundles/${row.bundle}/promote`, { version: form.version.value }),
