@@ -149,11 +149,14 @@ def test_the_current_deployment_is_found_through_its_index(ledger: Ledger, datab
 
 
 def test_migrating_an_older_ledger_adds_the_board_indexes(ledger: Ledger, database: Path) -> None:
+    from bundle_promotion.ledger.migrations import MIGRATIONS, _add_board_indexes
+
     engine = create_engine(f"sqlite:///{database}")
     with engine.begin() as connection:
         connection.execute(text("DROP INDEX ix_deployments_current"))
-        connection.execute(
-            text("DELETE FROM schema_version WHERE version = (SELECT max(version) FROM schema_version)")
+        connection.execute(  # the ledger as it was before the board's indexes
+            text("DELETE FROM schema_version WHERE version >= :board"),
+            {"board": MIGRATIONS.index(_add_board_indexes) + 1},
         )
 
     ledger.migrate()

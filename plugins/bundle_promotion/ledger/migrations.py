@@ -17,6 +17,7 @@ from bundle_promotion.ledger.models import (
     AuditEventRow,
     Base,
     DataSnapshotRow,
+    DeployLockWaitRow,
     DeploymentRow,
     EnvironmentHoldRow,
     GateEvaluationRow,
@@ -133,6 +134,10 @@ def _add_board_indexes(connection: Connection) -> None:
         index.create(connection, checkfirst=True)
 
 
+def _create_deploy_lock_waits(connection: Connection) -> None:
+    _create_tables(connection, DeployLockWaitRow)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -144,6 +149,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _bind_releases_gate_evaluations_and_schedule_snapshots,
     _create_notification_deliveries,
     _add_board_indexes,
+    _create_deploy_lock_waits,
 )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from bundle_promotion.bundle.config.load import ArtifactConfig, ResolvedBundle, load_bundle
 from bundle_promotion.bundle.deploy.engine import DeployedResource, Engine, NativeEngine
 from bundle_promotion.bundle.deploy.lock import LockOwner
-from bundle_promotion.errors import ReleaseError
+from bundle_promotion.errors import LockHeld, ReleaseError
 from bundle_promotion.ledger import SYSTEM_ACTOR, Ledger
 from bundle_promotion.ledger.evidence import chain_head
 from bundle_promotion.ledger.records import PauseStatus, Release, TriggerState
@@ -189,6 +189,8 @@ def deploy_release(
     ``engine`` deploys (the spec's ``engine: native | cli``); the native engine over ``api`` by default.
     ``owner`` is the task deploying: a retry of it resumes the deploy lock a killed try left.
     ``force_lock`` breaks another deployment's lock, an act the audit trail records with ``actor``.
+    A lock another deployment holds is recorded in the ledger as the one this run waits on
+    (``Ledger.wait_for_lock``), until a later try gets it or fails.
     A held environment is refused, except by the redeploy of the rollback (``rolling_back``) whose
     run set the hold.
 
@@ -214,7 +216,8 @@ def deploy_release(
     )
     before = ledger.record_schedule_snapshot(deployment_id, found)
     try:
-        result = engine.deploy(bundle, force_lock=force_lock, owner=owner)
+        with _lock_wait_recorded(ledger, source.bundle, environment, run_id):
+            result = engine.deploy(bundle, force_lock=force_lock, owner=owner)
     except Exception as error:
         restore(api, before)
         ledger.finish_deployment(deployment_id, "failed", detail=str(error))
@@ -250,6 +253,23 @@ def deploy_release(
         pipelines=pipelines,
         root_path=bundle.workspace.root_path,
     )
+
+
+@contextmanager
+def _lock_wait_recorded(ledger: Ledger, bundle: str, environment: str, run_id: str) -> Iterator[None]:
+    """Record the lock the deploy finds another deployment holding, which it will wait on; else the
+    deploy got the lock or failed, and waits no more."""
+    waits = False
+    try:
+        yield
+    except LockHeld as held:
+        if held.path is not None:  # the CLI engine's lock has no path to wait on
+            ledger.wait_for_lock(bundle, environment, run_id=run_id, lock_path=held.path, holder=held.holder)
+            waits = True
+        raise
+    finally:
+        if not waits:
+            ledger.end_lock_wait(bundle, environment, run_id=run_id)
 
 
 def _continuous_pipelines(bundle: ResolvedBundle, deployed: Iterable[DeployedResource]) -> tuple[str, ...]:
