@@ -109,6 +109,26 @@ def test_a_break_names_the_lock_it_means(client: Any, ledger: Ledger, workspaces
     assert workspace_files.read_json(WorkspaceHook("databricks_prod"), LOCK) == holder
 
 
+def test_a_name_that_could_pass_for_anothers_breaks_nothing(
+    client: Any, ledger: Ledger, workspaces: WorkspaceEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_VAL", workspaces.airflow_connection_uri("staging"))
+    api = WorkspaceHook("databricks_val")
+    DeployLock(api, STATE, owner=DEAD_RUN)._acquire("deployer@example.com")
+    holder = workspace_files.read_json(api, LOCK)
+    ledger.wait_for_lock("sales", "validation", run_id=WAITING_RUN.run_id, lock_path=LOCK, holder=holder)
+
+    response = client.post(  # role op may break validation's locks; a Cyrillic a is no alice
+        "/bundle-promotion/board/bundles/sales/environments/validation/lock/break",
+        json={"lock_id": holder["ID"], "reason": "stale"},
+        headers=token("\u0430lice"),
+    )
+
+    assert response.status_code == 403
+    assert "mixes scripts" in response.json()["detail"]
+    assert workspace_files.read_json(api, LOCK) == holder
+
+
 @pytest.fixture
 def released(
     workspaces: WorkspaceEmulator, bundle_repo: Callable[..., Path], ledger: Ledger, tmp_path: Path

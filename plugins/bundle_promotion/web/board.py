@@ -34,6 +34,7 @@ from bundle_promotion.errors import (
     WorkspaceApiError,
 )
 from bundle_promotion.gates.approvals import ApprovalPolicy, eligible_groups, policy_from_spec
+from bundle_promotion.identity import canonical_identity
 from bundle_promotion.identity import person_or_none as _person_or_none
 from bundle_promotion.ledger.records import Approval, GateEvaluation, Release
 from bundle_promotion.release import git
@@ -389,16 +390,17 @@ def break_lock(bundle: str, environment: str, body: LockBreakBody, user: GetUser
             status.HTTP_409_CONFLICT,
             f"no deploy to {environment} waits on the lock {body.lock_id} any more; look at the board again",
         )
+    try:  # refused before the lock is touched: no break may go unrecorded
+        actor = canonical_identity(str(user.get_id()))
+    except IdentityRefused as refused:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
     try:
         holder = deploy_lock.break_lock(_workspace(env), wait.lock_path, body.lock_id)
     except LockNotBroken as refused:
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
     except WorkspaceApiError as error:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
-    try:
-        ledger.record_lock_broken(wait, actor=str(user.get_id()), reason=body.reason)
-    except IdentityRefused as refused:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
+    ledger.record_lock_broken(wait, actor=actor, reason=body.reason)
     return BrokenLock(
         lock_path=wait.lock_path, holder=deploy_lock.holder_name(holder), held_since=wait.held_since
     )
