@@ -40,7 +40,7 @@ const short = (text, length) => (text || "").slice(0, length);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
 function age(iso) {
-  const minutes = Math.max(0, Math.round((Date.now() - new Date(iso)) / 60000));
+  const minutes = Math.max(0, Math.floor((Date.now() - new Date(iso)) / 60000));
   const hours = Math.floor(minutes / 60);
   if (hours === 0) return `${minutes} min`;
   return hours < 48 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} days`;
