@@ -133,6 +133,10 @@ class LockHeld(BundlePromotionError):
         super().__init__(message)
 
 
+class LockNotBroken(BundlePromotionError):
+    """A deploy lock was not broken: it is gone already, or another deployment holds it now."""
+
+
 class DeployError(BundlePromotionError):
     """A deploy could not converge the workspace to the bundle's config."""
 

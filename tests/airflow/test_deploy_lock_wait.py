@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 from bundle_promotion.bundle.deploy.lock import DeployLock, LockOwner
 from bundle_promotion.errors import LockHeld
 from bundle_promotion.hooks.workspace import WorkspaceHook
+from bundle_promotion.ledger import Ledger
 from bundle_promotion.operators import deploy as deploy_module
 from bundle_promotion.operators.deploy import BundleDeployOperator
 from bundle_promotion.testing.workspace import WorkspaceEmulator
@@ -110,7 +112,9 @@ def test_the_lock_trigger_gives_up_at_its_deadline_with_the_holder(workspaces: W
     assert event.payload["holder"]["Owner"]["run_id"] == "scheduled__2026-11-29"
 
 
-def test_a_lock_still_held_at_the_deadline_fails_the_task_without_retry_saying_how_to_break_it() -> None:
+def test_a_lock_still_held_at_the_deadline_fails_the_task_without_retry_saying_how_to_break_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     holder = {
         "ID": "x",
         "User": "deployer@example.com",
@@ -123,6 +127,10 @@ def test_a_lock_still_held_at_the_deadline_fails_the_task_without_retry_saying_h
         },
     }
     event = {"status": "timeout", "holder": holder, "lock_path": LOCK}
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.migrate()
+    ledger.wait_for_lock("example_etl", "dev", run_id=context()["run_id"], lock_path=LOCK, holder=holder)
+    monkeypatch.setattr(deploy_module.settings, "ledger", lambda: ledger)
 
     with pytest.raises(AirflowFailException) as failed:
         operator().resume_after_lock(context(), event)
@@ -133,6 +141,7 @@ def test_a_lock_still_held_at_the_deadline_fails_the_task_without_retry_saying_h
     assert "Still held after 0:05:00" in message
     assert "force_lock=True" in message
     assert "--force-lock" in message
+    assert ledger.lock_wait("example_etl", "dev") is None  # the deploy waits no more
 
 
 def test_the_lock_trigger_serializes_what_it_needs() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bundle_promotion.bundle.deploy.lock import DeployLock, LockOwner
-from bundle_promotion.errors import LockHeld
+from bundle_promotion.errors import EnvironmentHeld, LockHeld
 from bundle_promotion.hooks.workspace import WorkspaceHook
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.lifecycle.promotion import BundleSource, cut_release, deploy_release
@@ -92,3 +92,44 @@ def test_a_retry_resuming_its_own_lock_breaks_nothing(
 
     assert [event.action for event in ledger.audit_events() if event.action.startswith("deploy_lock")] == []
     assert workspace_files.read_bytes(api, f"{DEV_STATE}/deploy.lock") is None
+
+
+def test_a_deploy_records_the_lock_it_waits_on_until_it_gets_it(
+    released: tuple[BundleSource, int, ArtifactStore], ledger: Ledger, tmp_path: Path
+) -> None:
+    api = WorkspaceHook("databricks_dev")
+    DeployLock(api, DEV_STATE, owner=LockOwner("scheduled__2026-11-29", "dev.deploy", "dev"))._acquire(
+        "deployer@example.com"
+    )
+
+    with pytest.raises(LockHeld):
+        deploy(released, ledger, tmp_path, owner=OWNER)
+    waited = ledger.lock_wait("example_etl", "dev")
+    workspace_files.delete(api, f"{DEV_STATE}/deploy.lock")  # the other deployment ends
+    deploy(released, ledger, tmp_path, owner=OWNER)
+
+    assert waited is not None
+    assert (waited.run_id, waited.lock_path) == (OWNER.run_id, f"{DEV_STATE}/deploy.lock")
+    assert waited.holder["Owner"]["run_id"] == "scheduled__2026-11-29"
+    assert ledger.lock_wait("example_etl", "dev") is None
+    assert [e.action for e in ledger.audit_events() if e.action.startswith("deploy_lock")] == [
+        "deploy_lock.waiting",
+        "deploy_lock.wait_ended",
+    ]
+
+
+def test_a_waiting_deploy_that_ends_otherwise_waits_no_more(
+    released: tuple[BundleSource, int, ArtifactStore], ledger: Ledger, tmp_path: Path
+) -> None:
+    api = WorkspaceHook("databricks_dev")
+    DeployLock(api, DEV_STATE, owner=LockOwner("scheduled__2026-11-29", "dev.deploy", "dev"))._acquire(
+        "deployer@example.com"
+    )
+    with pytest.raises(LockHeld):
+        deploy(released, ledger, tmp_path, owner=OWNER)
+    ledger.hold_environment("example_etl", "dev", reason="rolled back", actor="system")
+
+    with pytest.raises(EnvironmentHeld):
+        deploy(released, ledger, tmp_path, owner=OWNER)
+
+    assert ledger.lock_wait("example_etl", "dev") is None

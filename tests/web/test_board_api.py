@@ -97,6 +97,7 @@ def test_a_viewer_sees_the_board_with_every_action_disabled_and_why(
         "clear_hold": {"allowed": False, "reason": "your role may not change runs of promote__sales"},
         "rollback": {"allowed": False, "reason": "your role may not trigger rollback__sales"},
         "heal": {"allowed": False, "reason": "your role may not trigger rollback__sales"},
+        "break_lock": {"allowed": False, "reason": "no deploy to prod waits on a lock"},
     }
     assert board["bundles"][0]["actions"]["promote"] == {
         "allowed": False,

@@ -277,6 +277,55 @@ def test_a_hold_shows_on_the_board_and_clearing_it_there_lifts_it(
     shot(alice, airflow, "8-hold-cleared")
 
 
+def test_a_deploy_waiting_on_a_stale_lock_shows_its_holder_and_breaking_it_frees_the_lock(
+    workspaces: Any, bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
+) -> None:
+    from datetime import timedelta
+
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+    from playwright.sync_api import expect
+
+    from bundle_promotion.bundle.deploy.lock import DeployLock, LockOwner
+    from bundle_promotion.hooks.ledger import LedgerHook
+    from bundle_promotion.hooks.workspace import WorkspaceHook
+    from bundle_promotion.workspace import files as workspace_files
+
+    write_spec(airflow.specs, bundle_repo(), "locked")
+    # The API server started before the emulator's variables were set: it finds the connection here.
+    with create_session() as session:
+        session.query(Connection).filter_by(conn_id="databricks_prod").delete()
+        session.add(Connection(conn_id="databricks_prod", uri=workspaces.airflow_connection_uri("prod")))
+    state = "/Workspace/Shared/.bundle/example_etl/prod/state"
+    api = WorkspaceHook("databricks_prod")
+    dead_run = LockOwner("scheduled__1", "prod.deploy", "prod")
+    DeployLock(api, state, owner=dead_run)._acquire("deployer@example.com")
+    holder = workspace_files.read_json(api, f"{state}/deploy.lock")
+    taken = datetime.now(UTC) - timedelta(hours=2, minutes=5)
+    ledger = LedgerHook().get_conn()
+    ledger.wait_for_lock(
+        "locked",
+        "prod",
+        run_id="manual__2",
+        lock_path=f"{state}/deploy.lock",
+        holder={**holder, "AcquisitionTime": taken.isoformat()},
+    )
+    vera = board_page(chromium, airflow, "vera")
+    expect_text(cell(vera, "locked", "prod"), "your role may not change runs of promote__locked")
+    alice = board_page(chromium, airflow, "alice")
+    prod = cell(alice, "locked", "prod")
+    expect_text(prod, "deploy waiting on a lock held by deployer@example.com for run scheduled__1")
+    expect_text(prod, "for 2 h 5 min")
+    shot(alice, airflow, "10-deploy-waiting-on-a-lock")
+
+    decide(alice, prod, "Break lock", "its worker was lost in the node pool upgrade")
+
+    wait_for(lambda: ledger.lock_wait("locked", "prod") is None, "the break is recorded", SEEN_SECONDS)
+    assert workspace_files.read_json(api, f"{state}/deploy.lock") is None
+    expect(prod.get_by_role("button", name="Break lock")).to_have_count(0, timeout=SEEN_SECONDS * 1000)
+    shot(alice, airflow, "11-lock-broken")
+
+
 def test_roll_back_from_the_board_triggers_the_rollback_as_the_user(
     bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
 ) -> None:

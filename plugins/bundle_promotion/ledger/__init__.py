@@ -23,6 +23,7 @@ from bundle_promotion.ledger.deployments import (
 from bundle_promotion.ledger.drift import DriftMixin
 from bundle_promotion.ledger.environment_holds import EnvironmentHold, EnvironmentHoldsMixin
 from bundle_promotion.ledger.gates import GateEvaluationsMixin
+from bundle_promotion.ledger.lock_waits import LockWait, LockWaitsMixin
 from bundle_promotion.ledger.migrations import MIGRATIONS, MigrationsMixin
 from bundle_promotion.ledger.notifications import NotificationDeliveriesMixin, NotificationDelivery
 from bundle_promotion.ledger.releases import ReleasesMixin
@@ -40,6 +41,7 @@ __all__ = [
     "EnvironmentState",
     "FinishedState",
     "Ledger",
+    "LockWait",
     "NotificationDelivery",
     "ScheduleHold",
     "audit_hash",
@@ -55,6 +57,7 @@ class Ledger(
     GateEvaluationsMixin,
     DataSnapshotsMixin,
     EnvironmentHoldsMixin,
+    LockWaitsMixin,
     NotificationDeliveriesMixin,
     BoardMixin,
     DriftMixin,

@@ -18,6 +18,7 @@ from bundle_promotion.ledger.models import (
     ApprovalRow,
     AuditEventRow,
     Base,
+    DeployLockWaitRow,
     DeploymentRow,
     EnvironmentHoldRow,
     GateEvaluationRow,
@@ -39,6 +40,7 @@ BoundRow = (
     | GateEvaluationRow
     | ReleaseRow
     | ScheduleSnapshotRow
+    | DeployLockWaitRow
 )
 BOUND_TABLES: tuple[type[BoundRow], ...] = (
     ApprovalRow,
@@ -48,6 +50,7 @@ BOUND_TABLES: tuple[type[BoundRow], ...] = (
     GateEvaluationRow,
     ReleaseRow,
     ScheduleSnapshotRow,
+    DeployLockWaitRow,
 )
 SYSTEM_ACTOR = "bundle-promotion"  # the actor of writes no person asked for
 

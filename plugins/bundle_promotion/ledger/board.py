@@ -31,8 +31,10 @@ from bundle_promotion.ledger.database import LedgerDatabase
 from bundle_promotion.ledger.deployments import DeploymentRecord, _to_record
 from bundle_promotion.ledger.environment_holds import EnvironmentHold, _to_environment_hold
 from bundle_promotion.ledger.gates import _to_gate_evaluation
+from bundle_promotion.ledger.lock_waits import LockWait, _to_lock_wait
 from bundle_promotion.ledger.models import (
     ApprovalRow,
+    DeployLockWaitRow,
     DeploymentRow,
     EnvironmentHoldRow,
     GateEvaluationRow,
@@ -59,6 +61,8 @@ class EnvironmentState:
     hold: EnvironmentHold | None
     # A maintenance window's pause in force, which keeps the schedules paused whatever the policy.
     schedule_hold: ScheduleHold | None
+    # A deploy waiting there on a deploy lock another deployment holds.
+    lock_wait: LockWait | None
 
 
 class BoardMixin(LedgerDatabase):
@@ -84,6 +88,12 @@ class BoardMixin(LedgerDatabase):
                 (row.bundle, row.environment): _to_hold(row)
                 for row in session.scalars(select(ScheduleHoldRow).where(ScheduleHoldRow.bundle.in_(bundles)))
             }
+            lock_waits = {
+                (row.bundle, row.environment): _to_lock_wait(row)
+                for row in session.scalars(
+                    select(DeployLockWaitRow).where(DeployLockWaitRow.bundle.in_(bundles))
+                )
+            }
         return [
             EnvironmentState(
                 bundle=bundle,
@@ -96,6 +106,7 @@ class BoardMixin(LedgerDatabase):
                 approvals=tuple(approvals.get((bundle, environment), ())),
                 hold=holds.get((bundle, environment)),
                 schedule_hold=schedule_holds.get((bundle, environment)),
+                lock_wait=lock_waits.get((bundle, environment)),
             )
             for bundle, environment in environments
         ]

@@ -17,6 +17,7 @@ from bundle_promotion.ledger.models import (
     AuditEventRow,
     Base,
     DataSnapshotRow,
+    DeployLockWaitRow,
     DeploymentRow,
     DriftHealRow,
     DriftReportRow,
@@ -139,6 +140,10 @@ def _create_drift_tables(connection: Connection) -> None:
     _create_tables(connection, DriftReportRow, DriftHealRow)
 
 
+def _create_deploy_lock_waits(connection: Connection) -> None:
+    _create_tables(connection, DeployLockWaitRow)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_releases_and_deployments,
     _create_audit_events,
@@ -151,6 +156,7 @@ MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_notification_deliveries,
     _add_board_indexes,
     _create_drift_tables,
+    _create_deploy_lock_waits,
 )
 
 

@@ -213,6 +213,22 @@ class EnvironmentHoldRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(250))
 
 
+class DeployLockWaitRow(Base):
+    """A deploy waiting on a deploy lock another deployment holds; deleted once it ends waiting."""
+
+    __tablename__ = "deploy_lock_waits"
+    __table_args__ = (UniqueConstraint("bundle", "environment"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bundle: Mapped[str] = mapped_column(String(200))
+    environment: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[str] = mapped_column(String(250))  # the waiting run's
+    lock_path: Mapped[str] = mapped_column(String(1000))
+    holder: Mapped[str] = mapped_column(Text)  # the lock file as the deploy read it (JSON)
+    held_since: Mapped[datetime | None]  # the lock's AcquisitionTime, when it says one
+    waiting_since: Mapped[datetime]
+
+
 class NotificationDeliveryRow(Base):
     """One event told to one receiver: claimed before sending, so a retry or a clear sends it once."""
 

@@ -15,7 +15,7 @@ from typing import Any
 from bundle_promotion.bundle.config.load import ArtifactConfig, ResolvedBundle, load_bundle
 from bundle_promotion.bundle.deploy.engine import DeployedResource, Engine, NativeEngine
 from bundle_promotion.bundle.deploy.lock import LockOwner
-from bundle_promotion.errors import ReleaseError
+from bundle_promotion.errors import LockHeld, ReleaseError
 from bundle_promotion.ledger import SYSTEM_ACTOR, Ledger
 from bundle_promotion.ledger.evidence import chain_head
 from bundle_promotion.ledger.records import PauseStatus, Release, TriggerState
@@ -189,6 +189,8 @@ def deploy_release(
     ``engine`` deploys (the spec's ``engine: native | cli``); the native engine over ``api`` by default.
     ``owner`` is the task deploying: a retry of it resumes the deploy lock a killed try left.
     ``force_lock`` breaks another deployment's lock, an act the audit trail records with ``actor``.
+    A lock another deployment holds is recorded in the ledger as the one this run waits on
+    (``Ledger.wait_for_lock``), until a later try gets it or ends otherwise.
     A held environment is refused, except by the redeploy of the rollback (``rolling_back``) whose
     run set the hold.
 
@@ -197,59 +199,77 @@ def deploy_release(
     nothing runs until the release is verified, tested and the environment's policy applied.
     A failed deploy puts the states found before it back.
     """
-    refuse_if_held(ledger, source.bundle, environment, rollback_run=run_id if rolling_back else None)
-    release = ledger.release(release_id)
-    bundle_dir = source.checkout(release.commit, checkouts)
-    store.fetch(release.digest, release.artifacts, bundle_dir)
-    engine = engine or NativeEngine(api)
-    bundle = engine.load(bundle_dir, target)
-    deployment_id = ledger.start_deployment(
-        bundle=source.bundle, environment=environment, target=target, release_id=release_id, run_id=run_id
-    )
-    deployed = engine.deployed(bundle).values()
-    found = snapshot(
-        api,
-        [resource.id for resource in deployed if resource.type == "jobs"],
-        pipeline_ids=[resource.id for resource in deployed if resource.type == "pipelines"],
-    )
-    before = ledger.record_schedule_snapshot(deployment_id, found)
+    with _lock_wait_recorded(ledger, source.bundle, environment, run_id):
+        refuse_if_held(ledger, source.bundle, environment, rollback_run=run_id if rolling_back else None)
+        release = ledger.release(release_id)
+        bundle_dir = source.checkout(release.commit, checkouts)
+        store.fetch(release.digest, release.artifacts, bundle_dir)
+        engine = engine or NativeEngine(api)
+        bundle = engine.load(bundle_dir, target)
+        deployment_id = ledger.start_deployment(
+            bundle=source.bundle, environment=environment, target=target, release_id=release_id, run_id=run_id
+        )
+        deployed = engine.deployed(bundle).values()
+        found = snapshot(
+            api,
+            [resource.id for resource in deployed if resource.type == "jobs"],
+            pipeline_ids=[resource.id for resource in deployed if resource.type == "pipelines"],
+        )
+        before = ledger.record_schedule_snapshot(deployment_id, found)
+        try:
+            result = engine.deploy(bundle, force_lock=force_lock, owner=owner)
+        except Exception as error:
+            restore(api, before)
+            ledger.finish_deployment(deployment_id, "failed", detail=str(error))
+            raise
+        ledger.mark_applied(deployment_id)
+        if result.broken_lock is not None:
+            ledger.record_event(
+                actor=actor,
+                action="deploy_lock.broken",
+                subject=f"{source.bundle}/{environment}",
+                reason="force_lock" if force_lock else "taken over from an ended task of the same run",
+                details={"state_path": bundle.workspace.state_path, "lock": result.broken_lock},
+            )
+        jobs = {
+            resource.key.rsplit(".", 1)[-1]: DeployedJob(
+                resource.key.rsplit(".", 1)[-1], resource.id, resource.name
+            )
+            for resource in result.resources.values()
+            if resource.type == "jobs" and resource.action != "delete"
+        }
+        pipelines = {
+            resource.key.rsplit(".", 1)[-1]: resource.id
+            for resource in result.resources.values()
+            if resource.type == "pipelines" and resource.action != "delete"
+        }
+        continuous = _continuous_pipelines(bundle, result.resources.values())
+        set_pause_status(api, [job.id for job in jobs.values()], "PAUSED")
+        set_pipeline_status(api, continuous, "PAUSED")
+        return EnvironmentDeployment(
+            deployment_id=deployment_id,
+            jobs=jobs,
+            continuous_pipelines=continuous,
+            pipelines=pipelines,
+            root_path=bundle.workspace.root_path,
+        )
+
+
+@contextmanager
+def _lock_wait_recorded(ledger: Ledger, bundle: str, environment: str, run_id: str) -> Iterator[None]:
+    """Record the lock the deploy finds another deployment holding, which it will wait on; else the
+    deploy got the lock, or ended for any other reason, and waits no more."""
+    waits = False
     try:
-        result = engine.deploy(bundle, force_lock=force_lock, owner=owner)
-    except Exception as error:
-        restore(api, before)
-        ledger.finish_deployment(deployment_id, "failed", detail=str(error))
+        yield
+    except LockHeld as held:
+        if held.path is not None:  # the CLI engine's lock has no path to wait on
+            ledger.wait_for_lock(bundle, environment, run_id=run_id, lock_path=held.path, holder=held.holder)
+            waits = True
         raise
-    ledger.mark_applied(deployment_id)
-    if result.broken_lock is not None:
-        ledger.record_event(
-            actor=actor,
-            action="deploy_lock.broken",
-            subject=f"{source.bundle}/{environment}",
-            reason="force_lock" if force_lock else "taken over from an ended task of the same run",
-            details={"state_path": bundle.workspace.state_path, "lock": result.broken_lock},
-        )
-    jobs = {
-        resource.key.rsplit(".", 1)[-1]: DeployedJob(
-            resource.key.rsplit(".", 1)[-1], resource.id, resource.name
-        )
-        for resource in result.resources.values()
-        if resource.type == "jobs" and resource.action != "delete"
-    }
-    pipelines = {
-        resource.key.rsplit(".", 1)[-1]: resource.id
-        for resource in result.resources.values()
-        if resource.type == "pipelines" and resource.action != "delete"
-    }
-    continuous = _continuous_pipelines(bundle, result.resources.values())
-    set_pause_status(api, [job.id for job in jobs.values()], "PAUSED")
-    set_pipeline_status(api, continuous, "PAUSED")
-    return EnvironmentDeployment(
-        deployment_id=deployment_id,
-        jobs=jobs,
-        continuous_pipelines=continuous,
-        pipelines=pipelines,
-        root_path=bundle.workspace.root_path,
-    )
+    finally:
+        if not waits:
+            ledger.end_lock_wait(bundle, environment, run_id=run_id)
 
 
 def _continuous_pipelines(bundle: ResolvedBundle, deployed: Iterable[DeployedResource]) -> tuple[str, ...]:

@@ -143,6 +143,7 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
 
         if event["status"] == "free":
             return self.execute(context)
+        settings.ledger().end_lock_wait(self.bundle, self.environment, run_id=context["run_id"])
         lock_path = event.get("lock_path", "deploy.lock")
         message = (
             f"{held_message(event['holder'], lock_path)}. Still held after {self.lock_timeout}. "

@@ -24,8 +24,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from bundle_promotion.errors import BundlePromotionError, ReleaseError, SpecError
+from bundle_promotion.bundle.deploy import lock as deploy_lock
+from bundle_promotion.errors import (
+    BundlePromotionError,
+    IdentityRefused,
+    LockNotBroken,
+    ReleaseError,
+    SpecError,
+    WorkspaceApiError,
+)
 from bundle_promotion.gates.approvals import ApprovalPolicy, eligible_groups, policy_from_spec
+from bundle_promotion.identity import canonical_identity
 from bundle_promotion.identity import person_or_none as _person_or_none
 from bundle_promotion.ledger.records import Approval, DriftReport, GateEvaluation, Release
 from bundle_promotion.release import git
@@ -34,7 +43,7 @@ from bundle_promotion.spec.dag_ids import promotion_dag_id, rollback_dag_id
 from bundle_promotion.web import api
 
 if TYPE_CHECKING:
-    from bundle_promotion.ledger import EnvironmentState
+    from bundle_promotion.ledger import EnvironmentState, LockWait
 
 router = APIRouter(prefix="/board", dependencies=[Depends(requires_authenticated())])
 # The same few names are normalised for every cell; normalising one costs ~30 µs.
@@ -103,6 +112,18 @@ class DriftBadge(BaseModel):
     )
 
 
+class LockWaitView(BaseModel):
+    """A deploy waiting on a deploy lock another deployment holds, and that lock."""
+
+    lock_id: str | None = Field(description="The lock's ID: what a break names, so only this lock is broken.")
+    lock_path: str
+    holder: str = Field(description="Who holds it: user; run, task and host when a promotion took it")
+    held_since: datetime | None = Field(description="When the holder took the lock, as the lock says")
+    run_id: str = Field(description="The waiting run")
+    run_url: str | None
+    waiting_since: datetime
+
+
 class Cell(BaseModel):
     environment: str
     target: str
@@ -111,7 +132,8 @@ class Cell(BaseModel):
     running: Running | None
     waiting: Waiting | None
     hold: Held | None
-    actions: dict[str, Permission] = Field(description="approve, clear_hold, rollback, heal")
+    lock_wait: LockWaitView | None
+    actions: dict[str, Permission] = Field(description="approve, clear_hold, rollback, heal, break_lock")
     drift: DriftBadge | None = Field(description="The newest drift check; None before the first")
 
 
@@ -347,6 +369,59 @@ def rollback(bundle: str, environment: str, body: RollbackBody, user: GetUserDep
     return triggered
 
 
+class LockBreakBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lock_id: str = Field(min_length=1, description="The ID of the lock the board showed; no other is broken.")
+    reason: str = Field(min_length=1, description="Why the holder is stale; recorded in the audit trail.")
+
+
+class BrokenLock(BaseModel):
+    lock_path: str
+    holder: str
+    held_since: datetime | None
+
+
+@router.post("/bundles/{bundle}/environments/{environment}/lock/break", response_model=BrokenLock)
+def break_lock(bundle: str, environment: str, body: LockBreakBody, user: GetUserDep) -> BrokenLock:
+    """Break the deploy lock a deploy to the environment waits on, as the user, through its connection.
+
+    Only the lock recorded as waited on, and only while the lock file still names its holder; the
+    waiting deploy's trigger then finds the lock free. Audited as ``deploy_lock.broken``."""
+    spec = _spec(bundle)
+    env = api._environment(spec, environment)
+    allowed = _may_unblock(user, spec.bundle, env, "break its deploy lock")
+    if not allowed.allowed:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, allowed.reason)
+    ledger = api._ledger()
+    wait = ledger.lock_wait(bundle, environment)
+    if wait is None or wait.lock_id != body.lock_id:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"no deploy to {environment} waits on the lock {body.lock_id} any more; look at the board again",
+        )
+    try:  # refused before the lock is touched: no break may go unrecorded
+        actor = canonical_identity(str(user.get_id()))
+    except IdentityRefused as refused:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(refused)) from None
+    try:
+        holder = deploy_lock.break_lock(_workspace(env), wait.lock_path, body.lock_id)
+    except LockNotBroken as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    except WorkspaceApiError as error:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(error)) from None
+    ledger.record_lock_broken(wait, actor=actor, reason=body.reason)
+    return BrokenLock(
+        lock_path=wait.lock_path, holder=deploy_lock.holder_name(holder), held_since=wait.held_since
+    )
+
+
+def _workspace(env: Environment) -> Any:
+    from bundle_promotion.hooks.workspace import WorkspaceHook
+
+    return WorkspaceHook(env.databricks_conn_id)
+
+
 def _trigger(dag_id: str, user: Any, conf: dict[str, Any], *, note: str) -> Triggered:
     """A manual run of ``dag_id`` triggered by the user, as Airflow's own API triggers one."""
     from airflow.api.common.trigger_dag import trigger_dag
@@ -422,9 +497,11 @@ def _cell(
         else None,
         waiting=_waiting(waiting, state, policy, runs) if waiting else None,
         hold=Held.model_validate(state.hold) if state.hold else None,
+        lock_wait=_lock_wait_view(state.lock_wait, runs) if state.lock_wait else None,
         actions={
             "approve": _may_approve(user, state, waiting, policy),
             "clear_hold": _may_clear_hold(user, state, env),
+            "break_lock": _may_break_lock(user, state, env),
             "rollback": rollback
             if not rollback.allowed or current
             else _permission(False, f"nothing runs in {env.name} to roll back"),
@@ -515,14 +592,35 @@ def _may_approve(
 def _may_clear_hold(user: Any, state: EnvironmentState, env: Environment) -> Permission:
     if state.hold is None:
         return _permission(False, f"{env.name} is not held")
-    if not _may(user, "PUT", promotion_dag_id(state.bundle), DagAccessEntity.RUN):
-        return _permission(False, f"your role may not change runs of {promotion_dag_id(state.bundle)}")
+    return _may_unblock(user, state.bundle, env, "clear its hold")
+
+
+def _may_break_lock(user: Any, state: EnvironmentState, env: Environment) -> Permission:
+    if state.lock_wait is None:
+        return _permission(False, f"no deploy to {env.name} waits on a lock")
+    return _may_unblock(user, state.bundle, env, "break its deploy lock")
+
+
+def _may_unblock(user: Any, bundle: str, env: Environment, what: str) -> Permission:
+    """Who may lift what stops promotions into ``env``: its ``hold_clearers`` who may change the runs."""
+    if not _may(user, "PUT", promotion_dag_id(bundle), DagAccessEntity.RUN):
+        return _permission(False, f"your role may not change runs of {promotion_dag_id(bundle)}")
     clearers = api._hold_clearers(env)
     if not eligible_groups(clearers, str(user.get_id()), api._roles(user)):
-        return _permission(
-            False, f"only {env.name}'s hold_clearers may clear its hold ({_group_names(clearers)})"
-        )
+        return _permission(False, f"only {env.name}'s hold_clearers may {what} ({_group_names(clearers)})")
     return _permission(True)
+
+
+def _lock_wait_view(wait: LockWait, runs: Callable[[str], str | None]) -> LockWaitView:
+    return LockWaitView(
+        lock_id=wait.lock_id,
+        lock_path=wait.lock_path,
+        holder=deploy_lock.holder_name(wait.holder),
+        held_since=wait.held_since,
+        run_id=wait.run_id,
+        run_url=runs(wait.run_id),
+        waiting_since=wait.waiting_since,
+    )
 
 
 def _schedules(env: Environment, state: EnvironmentState) -> str:
@@ -558,6 +656,7 @@ def _run_urls(
         for run_id in (
             state.current[1].run_id if state.current else None,
             state.latest_gates.run_id if state.latest_gates else None,
+            state.lock_wait.run_id if state.lock_wait else None,
         )
         if run_id
     }

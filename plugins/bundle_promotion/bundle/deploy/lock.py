@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bundle_promotion.errors import LockHeld, WorkspaceApiError
+from bundle_promotion.errors import LockHeld, LockNotBroken, WorkspaceApiError
 from bundle_promotion.workspace import files as workspace_files
 from bundle_promotion.workspace.api import WorkspaceApi
 
@@ -125,6 +125,32 @@ class DeployLock:
         holder = self.holder()
         if holder is not None and self.is_own(holder):
             workspace_files.delete(self._api, self.path)
+
+
+def break_lock(api: WorkspaceApi, lock_path: str, lock_id: str) -> dict[str, Any]:
+    """Delete the lock at ``lock_path`` only while it is still the one whose ID is ``lock_id``; returns it.
+
+    Raises `LockNotBroken` when the lock is gone or has another ID: a newer deployment's lock is
+    never broken for an older one. The workspace has no delete-if-unchanged, so a holder that
+    releases the lock in the one round trip between the read and the delete, to a deploy that
+    takes it at once, would lose the new lock; the deploy then finds its lock gone and fails.
+    """
+    holder = workspace_files.read_json(api, lock_path)
+    if not isinstance(holder, dict):
+        raise LockNotBroken(f"the deploy lock {lock_path} is free already: nothing to break")
+    if holder.get("ID") != lock_id:
+        raise LockNotBroken(
+            f"the deploy lock {lock_path} is now held by {holder_name(holder)} since "
+            f"{holder.get('AcquisitionTime')}, not the lock asked for ({lock_id}); "
+            "look at the board again before breaking it"
+        )
+    workspace_files.delete(api, lock_path)
+    return holder
+
+
+def holder_name(holder: dict[str, Any]) -> str:
+    """Who holds a lock: its user and, when a promotion took it, the run, task, environment and host."""
+    return f"{holder.get('User')}{_owned_by(holder)}"
 
 
 def held_message(holder: dict[str, Any], path: str) -> str:

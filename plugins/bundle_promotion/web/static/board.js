@@ -39,6 +39,13 @@ async function call(method, path, body) {
 const short = (text, length) => (text || "").slice(0, length);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
 
+function age(iso) {
+  const minutes = Math.max(0, Math.floor((Date.now() - new Date(iso)) / 60000));
+  const hours = Math.floor(minutes / 60);
+  if (hours === 0) return `${minutes} min`;
+  return hours < 48 ? `${hours} h ${minutes % 60} min` : `${Math.floor(hours / 24)} days`;
+}
+
 function runLink(url, text) {
   // Airflow's own pages open in the whole window, not in the frame the board sits in.
   return url ? el("a", { href: url, target: "_top" }, text) : el("span", {}, text);
@@ -104,8 +111,12 @@ function cellView(row, cell) {
     );
   }
   if (waiting) parts.push(waitingView(waiting));
+  if (cell.lock_wait) parts.push(lockWaitView(cell.lock_wait));
   if (cell.drift) parts.push(driftView(cell.drift));
   const act = (kind, extra) => () => openAction(kind, row, cell, extra);
+  // Breaking a lock is offered only while a deploy waits on one; otherwise it is not worth a line.
+  const { break_lock, ...others } = cell.actions;
+  const actions = cell.lock_wait ? cell.actions : others;
   parts.push(
     el(
       "div",
@@ -115,10 +126,22 @@ function cellView(row, cell) {
       actionButton("Roll back", cell.actions.rollback, act("rollback")),
       actionButton("Clear hold", cell.actions.clear_hold, act("clear_hold")),
       actionButton("Heal", cell.actions.heal, act("heal")),
+      cell.lock_wait ? actionButton("Break lock", break_lock, act("break_lock")) : null,
     ),
-    whyDisabled(cell.actions),
+    whyDisabled(actions),
   );
   return el("td", { class: "cell", "data-bundle": row.bundle, "data-environment": cell.environment }, parts);
+}
+
+function lockWaitView(wait) {
+  return el(
+    "div",
+    { class: "lock-wait", role: "status" },
+    runLink(wait.run_url, "deploy"),
+    ` waiting on a lock held by ${wait.holder}`,
+    wait.held_since ? ` for ${age(wait.held_since)}` : "",
+    el("div", { class: "muted" }, el("code", {}, wait.lock_path)),
+  );
 }
 
 function waitingView(waiting) {
@@ -260,14 +283,23 @@ async function openAction(kind, row, cell) {
     rollback: `Roll back ${cell?.environment} of ${row.bundle}`,
     clear_hold: `Clear the hold on ${cell?.environment} of ${row.bundle}`,
     heal: `Heal the drift of ${cell?.environment} of ${row.bundle}`,
+    break_lock: `Break the deploy lock of ${cell?.environment} of ${row.bundle}`,
     promote: `Promote ${row.bundle}`,
   };
   current = { kind, row, cell };
   const form = $("#action-form");
   form.reset();
   $("#action-title").textContent = titles[kind];
-  $("#action-summary").textContent =
-    kind === "clear_hold" ? `Held: ${cell.hold.reason}` : kind === "heal" ? cell.drift.findings.join("; ") : kind === "approve" || kind === "reject" ? cell.waiting.gates.map((g) => g.reason).join("; ") : "";
+  const summaries = {
+    clear_hold: () => `Held: ${cell.hold.reason}`,
+    heal: () => cell.drift.findings.join("; "),
+    approve: () => cell.waiting.gates.map((g) => g.reason).join("; "),
+    reject: () => cell.waiting.gates.map((g) => g.reason).join("; "),
+    break_lock: () =>
+      `Held by ${cell.lock_wait.holder}` + (cell.lock_wait.held_since ? ` for ${age(cell.lock_wait.held_since)}` : "") +
+      ". Break it only if that deployment is dead.",
+  };
+  $("#action-summary").textContent = summaries[kind]?.() ?? "";
   $("#signature-fields").hidden = !(cell?.signature === "part11" && (kind === "approve" || kind === "reject"));
   $("#reason-field").hidden = kind === "promote";
   form.reason.required = kind !== "promote";
@@ -327,6 +359,8 @@ async function confirmAction() {
     rollback: () =>
       call("POST", `board/bundles/${row.bundle}/environments/${env}/rollback`, { target_version: form.version.value || null, reason }),
     promote: () => call("POST", `board/bundles/${row.bundle}/promote`, { version: form.version.value }),
+    break_lock: () =>
+      call("POST", `board/bundles/${row.bundle}/environments/${env}/lock/break`, { lock_id: cell.lock_wait.lock_id, reason }),
   };
 
   function decision(verdict) {
