@@ -2,9 +2,10 @@
 
 Each user logs in through Airflow's ``/auth/token`` and carries the token in the ``_token``
 cookie, as Airflow's UI does after its login page; the board reads and acts with that
-cookie only. The promotion runs under ``dag.test()`` in this process, against the workspace
-emulator, while the browser acts from another thread. One PNG per state is written under
-the test's output folder (printed at the end of each test).
+cookie only. Promotions, and the rollback run the board triggers, run under ``dag.test()`` in
+this process against the workspace emulator; a promotion waiting on approvals runs while the
+browser acts from another thread. One PNG per state is written under the test's output folder
+(printed at the end of each test).
 """
 
 from __future__ import annotations
@@ -115,10 +116,15 @@ def expect_text(locator: Any, text: str) -> None:
     expect(locator).to_contain_text(text, timeout=SEEN_SECONDS * 1000)
 
 
-def write_spec(specs: Path, repo: Path, bundle: str, *, part11: bool = False) -> None:
-    """dev, then prod behind two of QC's approvals (a Part 11 signature when ``part11``)."""
+def write_spec(specs: Path, repo: Path, bundle: str, *, part11: bool = False, approvals: bool = True) -> None:
+    """dev, then prod behind two of QC's approvals (a Part 11 signature when ``part11``).
+
+    Without ``approvals`` prod waits only on dev, and alice may clear its holds.
+    """
     qc = {"name": "QC", "min": 2, "users": ["alice", "bob", "dag_test"]}
     approval = {"groups": [qc], **({"signature": "part11"} if part11 else {})}
+    gated = {"gates": ["previous_environment", {"approval": approval}]}
+    ungated = {"gates": ["previous_environment"], "hold_clearers": {"users": ["alice"]}}
     spec = {
         "bundle": bundle,
         "source": {"repo": str(repo), "path": "."},
@@ -129,7 +135,7 @@ def write_spec(specs: Path, repo: Path, bundle: str, *, part11: bool = False) ->
                 "target": "prod",
                 "databricks_conn_id": "databricks_prod",
                 "schedules": "unpaused",
-                "gates": ["previous_environment", {"approval": approval}],
+                **(gated if approvals else ungated),
             },
         ],
     }
@@ -140,12 +146,6 @@ def write_spec(specs: Path, repo: Path, bundle: str, *, part11: bool = False) ->
 
 def promote_while(dag_id: str, act: Callable[[], None]) -> tuple[Any, list[BaseException]]:
     """Run the promotion in this thread while ``act`` drives the browser from another."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import PROJECT
-
-    dagbag = DagBag(dag_folder=str(PROJECT / "dags" / "promotions.py"))
-    assert dagbag.import_errors == {}
     errors: list[BaseException] = []
 
     def actor() -> None:
@@ -156,7 +156,7 @@ def promote_while(dag_id: str, act: Callable[[], None]) -> tuple[Any, list[BaseE
 
     thread = threading.Thread(target=actor, daemon=True)
     thread.start()
-    dag_run = dagbag.get_dag(dag_id).test(run_conf={"version": "v1.0.0"})
+    dag_run = dag_bag().get_dag(dag_id).test(run_conf={"version": "v1.0.0"})
     thread.join(timeout=PROMOTION_SECONDS)
     return dag_run, errors
 
@@ -257,26 +257,6 @@ def test_a_part11_signature_with_a_wrong_password_is_refused_and_the_right_one_s
     shot(alice, airflow, "6-part11-signed")
 
 
-def test_a_hold_shows_on_the_board_and_clearing_it_there_lifts_it(
-    bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
-) -> None:
-    from bundle_promotion.hooks.ledger import LedgerHook
-
-    write_spec(airflow.specs, bundle_repo(), "held")
-    ledger = LedgerHook().get_conn()
-    ledger.hold_environment("held", "prod", reason="prod.tests failed; rolled back", actor="system")
-    alice = board_page(chromium, airflow, "alice")
-    prod = cell(alice, "held", "prod")
-    expect_text(prod, "Held: prod.tests failed; rolled back")
-    shot(alice, airflow, "7-prod-held-after-a-rollback")
-
-    decide(alice, prod, "Clear hold", "fixed in v1.0.1; promotions may resume")
-
-    expect_text(prod, "prod is not held")
-    assert ledger.environment_hold("held", "prod") is None
-    shot(alice, airflow, "8-hold-cleared")
-
-
 def test_a_deploy_waiting_on_a_stale_lock_shows_its_holder_and_breaking_it_frees_the_lock(
     workspaces: Any, bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
 ) -> None:
@@ -326,19 +306,25 @@ def test_a_deploy_waiting_on_a_stale_lock_shows_its_holder_and_breaking_it_frees
     shot(alice, airflow, "11-lock-broken")
 
 
-def test_roll_back_from_the_board_triggers_the_rollback_as_the_user(
-    bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
+def test_a_rollback_from_the_board_runs_to_the_earlier_release_holds_prod_and_the_board_lifts_the_hold(
+    workspaces: Any, bundle_repo: Callable[..., Path], airflow: Airflow, chromium: Any
 ) -> None:
     from airflow.models import DagRun
     from airflow.utils.session import create_session
 
     from bundle_promotion.hooks.ledger import LedgerHook
+    from tests.conftest import git
+    from tests.e2e.test_rollback_e2e import V1_CRON, V2_CRON, Workspace, nightly_cron
 
-    write_spec(airflow.specs, bundle_repo(), "rolled")
-    sync_dags()
-    ledger = LedgerHook().get_conn()
-    for version in ("v0.9.0", "v1.0.0"):  # what two promotions record
-        succeeded(ledger, "rolled", "prod", version)
+    repo = bundle_repo("v0.9.0")
+    write_spec(airflow.specs, repo, "rolled", approvals=False)
+    assert promote("rolled", "v0.9.0").state == "success"
+    etl = repo / "resources" / "etl.job.yml"
+    etl.write_text(etl.read_text().replace(V1_CRON, V2_CRON))
+    git(repo, "commit", "-q", "-am", "v1.0.0: a new cron for the nightly job")
+    git(repo, "tag", "-a", "v1.0.0", "-m", "release v1.0.0")
+    assert promote("rolled", "v1.0.0").state == "success"
+    assert nightly_cron(Workspace(workspaces, "prod")) == V2_CRON
     alice = board_page(chromium, airflow, "alice")
     prod = cell(alice, "rolled", "prod")
     expect_text(prod, "v1.0.0")
@@ -351,13 +337,67 @@ def test_roll_back_from_the_board_triggers_the_rollback_as_the_user(
     dialog.get_by_role("button", name="Confirm").click()
 
     wait_for(lambda: not dialog.is_visible(), "the dialog closes on success", SEEN_SECONDS)
-    shot(alice, airflow, "9-rollback-requested")
+    shot(alice, airflow, "7-rollback-requested")
     with create_session() as session:
         [run] = session.query(DagRun).filter_by(dag_id="rollback__rolled").all()
         assert run.conf == {"environment": "prod", "target_version": "v0.9.0"}
         assert run.triggering_user_name == "alice"
+    ledger = LedgerHook().get_conn()
     [event] = [e for e in ledger.audit_events() if e.action == "rollback.requested"]
     assert (event.actor, event.reason) == ("alice", "v1.0.0 breaks the nightly report")
+
+    rolled_back = run_triggered("rollback__rolled", run.run_id)
+
+    assert (rolled_back.run_id, rolled_back.state) == (run.run_id, "success"), task_states(rolled_back)
+    assert ledger.current_release("rolled", "prod")[0].version == "v0.9.0"
+    assert nightly_cron(Workspace(workspaces, "prod")) == V1_CRON
+    expect_text(prod, "v0.9.0")  # polled, not reloaded
+    expect_text(prod, f"Held: rolled back in run {run.run_id}: redeploy v0.9.0 to prod")
+    expect_text(prod, "— by alice")
+    shot(alice, airflow, "8-prod-runs-the-earlier-release-and-is-held")
+
+    decide(alice, prod, "Clear hold", "fixed in v1.0.1; promotions may resume")
+
+    expect_text(prod, "prod is not held")
+    assert ledger.environment_hold("rolled", "prod") is None
+    shot(alice, airflow, "9-hold-cleared")
+
+
+def promote(bundle: str, version: str) -> Any:
+    """Promote ``version`` of the bundle through every environment under ``dag.test()``."""
+    return dag_bag().get_dag(f"promote__{bundle}").test(run_conf={"version": version})
+
+
+def run_triggered(dag_id: str, run_id: str) -> Any:
+    """Run to completion the queued run someone triggered, with its own id, conf and user.
+
+    Airflow 3.3's ``dag.test()`` always makes a run of its own; here it is handed the
+    triggered run instead, started as the scheduler starts a queued run.
+    """
+    from unittest import mock
+
+    from airflow.models import DagRun
+    from airflow.utils.state import DagRunState
+
+    def the_triggered_run(*, dag: Any, session: Any, **_: Any) -> DagRun:
+        run = session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id).one()
+        run.dag = dag
+        run.set_state(DagRunState.RUNNING)
+        session.commit()
+        return run
+
+    with mock.patch("airflow.models.dagrun.get_or_create_dagrun", the_triggered_run):
+        return dag_bag().get_dag(dag_id).test()
+
+
+def dag_bag() -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import PROJECT
+
+    dagbag = DagBag(dag_folder=str(PROJECT / "dags" / "promotions.py"))
+    assert dagbag.import_errors == {}
+    return dagbag
 
 
 def succeeded(ledger: Any, bundle: str, environment: str, version: str) -> None:
@@ -376,19 +416,6 @@ def succeeded(ledger: Any, bundle: str, environment: str, version: str) -> None:
     )
     ledger.mark_applied(deployment)
     ledger.finish_deployment(deployment, "succeeded")
-
-
-def sync_dags() -> None:
-    """Put the DAG file's DAGs in Airflow's database, as the DAG processor would."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    from tests.conftest import PROJECT
-
-    DagBundlesManager().sync_bundles_to_db()
-    dagbag = DagBag(dag_folder=str(PROJECT / "dags" / "promotions.py"))
-    assert dagbag.import_errors == {}
-    sync_bag_to_db(dagbag, "dags-folder", None)
 
 
 def test_releases_opens_the_board_inside_airflows_ui(
