@@ -99,7 +99,7 @@ def test_each_event_of_a_promotion_is_told_once_across_clears(
     assert test_failed["why"].startswith("dev.test_integration_tests failed: job integration_tests run ")
     assert "v1.1.0" in rolled_back["why"]
     assert f"bundle-promotion hold clear {BUNDLE} dev" in held["why"]
-    assert all(body["board_url"].endswith(f"board?bundle={BUNDLE}&env=dev") for body in (test_failed, held))
+    assert all(body["board_url"].endswith(f"/ui/?bundle={BUNDLE}&env=dev") for body in (test_failed, held))
 
     clear_and_resume(dag, failed.run_id, ["dev_rollback.hold"])
     assert task_states(dag.dag_id, failed.run_id)["dev_rollback.hold"] == "success"
