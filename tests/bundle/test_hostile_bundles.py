@@ -1,4 +1,4 @@
-"""A hostile or broken bundle file is a clean BundleConfigError naming it; nothing is read from outside."""
+"""A hostile or broken bundle file is a clean BundleConfigError naming it; nothing beyond its repo is read."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_an_include_entry_that_is_not_a_path_names_the_entry(tmp_path: Path, ent
     assert error.problem.startswith("expected a relative path or glob, like resources/*.yml; got ")
 
 
-def test_an_include_leading_out_of_the_bundle_is_refused(tmp_path: Path) -> None:
+def test_an_include_leading_out_of_a_bundle_in_no_repository_is_refused(tmp_path: Path) -> None:
     bundle = bundle_with(tmp_path, ROOT.replace("resources/*.yml", "../secrets/*.yml"))
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "worker.yml").write_text("variables:\n  token:\n    default: dapi-secret\n")
@@ -123,9 +123,83 @@ def test_an_include_leading_out_of_the_bundle_is_refused(tmp_path: Path) -> None
     assert error.field == "include[0]"
     assert error.problem == (
         f"../secrets/*.yml reads {tmp_path / 'secrets' / 'worker.yml'}, outside the bundle folder "
-        f"{bundle}; an include must stay inside the bundle: copy or move the file into it"
+        f"{bundle}, in no git repository; an include must stay inside the bundle's repository: "
+        "copy or move the file into it"
     )
     assert "dapi-secret" not in str(validate(bundle, "").document)
+
+
+@pytest.mark.parametrize("git", ["folder", "file"], ids=["checkout", "worktree"])
+def test_an_include_in_a_sibling_folder_of_the_repository_is_read_with_a_warning(
+    tmp_path: Path, git: str
+) -> None:
+    repository = tmp_path / "repo"
+    bundle = bundle_with(repository, ROOT.replace("resources/*.yml", "../shared/*.yml"))
+    if git == "folder":
+        (repository / ".git").mkdir()
+    else:
+        (repository / ".git").write_text("gitdir: /elsewhere/worktrees/repo\n")
+    write_bundle(repository / "shared", {"jobs.yml": JOB.format(key="shared")})
+
+    validation = validate(bundle, "")
+
+    assert validation.errors == []
+    assert [(str(warning.file), warning.field) for warning in validation.warnings] == [
+        (str(bundle / "databricks.yml"), "include[0]")
+    ]
+    assert validation.warnings[0].problem == (
+        f"../shared/*.yml reads {repository / 'shared' / 'jobs.yml'}, outside the bundle folder {bundle}; "
+        f"read because it is in the bundle's repository {repository}"
+    )
+    assert sorted(validation.document["resources"]["jobs"]) == ["shared"]
+    assert read_outline(bundle).job_keys == ("shared",)
+
+
+def repository_with_bundle(tmp_path: Path, root: str = ROOT) -> Path:
+    """A bundle in `repo/bundle`, `repo` holding a `.git` folder."""
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    return bundle_with(tmp_path / "repo", root)
+
+
+def test_an_include_leading_out_of_the_repository_is_refused(tmp_path: Path) -> None:
+    bundle = repository_with_bundle(tmp_path, ROOT.replace("resources/*.yml", "../../secrets/*.yml"))
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "worker.yml").write_text("variables:\n  token:\n    default: dapi-secret\n")
+
+    error = the_error(bundle)
+
+    assert error.field == "include[0]"
+    assert error.problem == (
+        f"../../secrets/*.yml reads {tmp_path / 'secrets' / 'worker.yml'}, outside the repository "
+        f"{tmp_path / 'repo'}; an include must stay inside the bundle's repository: "
+        "copy or move the file into it"
+    )
+    assert "dapi-secret" not in str(validate(bundle, "").document)
+    with pytest.raises(BundleConfigError, match="outside the repository"):
+        read_outline(bundle)
+
+
+@pytest.mark.parametrize(
+    ("include", "link_folder"),
+    [("resources/*.yml", "bundle/resources"), ("../shared/*.yml", "shared")],
+    ids=["link-in-the-bundle", "link-in-a-sibling-folder"],
+)
+def test_an_include_through_a_symlink_leaving_the_repository_is_refused(
+    tmp_path: Path, include: str, link_folder: str
+) -> None:
+    bundle = repository_with_bundle(tmp_path, ROOT.replace("resources/*.yml", include))
+    (tmp_path / "elsewhere.yml").write_text(JOB.format(key="elsewhere"))
+    (tmp_path / "repo" / link_folder).mkdir(exist_ok=True)
+    (tmp_path / "repo" / link_folder / "linked.yml").symlink_to(tmp_path / "elsewhere.yml")
+
+    error = the_error(bundle)
+
+    assert error.problem.startswith(
+        f"{include} reads {tmp_path / 'elsewhere.yml'}, through a symbolic link outside the repository "
+        f"{tmp_path / 'repo'}; "
+    )
+    with pytest.raises(BundleConfigError, match="through a symbolic link outside the repository"):
+        read_outline(bundle)
 
 
 def test_an_include_through_a_symlink_leaving_the_bundle_is_refused(tmp_path: Path) -> None:

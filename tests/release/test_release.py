@@ -371,6 +371,21 @@ def test_config_digest_changes_when_an_included_file_changes(bundle_dir: Path) -
     assert config_digest(bundle_dir) != before
 
 
+def test_config_digest_changes_when_an_include_elsewhere_in_the_repository_changes(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "databricks.yml").write_text("bundle: {name: demo}\ninclude: [../shared/*.yml]\n")
+    (tmp_path / "shared").mkdir()
+    shared = tmp_path / "shared" / "jobs.yml"
+    shared.write_text("resources: {jobs: {etl: {name: etl}}}\n")
+    before = config_digest(bundle)
+
+    shared.write_text("resources: {jobs: {etl: {name: renamed}}}\n")
+
+    assert config_digest(bundle) != before
+
+
 def test_config_digest_changes_when_a_config_file_moves(bundle_dir: Path) -> None:
     before = config_digest(bundle_dir)
     (bundle_dir / "resources" / "etl.job.yml").rename(bundle_dir / "resources" / "etl.yml")

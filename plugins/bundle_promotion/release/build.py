@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from bundle_promotion.bundle.config.outline import config_files
 from bundle_promotion.errors import ReleaseError
 from bundle_promotion.ledger.records import Artifact, sha256_of_json
 from bundle_promotion.processes import child_environment, scrub, secrets_in
@@ -53,13 +54,16 @@ def config_digest(bundle_dir: Path) -> str:
 
     Covers every ``*.yml``/``*.yaml`` under ``bundle_dir`` (outside ``.databricks`` and
     ``.git``): the root file, its includes and any other YAML, with their relative paths,
-    so renaming or moving a file changes it too. Together they define every target, so
-    one digest serves all environments. Not covered: values given at deploy time
-    (``BUNDLE_VAR_*``) and non-YAML files the config references, which the commit pins.
+    so renaming or moving a file changes it too; and the includes outside it, elsewhere in
+    the repository, by their path from it. Together they define every target, so one digest
+    serves all environments. Not covered: values given at deploy time (``BUNDLE_VAR_*``) and
+    non-YAML files the config references, which the commit pins.
     """
     files = {
         path.relative_to(bundle_dir).as_posix(): sha256_of_file(path) for path in _config_files(bundle_dir)
     }
+    for path in config_files(bundle_dir):
+        files.setdefault(Path(os.path.relpath(path, bundle_dir)).as_posix(), sha256_of_file(path))
     return sha256_of_json(files)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +27,8 @@ try:
 except ImportError:  # PyYAML built without libyaml
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
+# Reports a warning: the field, the problem and the file it is in.
+Warn = Callable[[str, str, Path], None]
 ROOT_FILE_NAMES = ("databricks.yml", "databricks.yaml", "bundle.yml", "bundle.yaml")
 
 
@@ -57,11 +59,14 @@ def find_root_file(bundle_dir: Path) -> Path:
     )
 
 
-def include_files(bundle_dir: Path, root_file: Path, root: Mapping[str, Any]) -> list[Path]:
+def include_files(
+    bundle_dir: Path, root_file: Path, root: Mapping[str, Any], warn: Warn | None = None
+) -> list[Path]:
     """The files named by the root's `include` globs: per entry sorted, each once, root excluded.
 
-    Every file must lie inside the bundle folder, also once symbolic links are followed:
-    a bundle's config is its own files, never the worker's.
+    Every file must lie inside the bundle's repository, also once symbolic links are followed:
+    a bundle's config is its repository's files, never the worker's. One outside the bundle
+    folder is read, as the CLI does, and reported to `warn`.
     """
     entries = root.get("include") or []
     if not isinstance(entries, list):
@@ -69,12 +74,21 @@ def include_files(bundle_dir: Path, root_file: Path, root: Mapping[str, Any]) ->
     seen = {root_file.resolve()}
     files: list[Path] = []
     for index, entry in enumerate(entries):
-        for match in _matches(bundle_dir, root_file, f"include[{index}]", entry):
-            resolved = _inside_bundle(bundle_dir, root_file, f"include[{index}]", entry, match)
+        field = f"include[{index}]"
+        for match in _matches(bundle_dir, root_file, field, entry):
+            resolved = _confined(bundle_dir, root_file, field, entry, match, warn)
             if resolved not in seen:
                 seen.add(resolved)
                 files.append(match)
     return files
+
+
+def repository_root(folder: Path) -> Path | None:
+    """The nearest folder at or above `folder` holding a `.git` entry (a checkout or a worktree)."""
+    for candidate in (folder, *folder.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return None
 
 
 def _matches(bundle_dir: Path, root_file: Path, field: str, entry: Any) -> list[Path]:
@@ -92,25 +106,49 @@ def _matches(bundle_dir: Path, root_file: Path, field: str, entry: Any) -> list[
     return [bundle_dir / match for match in matches]
 
 
-def _inside_bundle(bundle_dir: Path, root_file: Path, field: str, entry: str, match: Path) -> Path:
+def _confined(
+    bundle_dir: Path, root_file: Path, field: str, entry: str, match: Path, warn: Warn | None
+) -> Path:
+    """The include's real path: inside the bundle, or inside its repository with a warning."""
     bundle_root, resolved = bundle_dir.resolve(), match.resolve()
-    if not resolved.is_relative_to(bundle_root):
-        written = Path(os.path.normpath(match.absolute()))
-        how = "through a symbolic link " if written.is_relative_to(bundle_dir.absolute()) else ""
-        raise BundleConfigError(
-            str(root_file),
-            field,
-            f"{entry} reads {resolved}, {how}outside the bundle folder {bundle_root}; "
-            "an include must stay inside the bundle: copy or move the file into it",
-        )
-    return resolved
+    if resolved.is_relative_to(bundle_root):
+        return resolved
+    repository = repository_root(bundle_root)
+    if repository is not None and resolved.is_relative_to(repository):
+        if warn is not None:
+            warn(
+                field,
+                f"{entry} reads {resolved}, outside the bundle folder {bundle_root}; "
+                f"read because it is in the bundle's repository {repository}",
+                root_file,
+            )
+        return resolved
+    confine = repository or bundle_root
+    # Where the entry points before any link below the bundle folder is followed.
+    written = Path(os.path.normpath(bundle_root / os.path.relpath(match.absolute(), bundle_dir.absolute())))
+    how = "through a symbolic link " if written.is_relative_to(confine) else ""
+    where = (
+        f"the repository {repository}"
+        if repository
+        else f"the bundle folder {bundle_root}, in no git repository"
+    )
+    raise BundleConfigError(
+        str(root_file),
+        field,
+        f"{entry} reads {resolved}, {how}outside {where}; "
+        "an include must stay inside the bundle's repository: copy or move the file into it",
+    )
+
+
+def config_files(bundle_dir: Path) -> list[Path]:
+    """The root file, then its includes."""
+    root_file = find_root_file(bundle_dir)
+    return [root_file, *include_files(bundle_dir, root_file, _parsed(root_file))]
 
 
 def read_outline(bundle_dir: Path) -> BundleOutline:
     """The targets, job keys and pipeline keys (root, includes and every target), each sorted."""
-    root_file = find_root_file(bundle_dir)
-    root = _parsed(root_file)
-    configs = [root, *(_parsed(path) for path in include_files(bundle_dir, root_file, root))]
+    configs = [_parsed(path) for path in config_files(bundle_dir)]
     targets = {name for config in configs for name in _mapping(config.get("targets"))}
     keys: dict[str, set[str]] = {"jobs": set(), "pipelines": set()}
     for config in configs:

@@ -19,7 +19,7 @@ def load_files(loading: Loading) -> None:
     check_shape(root, loading.root_file)
     defined_in: dict[tuple[str, str], Path] = {}
     _record_resources(root, loading.root_file, defined_in)
-    for path in include_files(loading.bundle_dir, loading.root_file, root):
+    for path in include_files(loading.bundle_dir, loading.root_file, root, loading.warn):
         included = read_yaml(path, sourced=True)
         check_shape(included, path)
         if "include" in included:

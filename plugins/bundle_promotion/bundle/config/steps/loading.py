@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from bundle_promotion.bundle.config.located_yaml import kind_of
+from bundle_promotion.bundle.config.outline import Warn
 from bundle_promotion.errors import BundleConfigError
 
 # Resolves a variable's `lookup` (kind, name) to an id, e.g. ("warehouse", "Shared") -> "abc123".
 Lookup = Callable[[str, str], str]
-# Reports a warning: the field, the problem and the file it is in.
-Warn = Callable[[str, str, Path], None]
 WORKSPACE_SUBPATHS = {
     "file_path": "files",
     "artifact_path": "artifacts",
