@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -93,31 +94,42 @@ def stop(service: subprocess.Popen[bytes]) -> None:
         os.killpg(service.pid, signal.SIGKILL)
 
 
+@contextmanager
+def api_server(folder: Path, users: str, passwords: dict[str, str], **settings: str) -> Iterator[str]:
+    """``airflow api-server`` with the plugin, on a free port, reading specs from ``folder/promotions``.
+
+    ``users`` is the SimpleAuthManager's ``name:role,...``; ``settings`` are more environment
+    variables (``AIRFLOW__...``). Yields the server's URL once it answers; stops it after.
+    """
+    (folder / "passwords.json").write_text(json.dumps(passwords))
+    port = free_port()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(folder / "passwords.json"),
+            "AIRFLOW__API_AUTH__JWT_SECRET": f"{folder.name}-secret-" + "x" * 48,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(folder / "promotions"),
+            "AIRFLOW__BUNDLE_PROMOTION__GATE_POLLING_PERIOD_SECONDS": "1",
+            **settings,
+        }.items():
+            patch.setenv(name, value)
+        service = start(["api-server", "--port", str(port)], folder / "api-server.log")
+        try:
+            wait_for(lambda: healthy(port), f"the API server answers (log in {folder})")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(service)
+
+
 @pytest.fixture(scope="module")
 def airflow_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowApi]:
     """``airflow api-server`` with the plugin's approvals API, for this module's tests."""
     folder = tmp_path_factory.mktemp("gates_e2e")
     specs = folder / "promotions"
     specs.mkdir()
-    passwords = folder / "passwords.json"
-    passwords.write_text(json.dumps(PASSWORDS))
-    port = free_port()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:op,bob:op,dag_test:op,root:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__API_AUTH__JWT_SECRET": "gates-e2e-secret-" + "x" * 48,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(specs),
-            "AIRFLOW__BUNDLE_PROMOTION__GATE_POLLING_PERIOD_SECONDS": "1",
-        }.items():
-            patch.setenv(name, value)
-        api_server = start(["api-server", "--port", str(port)], folder / "api-server.log")
-        try:
-            wait_for(lambda: healthy(port), f"the API server answers (log in {folder})")
-            yield AirflowApi(f"http://127.0.0.1:{port}", specs, folder)
-        finally:
-            stop(api_server)
+    with api_server(folder, "alice:op,bob:op,dag_test:op,root:admin", PASSWORDS) as url:
+        yield AirflowApi(url, specs, folder)
 
 
 def healthy(port: int) -> bool:

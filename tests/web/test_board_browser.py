@@ -10,7 +10,6 @@ browser acts from another thread. One PNG per state is written under the test's 
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import pytest
 import yaml
 
 from bundle_promotion.web.client import login
-from tests.e2e.test_gates_e2e import free_port, healthy, jobs_in, start, stop, task_states, wait_for
+from tests.e2e.test_gates_e2e import api_server, jobs_in, task_states, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.usefixtures("airflow_db")]
 
@@ -46,29 +45,16 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     folder = tmp_path_factory.mktemp("board_browser")
     specs = folder / "promotions"
     specs.mkdir()
-    passwords = folder / "passwords.json"
-    passwords.write_text(json.dumps(PASSWORDS))
-    port = free_port()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "alice:op,bob:op,dag_test:op,vera:viewer",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-            "AIRFLOW__API_AUTH__JWT_SECRET": "board-browser-secret-" + "x" * 48,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__BUNDLE_PROMOTION__SPECS_FOLDER": str(specs),
-            "AIRFLOW__BUNDLE_PROMOTION__GATE_POLLING_PERIOD_SECONDS": "1",
-            "AIRFLOW__BUNDLE_PROMOTION__SIGNATURE_ATTEMPT_INTERVAL": "0",
-        }.items():
-            patch.setenv(name, value)
-        api_server = start(["api-server", "--port", str(port)], folder / "api-server.log")
-        try:
-            wait_for(lambda: healthy(port), f"the API server answers (log in {folder})")
-            shots = folder / "screenshots"
-            shots.mkdir()
-            yield Airflow(f"http://127.0.0.1:{port}", specs, shots)
-        finally:
-            stop(api_server)
-            print(f"board screenshots in {folder / 'screenshots'}")
+    shots = folder / "screenshots"
+    shots.mkdir()
+    users = "alice:op,bob:op,dag_test:op,vera:viewer"
+    try:
+        with api_server(
+            folder, users, PASSWORDS, AIRFLOW__BUNDLE_PROMOTION__SIGNATURE_ATTEMPT_INTERVAL="0"
+        ) as url:
+            yield Airflow(url, specs, shots)
+    finally:
+        print(f"board screenshots in {shots}")
 
 
 @pytest.fixture(scope="module")
