@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bundle_promotion.cli.bundle import add_bundle
 from bundle_promotion.cli.schedules import add_schedules
 
 if TYPE_CHECKING:
     from bundle_promotion.ledger import Ledger
+    from bundle_promotion.web.client import ApprovalsClient
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,22 +206,34 @@ def _api_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _approve(arguments: argparse.Namespace) -> int:
+    bundle, environment = arguments.bundle, arguments.environment
+
+    def decide(client: ApprovalsClient) -> tuple[str, dict[str, Any]]:
+        digest = arguments.digest or client.release_digest(bundle, environment, arguments.version)
+        return digest, client.submit(bundle, environment, _decision(arguments, digest))
+
+    code, answer = _through_api(arguments, decide)
+    if answer is None:
+        return code
+    digest, given = answer
+    print(f"{given['decision']} of {digest[:12]} for {environment} recorded as {given['approver']}")
+    return 0
+
+
+def _through_api(arguments: argparse.Namespace, act: Callable[[ApprovalsClient], T]) -> tuple[int, T | None]:
+    """``act`` on the plugin's API as the user of the token; on failure, the exit code (1 refused,
+    2 any other error) with the reason on stderr, and None."""
     from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
     from bundle_promotion.web.client import ApprovalsClient
 
-    bundle, environment = arguments.bundle, arguments.environment
     try:
-        client = ApprovalsClient(arguments.api_url, _api_token(arguments))
-        digest = arguments.digest or client.release_digest(bundle, environment, arguments.version)
-        given = client.submit(bundle, environment, _decision(arguments, digest))
+        return 0, act(ApprovalsClient(arguments.api_url, _api_token(arguments)))
     except ApprovalRefused as refused:
         print(f"refused: {refused}", file=sys.stderr)
-        return 1
+        return 1, None
     except BundlePromotionError as error:
         print(error, file=sys.stderr)
-        return 2
-    print(f"{given['decision']} of {digest[:12]} for {environment} recorded as {given['approver']}")
-    return 0
+        return 2, None
 
 
 def _api_token(arguments: argparse.Namespace) -> str:
@@ -359,18 +374,11 @@ def _add_hold(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 
 def _clear_hold(arguments: argparse.Namespace) -> int:
-    from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
-    from bundle_promotion.web.client import ApprovalsClient
-
-    try:
-        client = ApprovalsClient(arguments.api_url, _api_token(arguments))
-        cleared = client.clear_hold(arguments.bundle, arguments.environment, arguments.reason)
-    except ApprovalRefused as refused:
-        print(f"refused: {refused}", file=sys.stderr)
-        return 1
-    except BundlePromotionError as error:
-        print(error, file=sys.stderr)
-        return 2
+    code, cleared = _through_api(
+        arguments, lambda client: client.clear_hold(arguments.bundle, arguments.environment, arguments.reason)
+    )
+    if code:
+        return code
     if cleared is None:
         print(f"{arguments.bundle}/{arguments.environment} is not held; nothing to clear")
         return 0
@@ -424,18 +432,11 @@ def _add_signature(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _unlock_signature(arguments: argparse.Namespace) -> int:
-    from bundle_promotion.errors import ApprovalRefused, BundlePromotionError
-    from bundle_promotion.web.client import ApprovalsClient
-
-    try:
-        client = ApprovalsClient(arguments.api_url, _api_token(arguments))
-        lifted = client.lift_signature_lockout(arguments.signer, arguments.reason)
-    except ApprovalRefused as refused:
-        print(f"refused: {refused}", file=sys.stderr)
-        return 1
-    except BundlePromotionError as error:
-        print(error, file=sys.stderr)
-        return 2
+    code, lifted = _through_api(
+        arguments, lambda client: client.lift_signature_lockout(arguments.signer, arguments.reason)
+    )
+    if code:
+        return code
     print(f"{arguments.signer} may sign again" if lifted else f"{arguments.signer} is not locked out")
     return 0
 
