@@ -8,18 +8,22 @@ workspaces; then promotes the N others at once. Prod's two approvals go through 
 alice and bob, for every bundle, as soon as its gate waits.
 
 It checks that every workspace ends with exactly N x (jobs per bundle) jobs, each tagged
-with its own bundle, and prints the fleet's wall time against N x the single promotion, and
-the median task start-up: from the task's start (its ``start_date``, set as its process
-starts) to the end of its pre-execute phase, read from each task log, with the DAG file
-parse the worker logged. On a shared 2-core machine the figures move with the other load.
+with its own bundle, and prints the fleet's wall time against N x the single promotion; the
+median task start-up: from the task's start (its ``start_date``, set as its process starts)
+to the end of its pre-execute phase, read from each task log, with the DAG file parse the
+worker logged; and the CPU seconds each component used, for the one promotion and per
+promotion of the fleet. The workers preload what tasks share (``bundle_promotion.workers``);
+``--no-preload`` runs them on Airflow's own Celery configuration, for the comparison. On a
+shared 2-core machine the figures move with the other load.
 
-    uv run python bench/fleet.py [--bundles 20] [--workers 2] [--concurrency 8]
+    uv run python bench/fleet.py [--bundles 20] [--workers 2] [--concurrency 8] [--no-preload]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -49,26 +53,38 @@ def main() -> int:
     parser.add_argument("--bundles", type=int, default=20, help="N, the bundles promoted at once")
     parser.add_argument("--workers", type=int, default=2, help="Celery workers")
     parser.add_argument("--concurrency", type=int, default=8, help="task slots per worker")
+    parser.add_argument(
+        "--no-preload",
+        action="store_true",
+        help="Airflow's own Celery configuration: each task's process loads the plugins and the package",
+    )
     arguments = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
     fleet = [f"fleet_{index:02d}" for index in range(arguments.bundles)]
     specs = prepare_bundles(root, [SOLO, *fleet], VERSION)
     print(f"starting the stack in {root} …", flush=True)
-    with Stack(root, specs, workers=arguments.workers, worker_concurrency=arguments.concurrency) as stack:
-        approvals = Approvals(stack, [SOLO, *fleet])
-        approvals.start()
-        try:
+    with Stack(
+        root,
+        specs,
+        workers=arguments.workers,
+        worker_concurrency=arguments.concurrency,
+        preload_workers=not arguments.no_preload,
+    ) as stack:
+        with CpuMeter(stack) as solo_cpu:
             single, solo_runs = promote(stack, [SOLO])
-            print(f"one promotion through prod: {single:.1f} s", flush=True)
-            stack.emulator.reset()  # the fleet's workspaces hold only the fleet's jobs
+        print(f"one promotion through prod: {single:.1f} s", flush=True)
+        stack.emulator.reset()  # the fleet's workspaces hold only the fleet's jobs
+        with CpuMeter(stack) as fleet_cpu:
             wall, runs = promote(stack, fleet)
-        finally:
-            approvals.stop()
         jobs_per_bundle = check_workspaces(stack, fleet)
         startups, parses = task_startups(stack, {**solo_runs, **runs})
     serial = single * len(fleet)
-    print(f"\n{len(fleet)} bundles at once on {arguments.workers} workers x {arguments.concurrency} slots")
+    preloaded = "without" if arguments.no_preload else "with"
+    print(
+        f"\n{len(fleet)} bundles at once on {arguments.workers} workers x {arguments.concurrency} slots,"
+        f" {preloaded} bundle_promotion.workers preloading"
+    )
     print(f"  every workspace holds {len(fleet)} x {jobs_per_bundle} jobs, each tagged with its own bundle")
     print(
         f"  wall time {wall:.1f} s against {len(fleet)} x {single:.1f} s = {serial:.1f} s one after another"
@@ -78,33 +94,39 @@ def main() -> int:
         f"  task start-up (start → execute), median of {len(startups)}: {statistics.median(startups):.2f} s; "
         f"DAG file parse median {statistics.median(parses):.0f} ms"
     )
+    print("\nCPU seconds by component: one promotion | the fleet, per promotion")
+    for component, seconds in fleet_cpu.seconds.most_common():
+        print(f"  {component:<14} {solo_cpu.seconds[component]:7.1f} | {seconds / len(fleet):7.1f}")
     return 0
 
 
 def promote(stack: Stack, bundles: list[str]) -> tuple[float, dict[str, str]]:
-    """Trigger every bundle's promotion at once; the wall time until all succeeded, and the runs."""
+    """Trigger every bundle's promotion at once; the wall time until all finished, and the runs.
+
+    The bench looks at the runs once a second, all in one call, and approves only the bundles
+    it promotes, so that its own requests stay a small part of the API server's load."""
     for bundle in bundles:
         stack.wait_for_dag(f"promote__{bundle}")
-    started = time.monotonic()
-    runs = {bundle: stack.trigger(f"promote__{bundle}", {"version": VERSION}) for bundle in bundles}
-    states: dict[str, str] = {}
+    with Approvals(stack, bundles):
+        started = time.monotonic()
+        runs = {bundle: stack.trigger(f"promote__{bundle}", {"version": VERSION}) for bundle in bundles}
+        states: dict[str, str] = {}
 
-    def all_finished() -> bool:
-        for bundle, run_id in runs.items():
-            if states.get(bundle) not in ("success", "failed"):
-                states[bundle] = stack.run_state(f"promote__{bundle}", run_id)
-        return all(state in ("success", "failed") for state in states.values())
+        def all_finished() -> bool:
+            states.update(stack.run_states([f"promote__{bundle}" for bundle in bundles]))
+            return all(states.get(f"promote__{bundle}") in ("success", "failed") for bundle in bundles)
 
-    wait_until(all_finished, f"{len(bundles)} promotions to finish", stack, timeout=RUN_SECONDS)
-    wall = time.monotonic() - started
-    failed = sorted(bundle for bundle, state in states.items() if state != "success")
+        wait_until(all_finished, f"{len(bundles)} promotions", stack, timeout=RUN_SECONDS, every=1.0)
+        wall = time.monotonic() - started
+    failed = sorted(bundle for bundle in bundles if states[f"promote__{bundle}"] != "success")
     if failed:
         raise SystemExit(f"promotions failed: {', '.join(failed)}; see the task logs under {stack.root}")
     return wall, runs
 
 
 class Approvals(threading.Thread):
-    """alice and bob approve prod for each bundle once its gate waits, through the approvals API."""
+    """alice and bob approve prod for each bundle once its gate waits, through the approvals API;
+    a context manager that runs while its bundles are promoted."""
 
     def __init__(self, stack: Stack, bundles: list[str]) -> None:
         super().__init__(daemon=True)
@@ -113,6 +135,16 @@ class Approvals(threading.Thread):
         self.stopped = threading.Event()
         self.error: BaseException | None = None
 
+    def __enter__(self) -> Approvals:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.stopped.set()
+        self.join(timeout=30)
+        if self.error is not None:
+            raise RuntimeError("the approvers failed") from self.error
+
     def run(self) -> None:
         from bundle_promotion.web.client import ApprovalsClient
 
@@ -120,7 +152,7 @@ class Approvals(threading.Thread):
             alice, bob = (
                 ApprovalsClient(self.stack.api_url, self.stack.token(user)) for user in ("alice", "bob")
             )
-            while self.waiting and not self.stopped.wait(1.0):
+            while self.waiting and not self.stopped.wait(2.0):
                 for bundle in sorted(self.waiting):
                     prod = [
                         pending for pending in alice.pending_gates(bundle) if pending["environment"] == "prod"
@@ -134,11 +166,45 @@ class Approvals(threading.Thread):
             self.error = error
             raise
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=30)
-        if self.error is not None:
-            raise RuntimeError("the approvers failed") from self.error
+
+class CpuMeter:
+    """CPU seconds each component of the stack used while the block ran, from /proc: an Airflow
+    component's whole process group (a worker's task processes included, once reaped), the
+    PostgreSQL and Redis servers, and the machine as a whole."""
+
+    TICKS = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.seconds: Counter[str] = Counter()
+
+    def __enter__(self) -> CpuMeter:
+        self.seconds = Counter({name: -used for name, used in self._read().items()})
+        return self
+
+    def __exit__(self, *_exc_info: object) -> None:
+        self.seconds.update(self._read())
+
+    def _read(self) -> Counter[str]:
+        groups = {group: name for name, group in self.stack.process_groups().items()}
+        used: Counter[str] = Counter()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue  # the process ended
+            command = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            group = int(fields[2])
+            name = groups.get(group) or next(
+                (server for server in ("postgres", "redis") if command.startswith(server)), None
+            )
+            if name:  # user, system, and reaped children's user and system time
+                used[name] += sum(int(ticks) for ticks in fields[11:15]) / self.TICKS
+        with Path("/proc/stat").open() as machine:
+            ticks = [int(value) for value in machine.readline().split()[1:]]
+        used["machine"] = (sum(ticks) - ticks[3] - ticks[4]) / self.TICKS  # all but idle and iowait
+        return used
 
 
 def check_workspaces(stack: Stack, fleet: list[str]) -> int:

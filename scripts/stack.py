@@ -19,6 +19,7 @@ Needs ``initdb``/``pg_ctl`` (PostgreSQL, found on PATH or in /usr/lib/postgresql
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -58,6 +60,7 @@ class Stack:
     specs_folder: Path
     workers: int = 2
     worker_concurrency: int = 4
+    preload_workers: bool = True  # bundle_promotion.workers.CELERY_CONFIG (docs/scaling.md)
     api_url: str = ""
     passwords: dict[str, str] = field(default_factory=dict)
     emulator: Any = None
@@ -91,6 +94,7 @@ class Stack:
     def _start(self) -> None:
         from bundle_promotion.testing.workspace import WorkspaceEmulator
 
+        compile_bytecode()
         database = self._exit.enter_context(
             postgres(self.root / "logs", databases=("airflow", LEDGER_DATABASE))
         )
@@ -133,6 +137,11 @@ class Stack:
             "AIRFLOW__CELERY__BROKER_URL": f"redis://{broker}/0",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{psycopg_url}/airflow",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": (
+                "bundle_promotion.workers.CELERY_CONFIG"
+                if self.preload_workers
+                else "airflow.providers.celery.executors.default_celery.DEFAULT_CELERY_CONFIG"
+            ),
             # Every process signs and checks the task tokens with the same secret.
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(48),
             "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
@@ -173,6 +182,10 @@ class Stack:
 
     def _stop_processes(self) -> None:
         stop_groups(list(self._processes.values()))
+
+    def process_groups(self) -> dict[str, int]:
+        """Each Airflow component's process group id (a worker's group holds its task processes)."""
+        return {name: process.pid for name, process in self._processes.items()}
 
     def check_processes(self) -> None:
         """Raise naming the first component that exited, and where its log is."""
@@ -242,6 +255,12 @@ class Stack:
     def run_state(self, dag_id: str, run_id: str) -> str:
         return str(self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}")["state"])
 
+    def run_states(self, dag_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each DAG's newest run, in one request."""
+        body = {"dag_ids": list(dag_ids), "order_by": "run_after", "page_limit": 1000}
+        runs = self.api("POST", "dags/~/dagRuns/list", json=body)["dag_runs"]
+        return {run["dag_id"]: str(run["state"]) for run in runs}
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(
             self.api("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})[
@@ -260,16 +279,30 @@ class Stack:
 
 
 def wait_until(
-    condition: Callable[[], bool], what: str, stack: Stack | None = None, timeout: float = READY_SECONDS
+    condition: Callable[[], bool],
+    what: str,
+    stack: Stack | None = None,
+    timeout: float = READY_SECONDS,
+    every: float = POLL_SECONDS,
 ) -> None:
-    """Poll ``condition`` until it holds; fail naming what never happened, or the process that died."""
+    """Poll ``condition`` every ``every`` seconds until it holds; fail naming what never happened,
+    or the process that died."""
     deadline = time.monotonic() + timeout
     while not condition():
         if stack is not None:
             stack.check_processes()
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:.0f} s for {what}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(every)
+
+
+def compile_bytecode() -> None:
+    """Compile the installed packages and the project to bytecode, as an image build does (pip's
+    default, ``uv sync --compile-bytecode``); what is already compiled is skipped. Under
+    PYTHONDONTWRITEBYTECODE nothing else would, and every task's process would compile each
+    module it imports again: that alone doubled a task's CPU."""
+    for folder in (sysconfig.get_path("purelib"), PROJECT / "plugins", PROJECT / "dags"):
+        compileall.compile_dir(folder, quiet=1, workers=0)
 
 
 def free_port() -> int:

@@ -53,6 +53,10 @@ def test_every_airflow_component_runs_on_celery_with_redis_and_postgres_through_
             name
         )
         assert environment["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql+psycopg://"), name
+    assert (
+        compose["services"]["airflow-worker"]["environment"]["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]
+        == "bundle_promotion.workers.CELERY_CONFIG"
+    )
     assert "psycopg2" not in (PROJECT / "docker-compose.yaml").read_text()
 
 

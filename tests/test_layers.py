@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("sensors",),
     ("dags",),
     ("web",),
-    ("plugin", "demo"),
+    ("plugin", "demo", "workers"),
     ("cli",),
 ]
 CORE_LAYERS = LAYERS[: LAYERS.index(("lifecycle",)) + 1]

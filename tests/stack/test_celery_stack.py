@@ -56,6 +56,8 @@ def test_the_example_reaches_prod_on_two_celery_workers_with_two_approvals(stack
     ran_on = [stack.tasks_run_by(worker, dag_id, run_id) for worker in (1, 2)]
     assert all(ran_on), f"every task ran on one worker: {ran_on}"
     assert set().union(*ran_on) >= {"release", "dev.deploy", "staging.deploy", "prod.deploy", "prod.record"}
+    for worker in (1, 2):  # each loaded the plugins and the package once, before forking its tasks
+        assert "Preloaded" in (stack.root / "logs" / f"worker-{worker}.log").read_text()
 
     audit = subprocess.run(
         [Path(sys.executable).with_name("bundle-promotion"), "audit", "verify"],
