@@ -2,11 +2,12 @@
 
 The same topology as docker-compose.yaml: PostgreSQL (Airflow's database and the ledger's
 own database on one server), Redis as the Celery broker, the workspace emulator for the
-dev, staging and prod workspaces, the api-server, scheduler, dag-processor and triggerer,
-and Celery workers. Each worker has its own ``AIRFLOW_HOME``, working directory, temp
-dir and Celery hostname, as if on its own machine: they share only the databases, the
-broker and the artifact store (a local folder standing in for S3). Every port is free
-when taken; everything lives under one folder and is stopped on exit.
+dev, staging and prod workspaces, a webhook sink behind the example spec's notifications,
+the api-server, scheduler, dag-processor and triggerer, and Celery workers. Each worker has
+its own ``AIRFLOW_HOME``, working directory, temp dir and Celery hostname, as if on its own
+machine: they share only the databases, the broker and the artifact store (a local folder
+standing in for S3). Every port is free when taken; everything lives under one folder and
+is stopped on exit.
 
     uv run python scripts/stack.py [--bundles 1] [--workers 2]
 
@@ -64,6 +65,7 @@ class Stack:
     api_url: str = ""
     passwords: dict[str, str] = field(default_factory=dict)
     emulator: Any = None
+    webhooks: Any = None  # the WebhookSink behind the example spec's demo_webhook connection
     environment: dict[str, str] = field(default_factory=dict)
     _processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _tokens: dict[str, str] = field(default_factory=dict)
@@ -92,6 +94,7 @@ class Stack:
         self._exit.close()
 
     def _start(self) -> None:
+        from bundle_promotion.testing.webhook_sink import WebhookSink
         from bundle_promotion.testing.workspace import WorkspaceEmulator
 
         compile_bytecode()
@@ -100,6 +103,7 @@ class Stack:
         )
         broker = self._exit.enter_context(redis(self.root / "redis"))
         self.emulator = self._exit.enter_context(WorkspaceEmulator(list(ENVIRONMENTS)))
+        self.webhooks = self._exit.enter_context(WebhookSink())
         api_port = free_port()
         self.api_url = f"http://127.0.0.1:{api_port}"
         self.passwords = {user: secrets.token_urlsafe(12) for user in USERS}
@@ -149,6 +153,7 @@ class Stack:
             "AIRFLOW__BUNDLE_PROMOTION__ARTIFACT_STORE": artifacts.as_uri(),
             "AIRFLOW__BUNDLE_PROMOTION__GATE_POLLING_PERIOD_SECONDS": "2",
             "AIRFLOW_CONN_BUNDLE_PROMOTION_LEDGER": f"postgres://{database}/{LEDGER_DATABASE}",
+            "AIRFLOW_CONN_DEMO_WEBHOOK": self.webhooks.airflow_connection_json(),
             **{
                 f"AIRFLOW_CONN_DATABRICKS_{name.upper()}": self.emulator.airflow_connection_uri(name)
                 for name in ENVIRONMENTS

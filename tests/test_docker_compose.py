@@ -118,3 +118,15 @@ def test_the_demo_users_can_meet_the_example_specs_approval_quorum(compose: dict
     for group in approval["groups"]:
         assert sum(role == group["role"] for role in roles.values()) >= group["min"]
     assert roles.get("admin") == "admin"  # who triggers runs, and so may not approve them
+
+
+def test_the_example_specs_webhook_is_the_workspaces_services_webhook(compose: dict[str, Any]) -> None:
+    spec = yaml.safe_load((PROJECT / "include" / "promotions" / "example.yaml").read_text())
+    connections = {receiver["webhook"] for receiver in spec["notifications"]["all"]}
+    workspaces = compose["services"]["workspaces"]
+    port = workspaces["command"][workspaces["command"].index("--webhook") + 1]
+    for connection in connections:
+        for name in AIRFLOW_SERVICES:
+            url = json.loads(compose["services"][name]["environment"][f"AIRFLOW_CONN_{connection.upper()}"])
+            assert url["host"] == f"http://workspaces:{port}", name
+    assert port in workspaces["healthcheck"]["test"][-1]

@@ -90,13 +90,14 @@ def test_spec_check_of_a_missing_file_fails(tmp_path: Path, capsys: pytest.Captu
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict[str, int], str]]:
-    """Replaces the workspace emulator's `serve` and records its calls."""
-    calls: list[tuple[dict[str, int], str]] = []
+def served(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Replaces the workspace emulator's `serve` and records its calls: workspaces, host and,
+    when there is one, the webhook's port."""
+    calls: list[tuple[Any, ...]] = []
     fake = types.ModuleType("bundle_promotion.testing.workspace")
 
-    def serve(workspaces: dict[str, int], host: str) -> None:
-        calls.append((workspaces, host))
+    def serve(workspaces: dict[str, int], host: str, webhook_port: int | None) -> None:
+        calls.append((workspaces, host) if webhook_port is None else (workspaces, host, webhook_port))
 
     fake.serve = serve  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "bundle_promotion.testing.workspace", fake)
@@ -111,6 +112,30 @@ def test_workspace_emulator_serves_each_named_workspace_on_its_port(served: list
 def test_workspace_emulator_listens_on_the_given_host(served: list[Any]) -> None:
     assert main(["workspace-emulator", "--workspace", "dev=8001", "--host", "0.0.0.0"]) == 0
     assert served == [({"dev": 8001}, "0.0.0.0")]
+
+
+def test_workspace_emulator_also_receives_webhooks_on_the_given_port(served: list[Any]) -> None:
+    assert main(["workspace-emulator", "--workspace", "dev=8001", "--webhook", "8004"]) == 0
+    assert served == [({"dev": 8001}, "127.0.0.1", 8004)]
+
+
+def test_workspace_emulator_refuses_a_webhook_port_a_workspace_has(
+    served: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["workspace-emulator", "--workspace", "dev=8001", "--webhook", "8001"]) == 2
+    assert "--webhook 8001 is a workspace's port already" in capsys.readouterr().err
+    assert served == []
+
+
+@pytest.mark.parametrize("port", ["http", "0", "70000"])
+def test_workspace_emulator_refuses_a_webhook_port_that_is_no_port(
+    served: list[Any], capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["workspace-emulator", "--workspace", "dev=8001", "--webhook", port])
+    assert exited.value.code == 2
+    assert "expected a port from 1 to 65535" in capsys.readouterr().err
+    assert served == []
 
 
 @pytest.mark.parametrize("workspace", ["dev", "dev=", "=8001", "dev=http", "dev=70000"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,15 @@ def test_the_example_reaches_prod_on_two_celery_workers_with_two_approvals(stack
     ran_on = [stack.tasks_run_by(worker, dag_id, run_id) for worker in (1, 2)]
     assert all(ran_on), f"every task ran on one worker: {ran_on}"
     assert set().union(*ran_on) >= {"release", "dev.deploy", "staging.deploy", "prod.deploy", "prod.record"}
+    told = Counter(body["key"] for body in stack.webhooks.payloads())
+    assert [key for key, times in told.items() if times > 1] == [], "an event was told twice"
+    events = sorted((body["event"], body["environment"]) for body in stack.webhooks.payloads())
+    assert events == [
+        ("approved", "prod"),  # alice's and bob's, told by the api-server
+        ("approved", "prod"),
+        ("gate_waiting", "prod"),
+        ("promoted_to_production", "prod"),
+    ]
     for worker in (1, 2):  # each loaded the plugins and the package once, before forking its tasks
         assert "Preloaded" in (stack.root / "logs" / f"worker-{worker}.log").read_text()
 

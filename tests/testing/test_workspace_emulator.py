@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -520,4 +522,31 @@ def test_serving_prints_the_airflow_connection_of_each_workspace(
     assert capsys.readouterr().out.splitlines() == [
         "export AIRFLOW_CONN_DATABRICKS_DEV='databricks://:dapi-emulator-dev@127.0.0.1:8001/http'",
         "export AIRFLOW_CONN_DATABRICKS_PROD='databricks://:dapi-emulator-prod@127.0.0.1:8002/http'",
+    ]
+
+
+def test_serving_with_a_webhook_prints_its_connection_and_each_notification_it_receives(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bundle_promotion.testing import workspace
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        webhook_port = probe.getsockname()[1]
+
+    def a_notification_arrives(self: object) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{webhook_port}/", data=b'{"event": "gate_waiting"}', method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+
+    monkeypatch.setattr(workspace.WorkspaceEmulator, "serve_forever", a_notification_arrives)
+
+    workspace.serve({"dev": 8001}, webhook_port=webhook_port)
+
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "export AIRFLOW_CONN_DEMO_WEBHOOK="
+        f"""'{{"conn_type": "http", "host": "http://127.0.0.1:{webhook_port}"}}'""",
+        '{"event": "gate_waiting"}',
     ]

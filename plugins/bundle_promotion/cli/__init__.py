@@ -118,14 +118,31 @@ def _add_workspace_emulator(commands: argparse._SubParsersAction[argparse.Argume
         help="one emulated workspace, for example dev=8001; repeat for more",
     )
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    emulator.add_argument(
+        "--webhook",
+        type=_port,
+        metavar="PORT",
+        help="also receive webhooks on PORT (the example spec's demo_webhook connection) and print "
+        "each notification as a JSON line",
+    )
     emulator.set_defaults(run=_serve_workspaces)
 
 
 def _name_and_port(text: str) -> tuple[str, int]:
     name, _, port = text.partition("=")
-    if not name or not port.isdigit() or not 0 < int(port) < 65536:
+    if not name or not _is_port(port):
         raise argparse.ArgumentTypeError(f"expected NAME=PORT, for example dev=8001; got '{text}'")
     return name, int(port)
+
+
+def _port(text: str) -> int:
+    if not _is_port(text):
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, for example 8004; got '{text}'")
+    return int(text)
+
+
+def _is_port(text: str) -> bool:
+    return text.isdigit() and 0 < int(text) < 65536
 
 
 def _serve_workspaces(arguments: argparse.Namespace) -> int:
@@ -135,7 +152,10 @@ def _serve_workspaces(arguments: argparse.Namespace) -> int:
     if len(workspaces) != len(arguments.workspaces) or len(set(workspaces.values())) != len(workspaces):
         print("each --workspace needs a name and a port of its own", file=sys.stderr)
         return 2
-    serve(workspaces, arguments.host)
+    if arguments.webhook in workspaces.values():
+        print(f"--webhook {arguments.webhook} is a workspace's port already", file=sys.stderr)
+        return 2
+    serve(workspaces, arguments.host, webhook_port=arguments.webhook)
     return 0
 
 

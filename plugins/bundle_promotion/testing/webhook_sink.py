@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TextIO
 
 __all__ = ["ReceivedWebhook", "WebhookSink"]
 
@@ -36,10 +36,13 @@ class ReceivedWebhook:
 
 
 class WebhookSink:
-    """An HTTP server on ``host`` (a free port) that keeps every JSON POST it gets, in order."""
+    """An HTTP server on ``host`` and ``port`` (by default a free one) that keeps every JSON POST
+    it gets, in order, and writes each to ``echo`` as a JSON line when given one."""
 
-    def __init__(self, host: str = DEFAULT_HOST) -> None:
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, echo: TextIO | None = None) -> None:
         self._host = host
+        self._port = port
+        self._echo = echo
         self._received: list[ReceivedWebhook] = []
         self._status = HTTPStatus.OK
         self._arrived = threading.Condition()
@@ -47,10 +50,10 @@ class WebhookSink:
         self._thread: threading.Thread | None = None
 
     def start(self) -> WebhookSink:
-        """Listen on a free port; returns once it does."""
+        """Listen; returns once it does."""
         if self._server is not None:
             raise RuntimeError("The webhook sink is already running.")
-        self._server = ThreadingHTTPServer((self._host, 0), _handler(self))
+        self._server = ThreadingHTTPServer((self._host, self._port), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-sink", daemon=True)
         self._thread.start()
         return self
@@ -106,6 +109,8 @@ class WebhookSink:
     def _record(self, path: str, body: dict[str, Any]) -> HTTPStatus:
         with self._arrived:
             self._received.append(ReceivedWebhook(path, body))
+            if self._echo is not None:
+                print(json.dumps(body), file=self._echo, flush=True)
             self._arrived.notify_all()
             return self._status
 

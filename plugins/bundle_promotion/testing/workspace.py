@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack
 from random import Random
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import uvicorn
 
+from bundle_promotion.testing.webhook_sink import WebhookSink
 from bundle_promotion.testing.workspace_app import AnswerDropper, Gateway, create_app
 from bundle_promotion.testing.workspace_state import (
     AnswerLoss,
@@ -283,17 +286,23 @@ class WorkspaceEmulator:
         return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout=STOP_TIMEOUT_SECONDS)
 
 
-def serve(workspaces: dict[str, int], host: str = DEFAULT_HOST) -> None:
+def serve(workspaces: dict[str, int], host: str = DEFAULT_HOST, webhook_port: int | None = None) -> None:
     """Serve the named workspaces on the given ports until interrupted. Blocks.
 
     First prints, per workspace, the Airflow connection that reaches it (its URL and token), as
     a line to paste into a shell: ``databricks_<name>`` is the connection id the example spec uses.
+    With ``webhook_port``, a webhook sink listens there too (the example spec's ``demo_webhook``)
+    and prints each notification it receives as a JSON line.
     """
     emulator = WorkspaceEmulator(workspaces, host, ports=workspaces)
     for name in workspaces:
         conn_id = f"databricks_{name}".upper()
         print(f"export AIRFLOW_CONN_{conn_id}='{emulator.airflow_connection_uri(name)}'", flush=True)
-    emulator.serve_forever()
+    with ExitStack() as webhook:
+        if webhook_port is not None:
+            sink = webhook.enter_context(WebhookSink(host, webhook_port, echo=sys.stdout))
+            print(f"export AIRFLOW_CONN_DEMO_WEBHOOK='{sink.airflow_connection_json()}'", flush=True)
+        emulator.serve_forever()
 
 
 def emulator_fixture(
