@@ -56,7 +56,6 @@ def test_a_lock_held_by_another_run_defers_the_task_to_the_lock_trigger(
     workspaces: WorkspaceEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("bundle_promotion.lifecycle.promotion.deploy_release", held_elsewhere)
-    monkeypatch.setattr(deploy_module.settings, "ledger", lambda: None)
     monkeypatch.setattr(deploy_module.settings, "artifact_store", lambda: None)
 
     with pytest.raises(TaskDeferred) as deferred:
@@ -163,7 +162,6 @@ def test_a_lock_the_cli_engine_found_fails_naming_the_tasks_own_fix(
         raise LockHeld("deploy lock acquired by deployer@example.com. Use --force-lock to override")
 
     monkeypatch.setattr("bundle_promotion.lifecycle.promotion.deploy_release", held_by_cli)
-    monkeypatch.setattr(deploy_module.settings, "ledger", lambda: None)
     monkeypatch.setattr(deploy_module.settings, "artifact_store", lambda: None)
 
     with pytest.raises(

@@ -76,3 +76,43 @@ def test_only_a_real_failure_marks_the_deployment_failed(failure: Exception, sta
     mark_deployment_failed(context(deployment_id, exception=failure))
 
     assert ledger.deployment(deployment_id).state == state
+
+
+class ReleaseTaskInstance:
+    """The deploy task's view of its run: the release task's XCom, the ledger's release id."""
+
+    def __init__(self, release_id: int) -> None:
+        self.release_id = release_id
+
+    def xcom_pull(self, task_ids: str) -> int:
+        assert task_ids == "release"
+        return self.release_id
+
+
+def test_a_deploy_refused_by_a_hold_tells_github_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cleared deploy task in a held environment is refused before any GitHub deployment is made."""
+    from bundle_promotion.operators.deploy import BundleDeployOperator
+    from bundle_promotion.operators.deployment_mirror import GitHubDeploymentMirror
+
+    told: list[str] = []
+    monkeypatch.setattr(GitHubDeploymentMirror, "started", lambda self, context: told.append("started"))
+    monkeypatch.setattr(GitHubDeploymentMirror, "failed", lambda self, context, detail: told.append(detail))
+    ledger = settings.ledger()
+    release = Release("deploy_held", "v1.2.0", "a" * 40, (Artifact("w", "dist/w", "b" * 64),), "c" * 64)
+    release_id = ledger.record_release(release)
+    ledger.hold_environment("deploy_held", "dev", reason="rolled back", actor="bundle-promotion", run_id="r")
+    task = BundleDeployOperator(
+        task_id="deploy",
+        bundle="deploy_held",
+        repo="https://github.com/acme/deploy_held.git",
+        environment="dev",
+        target="dev",
+        databricks_conn_id="databricks_dev",
+        github_repo="acme/deploy_held",
+    )
+
+    with pytest.raises(AirflowFailException, match="hold clear deploy_held dev") as refused:
+        task.execute({"task": task, "ti": ReleaseTaskInstance(release_id), "run_id": "r2"})
+
+    assert isinstance(refused.value.__cause__, EnvironmentHeld)
+    assert told == []

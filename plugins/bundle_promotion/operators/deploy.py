@@ -83,10 +83,13 @@ class BundleDeployOperator(FromBundleSource, OnWorkspace, PromotionOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from bundle_promotion.bundle.deploy.lock import LockOwner
         from bundle_promotion.errors import LockHeld
+        from bundle_promotion.lifecycle.holds import refuse_if_held
         from bundle_promotion.lifecycle.promotion import deploy_release
 
         release_id = int(context["ti"].xcom_pull(task_ids=self.release_task_id))
         ledger = settings.ledger()
+        # Checked again as the deploy starts; here so that a refused deploy tells GitHub nothing.
+        refuse_if_held(ledger, self.bundle, self.environment)
         mirror = deployment_mirror.mirror(self.github_repo, self.github_conn_id, self.environment, release_id)
         if mirror:
             mirror.started(context)
