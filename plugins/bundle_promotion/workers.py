@@ -24,6 +24,7 @@ import importlib
 import logging
 import pkgutil
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -40,6 +41,21 @@ NOT_FOR_TASKS = tuple(f"bundle_promotion.{name}" for name in ("web", "cli", "tes
 @worker_init.connect
 def preload(**_signal: Any) -> None:
     """Celery sends ``worker_init`` in the worker's main process before it starts the pool."""
+    threads = set(threading.enumerate())
+    _load_what_tasks_load()
+    log.info("Preloaded %d modules for the tasks this worker forks", len(sys.modules))
+    if started := sorted(thread.name for thread in set(threading.enumerate()) - threads):
+        log.warning(
+            "Loading the plugins started threads %s, which no forked task has; if a plugin misbehaves "
+            "in tasks, set [celery] celery_config_options back to Airflow's default",
+            started,
+        )
+    # Keep the collector off everything loaded so far: a forked task neither scans it nor, by
+    # touching its reference counts' pages, copies it.
+    gc.freeze()
+
+
+def _load_what_tasks_load() -> None:
     from airflow.sdk.execution_time import task_runner  # noqa: F401  # what each task's process runs
     from airflow.sdk.listener import get_listener_manager
     from airflow.sdk.plugins_manager import integrate_macros_plugins
@@ -51,10 +67,6 @@ def preload(**_signal: Any) -> None:
     integrate_macros_plugins()
     _import_for_tasks(bundle_promotion)
     configure_mappers()
-    log.info("Preloaded %d modules for the tasks this worker forks", len(sys.modules))
-    # Keep the collector off everything loaded so far: a forked task neither scans it nor, by
-    # touching its reference counts' pages, copies it.
-    gc.freeze()
 
 
 def _import_for_tasks(package: ModuleType) -> None:

@@ -12,12 +12,12 @@ import textwrap
 # Run in a fresh interpreter: preloading imports most of the package and freezes the collector.
 PROBE = textwrap.dedent(
     """
-    import gc, json, sys
+    import gc, json, sys, threading
     from celery.signals import worker_init
     from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
     from bundle_promotion import workers
 
-    before = set(sys.modules)
+    before, threads = set(sys.modules), threading.active_count()
     worker_init.send(sender=None)  # as Celery does in the worker's main process
     from airflow.sdk.listener import get_listener_manager
     print(json.dumps({
@@ -26,6 +26,7 @@ PROBE = textwrap.dedent(
         "after": sorted(sys.modules),
         "plugins_cached": get_listener_manager.cache_info().currsize,
         "frozen": gc.get_freeze_count(),
+        "threads_started": threading.active_count() - threads,
     }))
     """
 )
@@ -54,6 +55,7 @@ def test_the_worker_preloads_the_tasks_modules_and_plugins_before_it_forks() -> 
     } <= loaded
     assert probe["plugins_cached"] == 1
     assert int(probe["frozen"]) > 0  # type: ignore[call-overload]
+    assert probe["threads_started"] == 0  # a forked task would have none of them
 
 
 def test_what_no_task_runs_is_not_preloaded() -> None:
