@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,42 @@ def test_a_deploy_waiting_on_a_dead_runs_lock_proceeds_once_alice_breaks_it(
     assert (broken.actor, broken.reason, broken.details["holder"]) == ("alice", "its worker died", holder)
     assert broken.details["held_for_seconds"] >= 0
     assert workspace_files.read_json(api, LOCK) is None  # the deploy released its own lock
+
+
+@contextmanager
+def a_promotion_run(run_id: str, state: str) -> Iterator[None]:
+    """A run of promote__sales in Airflow's database, in ``state``, removed afterwards."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.types import DagRunType
+
+    with create_session() as session:
+        session.add(
+            DagRun(
+                dag_id="promote__sales",
+                run_id=run_id,
+                run_type=DagRunType.MANUAL,
+                state=state,
+                run_after=datetime.now(UTC),
+            )
+        )
+    try:
+        yield
+    finally:
+        with create_session() as session:
+            session.query(DagRun).filter_by(dag_id="promote__sales", run_id=run_id).delete()
+
+
+@pytest.mark.parametrize(("run_state", "shown"), [("running", True), ("failed", False), ("success", False)])
+def test_a_wait_left_by_a_run_that_ended_is_not_shown(
+    client: Any, ledger: Ledger, run_state: str, shown: bool
+) -> None:
+    """A worker killed while the deploy was deferred leaves its wait in the ledger; once Airflow
+    ends the run, nothing waits on that lock and the board offers no break."""
+    waits_on(ledger, {"ID": "9d4c", "User": "deployer@example.com", "Owner": DEAD_RUN.__dict__})
+
+    with a_promotion_run(WAITING_RUN.run_id, run_state):
+        prod = cell(board_of(client, "alice"), "prod")
+
+    assert (prod["lock_wait"] is not None) is shown
+    assert prod["actions"]["break_lock"]["allowed"] is shown

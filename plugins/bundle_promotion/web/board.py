@@ -13,6 +13,7 @@ index seeks, and the Airflow runs linked from the cells are looked up in one que
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -157,7 +158,7 @@ def board(user: GetUserDep) -> Board:
     pairs = [(spec.bundle, env.name) for spec in visible for env in spec.environments]
     ledger = api._ledger()
     states = iter(ledger.board(pairs))
-    rows = [(spec, [next(states) for _ in spec.environments]) for spec in visible]
+    rows = _without_ended_lock_waits([(spec, [next(states) for _ in spec.environments]) for spec in visible])
     runs = _run_urls(rows)
     drifts = {(report.bundle, report.environment): report for report in ledger.latest_drift_reports()}
     return Board(
@@ -643,6 +644,49 @@ def _group_names(policy: ApprovalPolicy) -> str:
         f"{group.name} ({', '.join([*group.users, *([f'role {group.role}'] if group.role else [])])})"
         for group in policy.groups
     )
+
+
+def _without_ended_lock_waits(
+    rows: list[tuple[PromotionSpec, list[EnvironmentState]]],
+) -> list[tuple[PromotionSpec, list[EnvironmentState]]]:
+    """A deploy whose run has ended waits on no lock, whatever the ledger kept (a worker killed
+    while the deploy was deferred leaves its wait behind); one query, only when something waits."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    waiting = {(spec.bundle, run) for spec, states in rows for cell in states if (run := _waiting_run(cell))}
+    if not waiting:
+        return rows
+    bundle_of_dag = {
+        dag_id: bundle
+        for bundle, _ in waiting
+        for dag_id in (promotion_dag_id(bundle), rollback_dag_id(bundle))  # a rollback deploys too
+    }
+    with create_session() as session:
+        ended = {
+            (bundle_of_dag[dag_id], run_id)
+            for dag_id, run_id in session.execute(
+                select(DagRun.dag_id, DagRun.run_id).where(
+                    DagRun.dag_id.in_(bundle_of_dag),
+                    DagRun.run_id.in_({run_id for _, run_id in waiting}),
+                    DagRun.state.in_([DagRunState.SUCCESS, DagRunState.FAILED]),
+                )
+            )
+        }
+    return [
+        (spec, [_drop_lock_wait_if(state, (spec.bundle, _waiting_run(state)) in ended) for state in states])
+        for spec, states in rows
+    ]
+
+
+def _waiting_run(state: EnvironmentState) -> str | None:
+    return state.lock_wait.run_id if state.lock_wait else None
+
+
+def _drop_lock_wait_if(state: EnvironmentState, ended: bool) -> EnvironmentState:
+    return replace(state, lock_wait=None) if ended else state
 
 
 def _run_urls(
