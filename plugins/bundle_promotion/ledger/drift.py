@@ -1,7 +1,9 @@
 """Drift: each check of an environment against its release, and each heal, done or refused.
 
 Checks run hourly, so the audit trail records a check only when what it found changed
-(drift found, changed or gone); every heal, done or refused, is an audit event.
+(drift found, changed or gone); every heal, done or refused, is an audit event. For the same
+reason the reports of an environment are kept per finding: the first check that found it
+and the newest, not every hour in between.
 """
 
 from __future__ import annotations
@@ -23,10 +25,16 @@ class DriftMixin(LedgerDatabase):
     """``Ledger`` methods for drift reports and heals."""
 
     def record_drift_report(self, report: DriftReport, *, actor: str) -> bool:
-        """Keep the report; True when what it found differs from the environment's previous report."""
+        """Keep the report; True when what it found differs from the environment's previous report.
+
+        A previous report that found the same as both the one before it and this one is replaced:
+        it was neither when this finding began nor the newest check."""
         findings = _findings_json(report.findings)
         with self._writes.begin() as session:
-            previous = session.scalar(_reports_query(report.bundle, report.environment).limit(1))
+            newest = list(session.scalars(_reports_query(report.bundle, report.environment).limit(2)))
+            previous = newest[0] if newest else None
+            if len(newest) == 2 and _found(newest[1]) == _found(previous) == (report.status, findings):
+                session.delete(previous)
             session.add(
                 DriftReportRow(
                     bundle=report.bundle,
@@ -113,6 +121,10 @@ def _findings_json(findings: Sequence[DriftFinding]) -> str:
 
 def _to_findings(findings_json: str) -> tuple[DriftFinding, ...]:
     return tuple(DriftFinding(**finding) for finding in json.loads(findings_json))
+
+
+def _found(row: DriftReportRow | None) -> tuple[str, str] | None:
+    return (row.status, row.findings) if row is not None else None
 
 
 def _reports_query(bundle: str, environment: str) -> Select[Any]:
