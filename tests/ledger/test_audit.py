@@ -48,18 +48,6 @@ def approval(digest: str, approver: str, environment: str = "prod", **fields: ob
     return Approval(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.db"
-
-
-@pytest.fixture
-def ledger(database: Path) -> Ledger:
-    ledger = Ledger(f"sqlite:///{database}")
-    ledger.migrate()
-    return ledger
-
-
 def promote(ledger: Ledger, version: str = "v1.0.0", environment: str = "prod", run_id: str = "run_1") -> int:
     release_id = ledger.record_release(release(version))
     deployment = ledger.start_deployment(

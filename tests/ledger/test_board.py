@@ -8,25 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import create_engine, event, text
 
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.ledger.records import Approval, GateEvaluation, GateResult
 from tests.ledger.test_deployment_outcomes import applied, rolled_back
 from tests.ledger.test_ledger import release
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.db"
-
-
-@pytest.fixture
-def ledger(database: Path) -> Ledger:
-    ledger = Ledger(f"sqlite:///{database}")
-    ledger.migrate()
-    return ledger
 
 
 def wait_at(ledger: Ledger, environment: str, version: str, reason: str) -> str:

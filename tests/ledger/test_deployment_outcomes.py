@@ -15,18 +15,6 @@ from tests.ledger.test_ledger import deploy, release
 ROLLBACK = "rollback redeploy"
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "bundle_promotion_ledger.db"
-
-
-@pytest.fixture
-def ledger(database: Path) -> Ledger:
-    ledger = Ledger(f"sqlite:///{database}")
-    ledger.migrate()
-    return ledger
-
-
 def applied(ledger: Ledger, version: str, run_id: str) -> int:
     """A deployment of ``version`` the engine applied: the workspace runs it, checks pending."""
     deployment_id = deploy(ledger, ledger.record_release(release(version=version)), run_id=run_id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from bundle_promotion.ledger import Ledger
@@ -14,18 +13,6 @@ from bundle_promotion.ledger.records import DriftFinding, DriftReport
 
 START = datetime(2026, 11, 30, tzinfo=UTC)
 PAUSED = DriftFinding("resources.jobs.etl", "schedule.pause_status", "UNPAUSED", "PAUSED")
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "ledger.db"
-
-
-@pytest.fixture
-def ledger(database: Path) -> Ledger:
-    ledger = Ledger(f"sqlite:///{database}")
-    ledger.migrate()
-    return ledger
 
 
 def check(ledger: Ledger, hour: int, *findings: DriftFinding, environment: str = "prod") -> bool:

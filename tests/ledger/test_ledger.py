@@ -45,18 +45,6 @@ def all_at_once(count: int, work: Callable[[], T]) -> list[T]:
         return list(pool.map(run, range(count)))
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Path:
-    return tmp_path / "bundle_promotion_ledger.db"
-
-
-@pytest.fixture
-def ledger(database: Path) -> Ledger:
-    ledger = Ledger(f"sqlite:///{database}")
-    ledger.migrate()
-    return ledger
-
-
 def schema_versions(database: Path) -> list[int]:
     with sqlite3.connect(database) as connection:
         return [version for (version,) in connection.execute("SELECT version FROM schema_version")]

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bundle_promotion.ledger import Ledger
 from bundle_promotion.ledger.evidence import verify
@@ -20,13 +17,6 @@ HOLDER: dict[str, Any] = {
     "IsForced": False,
     "Owner": {"run_id": "scheduled__1", "task_id": "prod.deploy", "environment": "prod", "host": "w1"},
 }
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Ledger:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.migrate()
-    return ledger
 
 
 def wait(ledger: Ledger, run_id: str = "manual__2", holder: dict[str, Any] = HOLDER) -> None:
