@@ -37,3 +37,11 @@ def test_fields_the_server_adds_are_not_differences_but_a_sent_field_it_lost_is(
     remote = {"name": "etl", "timeout_seconds": 0}
 
     assert list(field_differences(sent, remote)) == [("tags", {"team": "sales"}, None)]
+
+
+def test_a_list_whose_keys_are_not_text_or_not_unique_is_compared_item_by_item() -> None:
+    """Found by the property above: a key that is a list, and two items with one key."""
+    assert list(field_differences([], [{"name": []}])) == [("", [], [{"name": []}])]
+    sent = [{"name": "a", "x": 1}, {"name": "a"}]
+    assert list(field_differences(sent, [{"name": "a"}])) == [("", sent, [{"name": "a"}])]
+    assert differs(sent, [{"name": "a"}])

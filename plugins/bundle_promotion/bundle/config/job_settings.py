@@ -170,9 +170,11 @@ def _list_differs(sent: list[Any], remote: Any) -> bool:
     return any(differs(item, other) for item, other in zip(sent, remote, strict=True))
 
 
-def _index_by_key(items: list[Any]) -> dict[Any, Any] | None:
-    """Index a keyed list (tasks by task_key, ...) so order does not count as a change."""
+def _index_by_key(items: list[Any]) -> dict[str, Any] | None:
+    """Index a keyed list (tasks by task_key, ...) so order does not count as a change; None when
+    some item has no text key, or two share one (then the list is compared item by item)."""
     for key_field in KEYED_LISTS.values():
-        if items and all(isinstance(item, dict) and key_field in item for item in items):
-            return {item[key_field]: item for item in items}
+        if items and all(isinstance(item, dict) and isinstance(item.get(key_field), str) for item in items):
+            index = {item[key_field]: item for item in items}
+            return index if len(index) == len(items) else None
     return None
