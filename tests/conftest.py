@@ -35,6 +35,10 @@ os.environ.update(
         "AIRFLOW__API_AUTH__JWT_SECRET": "bundle-promotion-tests-only",
     }
 )
+# Airflow fixes its DAGs folder when airflow.settings is first imported. Imported here, that is
+# the session's, whichever test runs first; a test that points the DAGs folder elsewhere for a
+# while would otherwise leave every later dag.test() in the session looking there.
+import airflow.settings  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
