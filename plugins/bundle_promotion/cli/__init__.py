@@ -370,19 +370,12 @@ def _export_evidence(arguments: argparse.Namespace) -> int:
 
 
 def _add_hold(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    hold = commands.add_parser("hold", help="clear the hold a rollback put on an environment")
-    actions = hold.add_subparsers(title="actions", required=True, metavar="ACTION")
-    clear = actions.add_parser(
-        "clear", help="let promotions into the environment again, through the API as your Airflow user"
-    )
-    _api_options(clear)
-    break_glass = actions.add_parser(
-        "break-glass",
-        help="administrators only: clear the hold straight in the ledger, recorded as a break-glass action",
-    )
-    _ledger_option(break_glass)
-    break_glass.add_argument(
-        "--actor", help="the administrator, for the audit trail (default: your login name)"
+    clear, break_glass = _through_api_or_break_glass(
+        commands.add_parser("hold", help="clear the hold a rollback put on an environment"),
+        "clear",
+        api_help="let promotions into the environment again, through the API as your Airflow user",
+        break_glass_help="administrators only: clear the hold straight in the ledger, recorded as a "
+        "break-glass action",
     )
     for action, run in ((clear, _clear_hold), (break_glass, _break_glass)):
         action.add_argument("bundle", help="the bundle, as named in its promotion spec")
@@ -391,6 +384,22 @@ def _add_hold(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
             "--reason", required=True, help="why promotions may resume (kept in the audit trail)"
         )
         action.set_defaults(run=run)
+
+
+def _through_api_or_break_glass(
+    command: argparse.ArgumentParser, api_action: str, *, api_help: str, break_glass_help: str
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """An administrative command's two actions: ``api_action`` through the API as the caller, and
+    ``break-glass`` straight in the ledger, naming the administrator for the audit trail."""
+    actions = command.add_subparsers(title="actions", required=True, metavar="ACTION")
+    through_api = actions.add_parser(api_action, help=api_help)
+    _api_options(through_api)
+    break_glass = actions.add_parser("break-glass", help=break_glass_help)
+    _ledger_option(break_glass)
+    break_glass.add_argument(
+        "--actor", help="the administrator, for the audit trail (default: your login name)"
+    )
+    return through_api, break_glass
 
 
 def _clear_hold(arguments: argparse.Namespace) -> int:
@@ -427,21 +436,13 @@ def _break_glass(arguments: argparse.Namespace) -> int:
 
 
 def _add_signature(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    signature = commands.add_parser("signature", help="administer Part 11 signatures")
-    actions = signature.add_subparsers(title="actions", required=True, metavar="ACTION")
-    unlock = actions.add_parser(
+    unlock, break_glass = _through_api_or_break_glass(
+        commands.add_parser("signature", help="administer Part 11 signatures"),
         "unlock",
-        help="lift the lockout failed signature attempts put on a signer, through the API as your "
+        api_help="lift the lockout failed signature attempts put on a signer, through the API as your "
         "Airflow user (an administrator; an audited action)",
-    )
-    _api_options(unlock)
-    break_glass = actions.add_parser(
-        "break-glass",
-        help="administrators only: lift a lockout straight in the ledger, recorded as a break-glass action",
-    )
-    _ledger_option(break_glass)
-    break_glass.add_argument(
-        "--actor", help="the administrator, for the audit trail (default: your login name)"
+        break_glass_help="administrators only: lift a lockout straight in the ledger, recorded as a "
+        "break-glass action",
     )
     for action, run in ((unlock, _unlock_signature), (break_glass, _break_glass_signature)):
         action.add_argument("signer", help="the locked-out user id")
