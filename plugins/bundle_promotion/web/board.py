@@ -12,8 +12,8 @@ index seeks, and the Airflow runs linked from the cells are looked up in one que
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -158,8 +158,8 @@ def board(user: GetUserDep) -> Board:
     pairs = [(spec.bundle, env.name) for spec in visible for env in spec.environments]
     ledger = api._ledger()
     states = iter(ledger.board(pairs))
-    rows = _without_ended_lock_waits([(spec, [next(states) for _ in spec.environments]) for spec in visible])
-    runs = _run_urls(rows)
+    rows = [(spec, [next(states) for _ in spec.environments]) for spec in visible]
+    runs = _runs_named(rows)
     drifts = {(report.bundle, report.environment): report for report in ledger.latest_drift_reports()}
     return Board(
         user=str(user.get_id()),
@@ -206,7 +206,7 @@ def history(bundle: str, user: GetUserDep, limit: int = Query(100, ge=1, le=1000
         for record in records
     }
     run_ids = {record.run_id for records in per_environment.values() for record in records}
-    run_urls = _find_runs([spec], run_ids)
+    runs = _find_runs([spec], run_ids)
     return BundleHistory(
         bundle=bundle,
         environments=[
@@ -218,7 +218,7 @@ def history(bundle: str, user: GetUserDep, limit: int = Query(100, ge=1, le=1000
                         release=_ref(releases[record.release_id]),
                         state=record.state,
                         run_id=record.run_id,
-                        run_url=run_urls(record.run_id),
+                        run_url=runs.url(record.run_id),
                         started_at=record.started_at,
                         applied_at=record.applied_at,
                         finished_at=record.finished_at,
@@ -450,7 +450,7 @@ def _bundle_row(
     spec: PromotionSpec,
     states: Sequence[EnvironmentState],
     user: Any,
-    runs: Callable[[str], str | None],
+    runs: _Runs,
     drifts: Mapping[tuple[str, str], DriftReport],
 ) -> BundleRow:
     promote_dag, rollback_dag = promotion_dag_id(spec.bundle), rollback_dag_id(spec.bundle)
@@ -474,10 +474,14 @@ def _cell(
     env: Environment,
     state: EnvironmentState,
     user: Any,
-    runs: Callable[[str], str | None],
+    runs: _Runs,
     rollback: Permission,
     drift: DriftReport | None,
 ) -> Cell:
+    if state.lock_wait and state.lock_wait.run_id in runs.ended:
+        # The deploy waits no more, whatever the ledger kept: a worker or triggerer killed while
+        # it was deferred leaves its wait behind.
+        state = replace(state, lock_wait=None)
     policy = _approval_policy(env)
     waiting = state.latest_gates if state.latest_gates and state.latest_gates.status == "waiting" else None
     current = state.current
@@ -491,7 +495,7 @@ def _cell(
             state=current[1].state,
             since=current[1].applied_at,
             run_id=current[1].run_id,
-            run_url=runs(current[1].run_id),
+            run_url=runs.url(current[1].run_id),
             detail=current[1].detail,
         )
         if current
@@ -523,7 +527,7 @@ def _waiting(
     evaluation: GateEvaluation,
     state: EnvironmentState,
     policy: ApprovalPolicy | None,
-    runs: Callable[[str], str | None],
+    runs: _Runs,
 ) -> Waiting:
     approvals = state.approvals
     assert state.gates_release is not None  # read with the evaluation
@@ -531,7 +535,7 @@ def _waiting(
         release=_ref(state.gates_release),
         status=evaluation.status,
         run_id=evaluation.run_id,
-        run_url=runs(evaluation.run_id),
+        run_url=runs.url(evaluation.run_id),
         triggered_by=evaluation.triggered_by,
         evaluated_at=evaluation.evaluated_at,
         gates=[api.GateView(gate=r.gate, status=r.status, reason=r.reason) for r in evaluation.results],
@@ -612,14 +616,14 @@ def _may_unblock(user: Any, bundle: str, env: Environment, what: str) -> Permiss
     return _permission(True)
 
 
-def _lock_wait_view(wait: LockWait, runs: Callable[[str], str | None]) -> LockWaitView:
+def _lock_wait_view(wait: LockWait, runs: _Runs) -> LockWaitView:
     return LockWaitView(
         lock_id=wait.lock_id,
         lock_path=wait.lock_path,
         holder=deploy_lock.holder_name(wait.holder),
         held_since=wait.held_since,
         run_id=wait.run_id,
-        run_url=runs(wait.run_id),
+        run_url=runs.url(wait.run_id),
         waiting_since=wait.waiting_since,
     )
 
@@ -646,53 +650,8 @@ def _group_names(policy: ApprovalPolicy) -> str:
     )
 
 
-def _without_ended_lock_waits(
-    rows: list[tuple[PromotionSpec, list[EnvironmentState]]],
-) -> list[tuple[PromotionSpec, list[EnvironmentState]]]:
-    """A deploy whose run has ended waits on no lock, whatever the ledger kept (a worker killed
-    while the deploy was deferred leaves its wait behind); one query, only when something waits."""
-    from airflow.models import DagRun
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
-    from sqlalchemy import select
-
-    waiting = {(spec.bundle, run) for spec, states in rows for cell in states if (run := _waiting_run(cell))}
-    if not waiting:
-        return rows
-    bundle_of_dag = {
-        dag_id: bundle
-        for bundle, _ in waiting
-        for dag_id in (promotion_dag_id(bundle), rollback_dag_id(bundle))  # a rollback deploys too
-    }
-    with create_session() as session:
-        ended = {
-            (bundle_of_dag[dag_id], run_id)
-            for dag_id, run_id in session.execute(
-                select(DagRun.dag_id, DagRun.run_id).where(
-                    DagRun.dag_id.in_(bundle_of_dag),
-                    DagRun.run_id.in_({run_id for _, run_id in waiting}),
-                    DagRun.state.in_([DagRunState.SUCCESS, DagRunState.FAILED]),
-                )
-            )
-        }
-    return [
-        (spec, [_drop_lock_wait_if(state, (spec.bundle, _waiting_run(state)) in ended) for state in states])
-        for spec, states in rows
-    ]
-
-
-def _waiting_run(state: EnvironmentState) -> str | None:
-    return state.lock_wait.run_id if state.lock_wait else None
-
-
-def _drop_lock_wait_if(state: EnvironmentState, ended: bool) -> EnvironmentState:
-    return replace(state, lock_wait=None) if ended else state
-
-
-def _run_urls(
-    rows: Sequence[tuple[PromotionSpec, Sequence[EnvironmentState]]],
-) -> Callable[[str], str | None]:
-    """Where each run the cells name lives in Airflow's UI: one query for them all."""
+def _runs_named(rows: Sequence[tuple[PromotionSpec, Sequence[EnvironmentState]]]) -> _Runs:
+    """Where each run the cells name lives in Airflow's UI, and which have ended: one query for them all."""
     run_ids = {
         run_id
         for _, states in rows
@@ -707,21 +666,37 @@ def _run_urls(
     return _find_runs([spec for spec, _ in rows], run_ids)
 
 
-def _find_runs(specs: Sequence[PromotionSpec], run_ids: set[str]) -> Callable[[str], str | None]:
+@dataclass(frozen=True)
+class _Runs:
+    """The runs the board names, as Airflow has them: each run's DAG and whether it has ended."""
+
+    dags: Mapping[str, str]
+    ended: frozenset[str]
+
+    def url(self, run_id: str) -> str | None:
+        return _run_url(self.dags[run_id], run_id) if run_id in self.dags else None
+
+
+def _find_runs(specs: Sequence[PromotionSpec], run_ids: set[str]) -> _Runs:
     """A deployment knows its run's id, not its DAG: a promotion's or a manual rollback's."""
     from airflow.models import DagRun
     from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
     from sqlalchemy import select
 
     if not run_ids:
-        return lambda run_id: None
+        return _Runs({}, frozenset())
     dag_ids = [dag for spec in specs for dag in (promotion_dag_id(spec.bundle), rollback_dag_id(spec.bundle))]
     with create_session() as session:
         found = session.execute(
-            select(DagRun.run_id, DagRun.dag_id).where(DagRun.dag_id.in_(dag_ids), DagRun.run_id.in_(run_ids))
+            select(DagRun.run_id, DagRun.dag_id, DagRun.state).where(
+                DagRun.dag_id.in_(dag_ids), DagRun.run_id.in_(run_ids)
+            )
         ).all()
-    dags: dict[str, str] = dict(found)
-    return lambda run_id: _run_url(dags[run_id], run_id) if run_id in dags else None
+    ended = frozenset(
+        run_id for run_id, _, state in found if state in (DagRunState.SUCCESS, DagRunState.FAILED)
+    )
+    return _Runs({run_id: dag_id for run_id, dag_id, _ in found}, ended)
 
 
 def _run_url(dag_id: str, run_id: str) -> str:
